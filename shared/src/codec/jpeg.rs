@@ -1,0 +1,155 @@
+//! JPEG: quality estimation from quantisation tables, and encoding (baseline or progressive) with
+//! `jpeg-encoder`. Decoding goes through `image` (zune-jpeg: CMYK and progressive included).
+
+use super::{flatten, EncodeOptions, Metadata};
+use crate::{Error, Result};
+use image::DynamicImage;
+
+/// The IJG luminance table at quality 50 (natural order; only its sum is compared, so order is moot).
+const STD_LUMA: [u16; 64] = [
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+    92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+];
+
+/// The sum of the IJG luminance table scaled for quality `q`, as libjpeg computes it.
+fn scaled_sum(q: u32) -> u32 {
+    let scale = if q < 50 { 5000 / q } else { 200 - 2 * q };
+    STD_LUMA
+        .iter()
+        .map(|&v| ((v as u32 * scale + 50) / 100).clamp(1, 255))
+        .sum()
+}
+
+/// Estimates the IJG quality (1-100) a JPEG was written with, from its first (luminance) quantisation
+/// table: the quality whose scaled standard table has the closest sum. `None` if there is no table.
+pub fn estimate_quality(bytes: &[u8]) -> Option<u8> {
+    let table_sum = luma_table_sum(bytes)?;
+    (1..=100u32)
+        .min_by_key(|&q| scaled_sum(q).abs_diff(table_sum))
+        .map(|q| q as u8)
+}
+
+/// Walks the JPEG markers up to the first scan and sums quantisation table 0.
+fn luma_table_sum(b: &[u8]) -> Option<u32> {
+    let mut i = 2; // after SOI
+    while i + 4 <= b.len() {
+        if b[i] != 0xFF {
+            return None;
+        }
+        let marker = b[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+        let seg = b.get(i + 4..i + 2 + len)?;
+        match marker {
+            0xDB => {
+                // DQT: one or more tables of (Pq<<4 | Tq) then 64 entries of 8 or 16 bits.
+                let mut j = 0;
+                while j < seg.len() {
+                    let (precision, id) = (seg[j] >> 4, seg[j] & 0x0F);
+                    let n = if precision == 0 { 64 } else { 128 };
+                    let table = seg.get(j + 1..j + 1 + n)?;
+                    if id == 0 {
+                        let sum = if precision == 0 {
+                            table.iter().map(|&v| v as u32).sum()
+                        } else {
+                            table
+                                .chunks(2)
+                                .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+                                .sum()
+                        };
+                        return Some(sum);
+                    }
+                    j += 1 + n;
+                }
+            }
+            0xDA | 0xD9 => return None, // start of scan / end of image: no table 0 before pixels
+            _ => {}
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+pub(super) fn encode(
+    img: &DynamicImage,
+    opts: &EncodeOptions,
+    meta: Metadata<'_>,
+) -> Result<Vec<u8>> {
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+    let rgb = flatten(img);
+    let (w, h) = (rgb.width(), rgb.height());
+    let (w16, h16) = match (u16::try_from(w), u16::try_from(h)) {
+        (Ok(w), Ok(h)) => (w, h),
+        _ => {
+            return Err(Error::invalid(format!(
+                "JPEG cannot hold {w}x{h}: at most 65535 px a side"
+            )))
+        }
+    };
+    let mut out = Vec::with_capacity((w as usize * h as usize) / 4);
+    let mut enc = Encoder::new(&mut out, opts.quality.clamp(1, 100));
+    enc.set_progressive(opts.interlace);
+    // Baseline 4:2:0 with optimised Huffman tables is misdecoded by zune-jpeg 0.5 (the decoder behind
+    // `image`, and so behind mogr's own reads), though libjpeg reads it: keep the standard tables there.
+    // The round-trip tests catch a regression.
+    enc.set_optimized_huffman_tables(opts.interlace);
+    // 4:2:0 is the web's norm; above 90 the chroma detail is worth keeping.
+    enc.set_sampling_factor(if opts.quality >= 90 {
+        SamplingFactor::F_1_1
+    } else {
+        SamplingFactor::F_2_2
+    });
+    let meta_err = |e: jpeg_encoder::EncodingError| Error::internal(format!("JPEG metadata: {e}"));
+    if let Some(icc) = meta.icc {
+        enc.add_icc_profile(icc).map_err(meta_err)?;
+    }
+    if let Some(exif) = meta.exif {
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(exif);
+        // An APP segment holds at most 65533 bytes; a larger EXIF block is dropped rather than corrupted.
+        if app1.len() <= 65533 {
+            enc.add_app_segment(1, &app1).map_err(meta_err)?;
+        }
+    }
+    enc.encode(rgb.as_raw(), w16, h16, ColorType::Rgb)
+        .map_err(|e| Error::internal(format!("JPEG encoding failed: {e}")))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg_at(q: u8) -> Vec<u8> {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 64, |x, y| {
+            image::Rgb([x as u8 * 4, y as u8 * 4, 90])
+        }));
+        let opts = EncodeOptions {
+            format: crate::codec::Format::Jpeg,
+            quality: q,
+            interlace: false,
+            strip: true,
+            profile: crate::rule::Profile::Download,
+        };
+        encode(&img, &opts, Metadata::default()).unwrap()
+    }
+
+    #[test]
+    fn estimates_the_quality_a_jpeg_was_written_with() {
+        for q in [30u8, 50, 75, 85, 90, 95] {
+            let est = estimate_quality(&jpeg_at(q)).unwrap();
+            assert!(est.abs_diff(q) <= 1, "wrote {q}, estimated {est}");
+        }
+    }
+
+    #[test]
+    fn no_table_no_estimate() {
+        assert_eq!(estimate_quality(b"\xFF\xD8\xFF\xD9"), None);
+        assert_eq!(estimate_quality(b"\xFF\xD8\xFF\xDB\x00"), None);
+        assert_eq!(estimate_quality(b""), None);
+    }
+}

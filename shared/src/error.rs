@@ -1,0 +1,77 @@
+//! One error type for the whole crate. Each variant maps to a COS error code and an HTTP status, and its
+//! message says what was wrong and what to do about it.
+
+use std::fmt;
+
+/// COS error codes mogr answers with (cos-api.md, "Errors").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 400: a rule, a parameter or the input image is not acceptable.
+    InvalidArgument,
+    /// 413: the input is larger than the configured byte limit.
+    EntityTooLarge,
+    /// 403
+    AccessDenied,
+    /// 404
+    NoSuchKey,
+    /// 500: a failure inside mogr, not caused by the request.
+    InternalError,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidArgument => "InvalidArgument",
+            Code::EntityTooLarge => "EntityTooLarge",
+            Code::AccessDenied => "AccessDenied",
+            Code::NoSuchKey => "NoSuchKey",
+            Code::InternalError => "InternalError",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Code::InvalidArgument => 400,
+            Code::EntityTooLarge => 413,
+            Code::AccessDenied => 403,
+            Code::NoSuchKey => 404,
+            Code::InternalError => 500,
+        }
+    }
+}
+
+/// An error with the COS code it should be reported as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidArgument, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(Code::InternalError, message)
+    }
+    /// True when the failure came from the request (4xx), false for mogr's own faults.
+    pub fn is_client_error(&self) -> bool {
+        self.code.status() < 500
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,519 @@
+//! Runs a rule's operations over a decoded picture, in order, one small function per step. Every frame of
+//! an animation gets the same steps. Sizes are computed and checked against the output limit before any
+//! new buffer is allocated.
+
+use crate::codec::{Limits, Picture};
+use crate::rule::{Flip, Gravity, Op, Scale};
+use crate::{Error, Result};
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::{imageops, DynamicImage, GenericImageView, Rgba, RgbaImage};
+
+pub fn run(pic: &mut Picture, ops: &[Op], limits: &Limits) -> Result<()> {
+    for op in ops {
+        for frame in &mut pic.frames {
+            if let Some(next) = step(op, &frame.image, limits)? {
+                frame.image = next;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One operation on one image; `None` when it leaves the image as it is.
+fn step(op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option<DynamicImage>> {
+    let (w, h) = img.dimensions();
+    Ok(match *op {
+        Op::Thumbnail(scale) => {
+            let (tw, th) = scaled_size(scale, w, h);
+            limits.check_output(tw, th)?;
+            ((tw, th) != (w, h))
+                .then(|| resize(img, tw, th))
+                .transpose()?
+        }
+        Op::Pad {
+            width,
+            height,
+            color,
+        } => Some(pad(img, width, height, color)),
+        Op::Cut {
+            width,
+            height,
+            x,
+            y,
+        } => {
+            if x >= w || y >= h {
+                return Err(Error::invalid(format!(
+                    "cut starts at {x},{y}, outside the {w}x{h} image: use an offset inside it"
+                )));
+            }
+            Some(img.crop_imm(x, y, width.min(w - x), height.min(h - y)))
+        }
+        Op::Crop {
+            width,
+            height,
+            gravity,
+            dx,
+            dy,
+        } => {
+            let cw = width.unwrap_or(w).min(w);
+            let ch = height.unwrap_or(h).min(h);
+            let (x, y) = place(gravity, w, h, cw, ch, dx, dy);
+            Some(img.crop_imm(x, y, cw, ch))
+        }
+        Op::IRadius(r) => Some(inscribed_circle(img, r)),
+        Op::RRadius(r) => Some(rounded_corners(img, r)),
+        Op::Rotate(0) | Op::AutoOrient => None, // decoding already applied the EXIF orientation
+        Op::Rotate(90) => Some(img.rotate90()),
+        Op::Rotate(180) => Some(img.rotate180()),
+        Op::Rotate(270) => Some(img.rotate270()),
+        Op::Rotate(deg) => Some(rotate_any(img, deg, limits)?),
+        Op::Flip(Flip::Vertical) => Some(img.flipv()),
+        Op::Flip(Flip::Horizontal) => Some(img.fliph()),
+        Op::Blur { radius, sigma } => {
+            let s = if sigma == 0 {
+                radius as f32 / 2.0
+            } else {
+                sigma as f32
+            };
+            Some(img.fast_blur(s.max(0.5)))
+        }
+        Op::Sharpen(amount) => Some(img.unsharpen(amount as f32 / 50.0, 1)),
+    })
+}
+
+/// The size a thumbnail scale gives a `w`×`h` image (each side at least 1).
+pub fn scaled_size(scale: Scale, w: u32, h: u32) -> (u32, u32) {
+    let (fw, fh) = (w as f64, h as f64);
+    let by = |s: f64| {
+        (
+            (fw * s).round().max(1.0) as u32,
+            (fh * s).round().max(1.0) as u32,
+        )
+    };
+    let fit = |tw: u32, th: u32| (tw as f64 / fw).min(th as f64 / fh);
+    match scale {
+        Scale::Percent(p) => by(p as f64 / 100.0),
+        Scale::WidthPercent(p) => (by(p as f64 / 100.0).0, h),
+        Scale::HeightPercent(p) => (w, by(p as f64 / 100.0).1),
+        Scale::Width(tw) => (tw, (fh * tw as f64 / fw).round().max(1.0) as u32),
+        Scale::Height(th) => ((fw * th as f64 / fh).round().max(1.0) as u32, th),
+        Scale::Fit { width, height } => by(fit(width, height)),
+        Scale::Shrink { width, height } => {
+            let s = fit(width, height);
+            if s < 1.0 {
+                by(s)
+            } else {
+                (w, h)
+            }
+        }
+        Scale::Enlarge { width, height } => {
+            let s = fit(width, height);
+            if s > 1.0 {
+                by(s)
+            } else {
+                (w, h)
+            }
+        }
+        Scale::Cover { width, height } => by((width as f64 / fw).max(height as f64 / fh)),
+        Scale::Exact { width, height } => (width, height),
+        Scale::Area(a) => {
+            let s = (a as f64 / (fw * fh)).sqrt();
+            // floor, so that the result never exceeds the area
+            (
+                ((fw * s).floor().max(1.0)) as u32,
+                ((fh * s).floor().max(1.0)) as u32,
+            )
+        }
+    }
+}
+
+/// SIMD resampling (Lanczos3) with `fast_image_resize`; alpha is premultiplied while filtering.
+pub fn resize(img: &DynamicImage, w: u32, h: u32) -> Result<DynamicImage> {
+    let mut dst = DynamicImage::new(w, h, img.color());
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    Resizer::new()
+        .resize(img, &mut dst, &opts)
+        .map_err(|e| Error::internal(format!("resize to {w}x{h} failed: {e}")))?;
+    Ok(dst)
+}
+
+/// Top-left corner of a `cw`×`ch` window in a `w`×`h` image at `gravity`, moved inwards by dx/dy.
+fn place(gravity: Gravity, w: u32, h: u32, cw: u32, ch: u32, dx: u32, dy: u32) -> (u32, u32) {
+    use Gravity::*;
+    let (free_x, free_y) = (w - cw, h - ch);
+    let x = match gravity {
+        NorthWest | West | SouthWest => dx.min(free_x),
+        North | Center | South => (free_x / 2).saturating_add(dx).min(free_x),
+        NorthEast | East | SouthEast => free_x.saturating_sub(dx),
+    };
+    let y = match gravity {
+        NorthWest | North | NorthEast => dy.min(free_y),
+        West | Center | East => (free_y / 2).saturating_add(dy).min(free_y),
+        SouthWest | South | SouthEast => free_y.saturating_sub(dy),
+    };
+    (x, y)
+}
+
+fn pad(img: &DynamicImage, w: u32, h: u32, color: [u8; 3]) -> DynamicImage {
+    let (iw, ih) = img.dimensions();
+    let (x, y) = (
+        (w.saturating_sub(iw) / 2) as i64,
+        (h.saturating_sub(ih) / 2) as i64,
+    );
+    if img.color().has_alpha() {
+        let mut canvas = RgbaImage::from_pixel(w, h, Rgba([color[0], color[1], color[2], 255]));
+        imageops::overlay(&mut canvas, &img.to_rgba8(), x, y);
+        DynamicImage::ImageRgba8(canvas)
+    } else {
+        let mut canvas = image::RgbImage::from_pixel(w, h, image::Rgb(color));
+        imageops::replace(&mut canvas, &img.to_rgb8(), x, y);
+        DynamicImage::ImageRgb8(canvas)
+    }
+}
+
+/// Coverage (0..=1) of the pixel at (px, py) by a disc of radius r centred at (cx, cy), antialiased
+/// over one pixel.
+fn disc_coverage(px: u32, py: u32, cx: f32, cy: f32, r: f32) -> f32 {
+    let d = ((px as f32 + 0.5 - cx).powi(2) + (py as f32 + 0.5 - cy).powi(2)).sqrt();
+    (r - d + 0.5).clamp(0.0, 1.0)
+}
+
+fn with_alpha_mask(mut rgba: RgbaImage, coverage: impl Fn(u32, u32) -> f32) -> DynamicImage {
+    for (x, y, p) in rgba.enumerate_pixels_mut() {
+        let c = coverage(x, y);
+        if c < 1.0 {
+            p[3] = (p[3] as f32 * c).round() as u8;
+        }
+    }
+    DynamicImage::ImageRgba8(rgba)
+}
+
+fn inscribed_circle(img: &DynamicImage, r: u32) -> DynamicImage {
+    let (w, h) = img.dimensions();
+    let r = r.min(w / 2).min(h / 2).max(1);
+    let side = 2 * r;
+    let sq = img.crop_imm(
+        (w - side.min(w)) / 2,
+        (h - side.min(h)) / 2,
+        side.min(w),
+        side.min(h),
+    );
+    let c = r as f32;
+    with_alpha_mask(sq.to_rgba8(), |x, y| disc_coverage(x, y, c, c, c))
+}
+
+fn rounded_corners(img: &DynamicImage, r: u32) -> DynamicImage {
+    let (w, h) = img.dimensions();
+    let r = r.min(w / 2).min(h / 2);
+    if r == 0 {
+        return img.clone();
+    }
+    let rf = r as f32;
+    with_alpha_mask(img.to_rgba8(), |x, y| {
+        let cx = if x < r {
+            rf
+        } else if x >= w - r {
+            (w - r) as f32
+        } else {
+            return 1.0;
+        };
+        let cy = if y < r {
+            rf
+        } else if y >= h - r {
+            (h - r) as f32
+        } else {
+            return 1.0;
+        };
+        disc_coverage(x, y, cx, cy, rf)
+    })
+}
+
+/// Clockwise rotation by any angle; the canvas grows to hold the result, the corners are transparent.
+fn rotate_any(img: &DynamicImage, deg: u32, limits: &Limits) -> Result<DynamicImage> {
+    let (w, h) = img.dimensions();
+    let t = (deg as f64).to_radians();
+    let (s, c) = t.sin_cos();
+    let nw = (w as f64 * c.abs() + h as f64 * s.abs()).ceil() as u32;
+    let nh = (w as f64 * s.abs() + h as f64 * c.abs()).ceil() as u32;
+    limits.check_output(nw, nh)?;
+    let src = img.to_rgba8();
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let (ncx, ncy) = (nw as f64 / 2.0, nh as f64 / 2.0);
+    let out = RgbaImage::from_fn(nw, nh, |x, y| {
+        // inverse mapping: destination pixel centre -> source coordinates
+        let (dx, dy) = (x as f64 + 0.5 - ncx, y as f64 + 0.5 - ncy);
+        let sx = dx * c + dy * s + cx - 0.5;
+        let sy = -dx * s + dy * c + cy - 0.5;
+        bilinear(&src, sx, sy)
+    });
+    Ok(DynamicImage::ImageRgba8(out))
+}
+
+fn bilinear(src: &RgbaImage, x: f64, y: f64) -> Rgba<u8> {
+    let (w, h) = (src.width() as i64, src.height() as i64);
+    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+    let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+    let mut acc = [0f64; 4];
+    for (xx, yy, wgt) in [
+        (x0, y0, (1.0 - fx) * (1.0 - fy)),
+        (x0 + 1, y0, fx * (1.0 - fy)),
+        (x0, y0 + 1, (1.0 - fx) * fy),
+        (x0 + 1, y0 + 1, fx * fy),
+    ] {
+        if xx >= 0 && yy >= 0 && xx < w && yy < h {
+            let p = src.get_pixel(xx as u32, yy as u32);
+            let a = p[3] as f64 * wgt;
+            for i in 0..3 {
+                acc[i] += p[i] as f64 * a; // premultiplied, so transparent neighbours do not darken edges
+            }
+            acc[3] += a;
+        }
+    }
+    if acc[3] <= 0.0 {
+        return Rgba([0, 0, 0, 0]);
+    }
+    let px = |v: f64| (v / acc[3]).round().clamp(0.0, 255.0) as u8;
+    Rgba([
+        px(acc[0]),
+        px(acc[1]),
+        px(acc[2]),
+        acc[3].round().clamp(0.0, 255.0) as u8,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Format;
+
+    fn pic(w: u32, h: u32) -> Picture {
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        Picture::still(DynamicImage::ImageRgb8(img), Format::Png)
+    }
+
+    fn dims_after(ops: &[Op], w: u32, h: u32) -> (u32, u32) {
+        let mut p = pic(w, h);
+        run(&mut p, ops, &Limits::default()).unwrap();
+        (p.width(), p.height())
+    }
+
+    #[test]
+    fn every_scale_gives_the_documented_size() {
+        let cases = [
+            (Scale::Percent(50), (400, 300)),
+            (Scale::WidthPercent(50), (400, 600)),
+            (Scale::HeightPercent(50), (800, 300)),
+            (Scale::Width(200), (200, 150)),
+            (Scale::Height(150), (200, 150)),
+            (
+                Scale::Fit {
+                    width: 400,
+                    height: 400,
+                },
+                (400, 300),
+            ),
+            (
+                Scale::Fit {
+                    width: 1600,
+                    height: 1600,
+                },
+                (1600, 1200),
+            ),
+            (
+                Scale::Shrink {
+                    width: 1600,
+                    height: 1600,
+                },
+                (800, 600),
+            ),
+            (
+                Scale::Shrink {
+                    width: 400,
+                    height: 400,
+                },
+                (400, 300),
+            ),
+            (
+                Scale::Enlarge {
+                    width: 400,
+                    height: 400,
+                },
+                (800, 600),
+            ),
+            (
+                Scale::Enlarge {
+                    width: 1600,
+                    height: 1600,
+                },
+                (1600, 1200),
+            ),
+            (
+                Scale::Cover {
+                    width: 400,
+                    height: 400,
+                },
+                (533, 400),
+            ),
+            (
+                Scale::Exact {
+                    width: 123,
+                    height: 45,
+                },
+                (123, 45),
+            ),
+            (Scale::Area(120_000), (400, 300)),
+        ];
+        for (scale, want) in cases {
+            assert_eq!(scaled_size(scale, 800, 600), want, "{scale:?}");
+        }
+        assert_eq!(
+            dims_after(&[Op::Thumbnail(Scale::Width(100))], 800, 600),
+            (100, 75)
+        );
+    }
+
+    #[test]
+    fn output_side_limit_fires_before_allocation() {
+        let mut p = pic(100, 100);
+        run(
+            &mut p,
+            &[Op::Thumbnail(Scale::Percent(1000))],
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!((p.width(), p.height()), (1000, 1000));
+        let mut p = pic(2000, 10);
+        let e = run(
+            &mut p,
+            &[Op::Thumbnail(Scale::Percent(1000))],
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("at most 9999"), "{e}");
+    }
+
+    #[test]
+    fn gravity_places_the_crop_window() {
+        use Gravity::*;
+        let cases = [
+            (NorthWest, (0, 0)),
+            (North, (30, 0)),
+            (NorthEast, (60, 0)),
+            (West, (0, 20)),
+            (Center, (30, 20)),
+            (East, (60, 20)),
+            (SouthWest, (0, 40)),
+            (South, (30, 40)),
+            (SouthEast, (60, 40)),
+        ];
+        for (g, want) in cases {
+            assert_eq!(place(g, 100, 80, 40, 40, 0, 0), want, "{g:?}");
+        }
+        // offsets move the window inwards and never past the edge
+        assert_eq!(place(SouthEast, 100, 80, 40, 40, 5, 7), (55, 33));
+        assert_eq!(place(NorthWest, 100, 80, 40, 40, 500, 500), (60, 40));
+        // crop reads the right pixels: the source pixel value encodes its position
+        let mut p = pic(100, 80);
+        let op = Op::Crop {
+            width: Some(10),
+            height: Some(10),
+            gravity: SouthEast,
+            dx: 0,
+            dy: 0,
+        };
+        run(&mut p, &[op], &Limits::default()).unwrap();
+        assert_eq!(p.first().to_rgb8().get_pixel(0, 0).0, [90, 70, 7]);
+    }
+
+    #[test]
+    fn cut_crop_pad_rotate_flip_sizes() {
+        assert_eq!(
+            dims_after(
+                &[Op::Cut {
+                    width: 50,
+                    height: 40,
+                    x: 10,
+                    y: 20
+                }],
+                100,
+                80
+            ),
+            (50, 40)
+        );
+        assert_eq!(
+            dims_after(
+                &[Op::Cut {
+                    width: 500,
+                    height: 400,
+                    x: 90,
+                    y: 70
+                }],
+                100,
+                80
+            ),
+            (10, 10)
+        );
+        let crop = Op::Crop {
+            width: None,
+            height: Some(30),
+            gravity: Gravity::Center,
+            dx: 0,
+            dy: 0,
+        };
+        assert_eq!(dims_after(&[crop], 100, 80), (100, 30));
+        let pad = [
+            Op::Thumbnail(Scale::Fit {
+                width: 50,
+                height: 50,
+            }),
+            Op::Pad {
+                width: 50,
+                height: 50,
+                color: [0, 0, 0],
+            },
+        ];
+        assert_eq!(dims_after(&pad, 100, 80), (50, 50));
+        assert_eq!(dims_after(&[Op::Rotate(90)], 100, 80), (80, 100));
+        assert_eq!(dims_after(&[Op::Rotate(180)], 100, 80), (100, 80));
+        assert_eq!(dims_after(&[Op::Rotate(45)], 100, 100), (142, 142));
+        assert_eq!(dims_after(&[Op::Flip(Flip::Vertical)], 100, 80), (100, 80));
+        assert_eq!(dims_after(&[Op::IRadius(30)], 100, 80), (60, 60));
+        assert_eq!(dims_after(&[Op::IRadius(300)], 100, 80), (80, 80));
+        assert!(run(
+            &mut pic(10, 10),
+            &[Op::Cut {
+                width: 5,
+                height: 5,
+                x: 10,
+                y: 0
+            }],
+            &Limits::default()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn pixels_move_where_rotation_and_flips_say() {
+        let mut p = pic(100, 80);
+        run(&mut p, &[Op::Rotate(90)], &Limits::default()).unwrap();
+        // clockwise: the top-left pixel (0,0) ends at the top-right corner
+        assert_eq!(p.first().to_rgb8().get_pixel(79, 0).0, [0, 0, 7]);
+        let mut p = pic(100, 80);
+        run(&mut p, &[Op::Flip(Flip::Horizontal)], &Limits::default()).unwrap();
+        assert_eq!(p.first().to_rgb8().get_pixel(0, 0).0, [99, 0, 7]);
+    }
+
+    #[test]
+    fn radii_make_transparent_corners() {
+        let mut p = pic(100, 80);
+        run(&mut p, &[Op::RRadius(20)], &Limits::default()).unwrap();
+        let rgba = p.first().to_rgba8();
+        assert_eq!(rgba.get_pixel(0, 0)[3], 0);
+        assert_eq!(rgba.get_pixel(50, 40)[3], 255);
+        let mut p = pic(100, 80);
+        run(&mut p, &[Op::IRadius(40)], &Limits::default()).unwrap();
+        let rgba = p.first().to_rgba8();
+        assert_eq!(rgba.get_pixel(0, 0)[3], 0);
+        assert_eq!(rgba.get_pixel(40, 40)[3], 255);
+    }
+}

@@ -1,0 +1,202 @@
+//! The imageMogr2 grammar (cos-api.md) as typed operations.
+//!
+//! A rule such as `imageMogr2/thumbnail/800x/rotate/90|imageMogr2/format/heif/quality/60` is parsed into one
+//! [`Rule`]: the pixel operations of every `|` segment in order, and the output settings (format, quality,
+//! ...) where a later segment overrides an earlier one. mogr decodes once and encodes once, so a pipeline
+//! never pays for an intermediate encode.
+
+mod parse;
+
+pub use parse::{parse, RuleError, MAX_RULE_LEN, MAX_SEGMENTS};
+
+use crate::codec::Format;
+
+/// A parsed rule: what to do to the pixels, and how to write the result.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rule {
+    /// Pixel operations, in the order they appear.
+    pub ops: Vec<Op>,
+    /// Output format; `None` keeps the input's format.
+    pub format: Option<Format>,
+    pub quality: Option<Quality>,
+    /// `/interlace/1`: progressive JPEG (interlaced PNG/GIF are not written; the flag is ignored there).
+    pub interlace: bool,
+    /// `/strip`: drop EXIF and ICC metadata from the output.
+    pub strip: bool,
+    pub size_limit: Option<SizeLimit>,
+    /// `/ignore-error/1`: answer the original instead of an error when a size or parameter limit is hit.
+    pub ignore_error: bool,
+    /// Encoder profile picked in the rule (`/profile/download|persistent`); `None` lets the entry point pick.
+    pub profile: Option<Profile>,
+}
+
+/// Encoder settings chosen for the latency or the size a caller cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Latency-bound (download-time conversions): fast encoder presets.
+    Download,
+    /// Size-bound (upload and in-cloud): slower presets that give fewer bytes at the same quality.
+    Persistent,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Thumbnail(Scale),
+    /// `/pad/1` after a `<W>x<H>` thumbnail: the result is padded to exactly W×H with `color` (RGB).
+    Pad {
+        width: u32,
+        height: u32,
+        color: [u8; 3],
+    },
+    /// `/cut/<w>x<h>x<dx>x<dy>`: a rectangle at an absolute offset.
+    Cut {
+        width: u32,
+        height: u32,
+        x: u32,
+        y: u32,
+    },
+    /// `/crop/...` with `/gravity/` and `/dx/ /dy/`; a missing side keeps the image's side.
+    Crop {
+        width: Option<u32>,
+        height: Option<u32>,
+        gravity: Gravity,
+        dx: u32,
+        dy: u32,
+    },
+    /// `/iradius/<r>`: the inscribed circle of radius r, outside transparent.
+    IRadius(u32),
+    /// `/rradius/<r>`: rounded corners of radius r, outside transparent.
+    RRadius(u32),
+    /// `/rotate/<deg>`: clockwise, the canvas grows to hold the rotated image.
+    Rotate(u32),
+    /// `/auto-orient`: apply the EXIF orientation (mogr always does; kept for COS compatibility).
+    AutoOrient,
+    Flip(Flip),
+    /// `/blur/<radius>x<sigma>`
+    Blur {
+        radius: u32,
+        sigma: u32,
+    },
+    /// `/sharpen/<10-300>`
+    Sharpen(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scale {
+    /// `!<s>p`: both sides to s %.
+    Percent(u32),
+    /// `!<s>px`: width to s %, height unchanged.
+    WidthPercent(u32),
+    /// `!x<s>p`: height to s %, width unchanged.
+    HeightPercent(u32),
+    /// `<W>x`: width W, height in proportion.
+    Width(u32),
+    /// `x<H>`: height H, width in proportion.
+    Height(u32),
+    /// `<W>x<H>`: the largest size that fits inside W×H, keeping the aspect ratio.
+    Fit { width: u32, height: u32 },
+    /// `<W>x<H>>`: like Fit, but only ever shrinks.
+    Shrink { width: u32, height: u32 },
+    /// `<W>x<H><`: like Fit, but only ever enlarges.
+    Enlarge { width: u32, height: u32 },
+    /// `!<W>x<H>r`: the smallest size that covers W×H, keeping the aspect ratio.
+    Cover { width: u32, height: u32 },
+    /// `<W>x<H>!`: exactly W×H, ignoring the aspect ratio.
+    Exact { width: u32, height: u32 },
+    /// `<Area>@`: at most Area pixels, keeping the aspect ratio.
+    Area(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Gravity {
+    /// COS's default for `/crop/` is the top-left corner.
+    #[default]
+    NorthWest,
+    North,
+    NorthEast,
+    West,
+    Center,
+    East,
+    SouthWest,
+    South,
+    SouthEast,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flip {
+    Vertical,
+    Horizontal,
+}
+
+/// COS quality semantics (cos-api.md): each is resolved against the input's estimated quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    /// `/quality/q`: min(input quality, q); `/quality/q!` (forced): exactly q.
+    Absolute { q: u8, forced: bool },
+    /// `/rquality/q`: input quality × q / 100.
+    Relative(u8),
+    /// `/lquality/q`: at least q (max(input quality, q)).
+    Floor(u8),
+}
+
+impl Quality {
+    /// The quality to encode with, given the input's quality (100 when unknown, e.g. a PNG).
+    pub fn resolve(self, input: u8) -> u8 {
+        let q = match self {
+            Quality::Absolute { q, forced: true } => q,
+            Quality::Absolute { q, forced: false } => q.min(input),
+            Quality::Relative(r) => ((input as u32 * r as u32 + 50) / 100) as u8,
+            Quality::Floor(l) => l.max(input),
+        };
+        q.clamp(1, 100)
+    }
+}
+
+/// `/size-limit/<n>k[!]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeLimit {
+    pub bytes: u64,
+    /// `!`: when the result is still larger than the input, answer the input unchanged.
+    pub keep_smaller_original: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quality_arithmetic_follows_cos() {
+        // quality/q takes min(input, q); q! forces it.
+        assert_eq!(
+            Quality::Absolute {
+                q: 90,
+                forced: false
+            }
+            .resolve(75),
+            75
+        );
+        assert_eq!(
+            Quality::Absolute {
+                q: 60,
+                forced: false
+            }
+            .resolve(75),
+            60
+        );
+        assert_eq!(
+            Quality::Absolute {
+                q: 90,
+                forced: true
+            }
+            .resolve(75),
+            90
+        );
+        // rquality: input 80, rquality 80 -> 64 (cos-api.md).
+        assert_eq!(Quality::Relative(80).resolve(80), 64);
+        // lquality: input 60, lquality 80 -> 80; input 90 stays 90.
+        assert_eq!(Quality::Floor(80).resolve(60), 80);
+        assert_eq!(Quality::Floor(80).resolve(90), 90);
+        // never 0
+        assert_eq!(Quality::Relative(0).resolve(80), 1);
+    }
+}

@@ -1,0 +1,496 @@
+//! Decoders on real fixture files, the input×output round-trip matrix, and broken inputs.
+
+use image::{DynamicImage, Rgba, RgbaImage};
+use mogr::codec::{self, EncodeOptions, Format, Frames, Limits, Picture};
+use mogr::quality::ssimulacra2;
+use mogr::{Code, Profile};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn decode(bytes: &[u8], frames: Frames) -> Picture {
+    codec::decode(bytes, &Limits::default(), frames).unwrap_or_else(|e| panic!("decode: {e}"))
+}
+
+/// A photo-like test image: gradients, texture and edges, with an optional alpha ramp.
+fn generated(alpha: bool) -> DynamicImage {
+    let (w, h) = (160u32, 120u32);
+    let img = RgbaImage::from_fn(w, h, |x, y| {
+        let t = ((x as f32 * 0.3).sin() * (y as f32 * 0.2).cos() * 40.0) as i32;
+        let r = (60 + x as i32 + t).clamp(0, 255) as u8;
+        let g = (40 + y as i32 * 2 - t).clamp(0, 255) as u8;
+        let b = if (x / 20 + y / 20) % 2 == 0 { 200 } else { 90 };
+        let a = if alpha {
+            (255 * x / (w - 1)) as u8
+        } else {
+            255
+        };
+        Rgba([r, g, b, a])
+    });
+    if alpha {
+        DynamicImage::ImageRgba8(img)
+    } else {
+        DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(img).to_rgb8())
+    }
+}
+
+fn encode(pic: &Picture, format: Format, quality: u8) -> Vec<u8> {
+    let opts = EncodeOptions {
+        format,
+        quality,
+        interlace: false,
+        strip: false,
+        profile: Profile::Download,
+    };
+    codec::encode(pic, &opts).unwrap_or_else(|e| panic!("encode {format:?}: {e}"))
+}
+
+#[test]
+fn every_fixture_decodes_to_its_size() {
+    for name in [
+        "baseline.jpg",
+        "progressive.jpg",
+        "cmyk.jpg",
+        "grey.jpg",
+        "rgb.png",
+        "rgb16.png",
+        "grey.png",
+        "grey-alpha.png",
+        "palette.png",
+        "rgba.png",
+        "interlaced.png",
+        "lossy.webp",
+        "lossless.webp",
+        "alpha.webp",
+        "animated.webp",
+        "animated.gif",
+        "still.gif",
+        "rgb.bmp",
+        "rgb.tiff",
+    ] {
+        let pic = decode(&fixture(name), Frames::All);
+        assert_eq!((pic.width(), pic.height()), (96, 64), "{name}");
+        let red = pic.first().to_rgb8().get_pixel(10, 10).0;
+        let grey = name.starts_with("grey");
+        assert!(
+            grey || (red[0] > 180 && red[1] < 90 && red[2] < 90),
+            "{name}: top-left should be red, got {red:?}"
+        );
+        let want_alpha = matches!(name, "grey-alpha.png" | "rgba.png" | "alpha.webp");
+        if want_alpha {
+            assert!(pic.has_alpha(), "{name} lost its alpha");
+        }
+    }
+    assert_eq!(
+        decode(&fixture("animated.gif"), Frames::All).frames.len(),
+        4
+    );
+    assert_eq!(
+        decode(&fixture("animated.webp"), Frames::All).frames.len(),
+        4
+    );
+    assert_eq!(
+        decode(&fixture("animated.gif"), Frames::First).frames.len(),
+        1
+    );
+}
+
+#[test]
+fn exif_orientations_1_to_8_come_out_upright() {
+    for n in 1..=8u8 {
+        let bytes = fixture(&format!("orientation-{n}.jpg"));
+        let pic = decode(&bytes, Frames::First);
+        assert_eq!((pic.width(), pic.height()), (96, 64), "orientation {n}");
+        assert_eq!(pic.orientation, n);
+        let rgb = pic.first().to_rgb8();
+        let tl = rgb.get_pixel(8, 8).0;
+        let br = rgb.get_pixel(88, 56).0;
+        assert!(
+            tl[0] > 180 && tl[1] < 90,
+            "orientation {n}: top-left is {tl:?}, want red"
+        );
+        assert!(
+            br[0] < 180,
+            "orientation {n}: bottom-right is {br:?}, want not red"
+        );
+        // the carried EXIF now says 1, so no viewer rotates the upright pixels again
+        let exif = pic.exif.as_deref().expect("exif kept");
+        assert_eq!(
+            image::metadata::Orientation::from_exif_chunk(exif).map(|o| o.to_exif()),
+            Some(1)
+        );
+    }
+}
+
+#[test]
+fn round_trip_every_input_through_every_output() {
+    let inputs = [
+        Format::Jpeg,
+        Format::Png,
+        Format::Gif,
+        Format::Webp,
+        Format::Bmp,
+        Format::Tiff,
+        Format::Heif,
+        Format::Avif,
+    ];
+    let outputs = [
+        Format::Heif,
+        Format::Avif,
+        Format::Webp,
+        Format::Jpeg,
+        Format::Png,
+        Format::Gif,
+        Format::Bmp,
+        Format::Tiff,
+    ];
+    let mut report = Vec::new();
+    for alpha in [false, true] {
+        let source = Picture::still(generated(alpha), Format::Png);
+        for input in inputs {
+            let in_bytes = encode(&source, input, 95);
+            let reference = decode(&in_bytes, Frames::First);
+            assert_eq!(
+                (reference.width(), reference.height()),
+                (160, 120),
+                "{input:?}"
+            );
+            for output in outputs {
+                let q = if output.is_lossy() {
+                    mogr::convert::default_quality(output, &reference)
+                } else {
+                    100
+                };
+                let out_bytes = encode(&reference, output, q);
+                assert_eq!(Format::sniff(&out_bytes).unwrap(), output);
+                let got = decode(&out_bytes, Frames::First);
+                assert_eq!(
+                    (got.width(), got.height()),
+                    (160, 120),
+                    "{input:?}->{output:?}"
+                );
+                if alpha && output == Format::Gif && input.has_alpha() {
+                    // GIF transparency is on/off: the alpha ramp becomes a hard edge, so no score.
+                    let rgba = got.first().to_rgba8();
+                    assert_eq!(
+                        (rgba.get_pixel(2, 60)[3], rgba.get_pixel(157, 60)[3]),
+                        (0, 255)
+                    );
+                    continue;
+                }
+                if alpha && input.has_alpha() && output.has_alpha() {
+                    let a = got.first().to_rgba8().get_pixel(2, 60)[3];
+                    assert!(
+                        a < 40,
+                        "{input:?}->{output:?}: alpha lost (left edge alpha {a})"
+                    );
+                }
+                if !output.has_alpha() {
+                    assert!(!got.has_alpha(), "{output:?} cannot hold alpha");
+                }
+                let score = ssimulacra2(reference.first(), got.first()).unwrap();
+                let floor = match output {
+                    Format::Png | Format::Bmp | Format::Tiff => 99.0,
+                    Format::Gif => 10.0, // a 256-colour palette on a textured gradient
+                    _ => 60.0,
+                };
+                let verdict = if score >= floor { "ok" } else { "TOO LOW" };
+                report.push(format!(
+                    "{input:?}->{output:?} alpha={alpha}: {score:.1} (floor {floor}) {verdict}"
+                ));
+            }
+        }
+    }
+    println!("{}", report.join("\n"));
+    let low: Vec<_> = report.iter().filter(|r| r.ends_with("TOO LOW")).collect();
+    assert!(low.is_empty(), "SSIMULACRA2 below the floor: {low:#?}");
+}
+
+#[test]
+fn animations_keep_their_frames_in_animated_outputs() {
+    let gif = fixture("animated.gif");
+    for (rule, frames) in [
+        ("imageMogr2/format/webp", 4),
+        ("imageMogr2/format/gif", 4),
+        ("imageMogr2/format/png", 1),
+    ] {
+        let out = mogr::convert(
+            &gif,
+            &mogr::parse(rule).unwrap(),
+            &Limits::default(),
+            Profile::Download,
+        )
+        .unwrap();
+        assert_eq!(
+            decode(&out.bytes, Frames::All).frames.len(),
+            frames,
+            "{rule}"
+        );
+    }
+    let webp = fixture("animated.webp");
+    let out = mogr::convert(
+        &webp,
+        &mogr::parse("imageMogr2/thumbnail/48x/format/gif").unwrap(),
+        &Limits::default(),
+        Profile::Download,
+    )
+    .unwrap();
+    let pic = decode(&out.bytes, Frames::All);
+    assert_eq!((pic.frames.len(), pic.width(), pic.height()), (4, 48, 32));
+}
+
+#[test]
+fn icc_and_exif_are_carried_unless_strip() {
+    let icc = b"fake-but-well-formed-enough-icc-profile-bytes".repeat(4);
+    let exif_in = decode(&fixture("orientation-6.jpg"), Frames::First)
+        .exif
+        .unwrap();
+    let mut pic = Picture::still(generated(false), Format::Png);
+    pic.exif = Some(exif_in.clone());
+    pic.icc = Some(icc.clone());
+    for format in [
+        Format::Jpeg,
+        Format::Png,
+        Format::Webp,
+        Format::Heif,
+        Format::Avif,
+    ] {
+        let kept = decode(&encode(&pic, format, 80), Frames::First);
+        assert!(kept.exif.is_some(), "{format:?} dropped EXIF");
+        if format != Format::Heif && format != Format::Avif {
+            // libheif validates ICC data and drops an invalid profile; the others carry bytes as given
+            assert_eq!(
+                kept.icc.as_deref(),
+                Some(&icc[..]),
+                "{format:?} dropped ICC"
+            );
+        }
+        let opts = EncodeOptions {
+            format,
+            quality: 80,
+            interlace: false,
+            strip: true,
+            profile: Profile::Download,
+        };
+        let stripped = decode(&codec::encode(&pic, &opts).unwrap(), Frames::First);
+        assert!(
+            stripped.exif.is_none() && stripped.icc.is_none(),
+            "{format:?} kept metadata under strip"
+        );
+    }
+}
+
+#[test]
+fn progressive_jpeg_with_interlace() {
+    let rule = mogr::parse("imageMogr2/format/jpg/interlace/1").unwrap();
+    let out = mogr::convert(
+        &fixture("rgb.png"),
+        &rule,
+        &Limits::default(),
+        Profile::Download,
+    )
+    .unwrap();
+    // SOF2 marks a progressive JPEG
+    assert!(
+        out.bytes.windows(2).any(|w| w == [0xFF, 0xC2]),
+        "no SOF2 marker"
+    );
+    assert_eq!(decode(&out.bytes, Frames::First).width(), 96);
+}
+
+#[test]
+fn broken_inputs_are_errors_not_panics() {
+    let limits = Limits::default();
+    let mut cases: Vec<(String, Vec<u8>)> = vec![
+        ("zero bytes".into(), vec![]),
+        (
+            "wrong magic".into(),
+            b"this is not an image at all".to_vec(),
+        ),
+        ("tpg".into(), b"TPG\x01\x00\x00".to_vec()),
+    ];
+    for name in [
+        "baseline.jpg",
+        "rgb.png",
+        "animated.gif",
+        "lossy.webp",
+        "rgb.bmp",
+        "rgb.tiff",
+    ] {
+        let b = fixture(name);
+        for cut in [8, b.len() / 3, b.len() / 2] {
+            cases.push((format!("{name} cut at {cut}"), b[..cut].to_vec()));
+        }
+    }
+    let heif = encode(
+        &Picture::still(generated(false), Format::Png),
+        Format::Heif,
+        60,
+    );
+    cases.push(("heif cut".into(), heif[..heif.len() / 2].to_vec()));
+    for (what, bytes) in cases {
+        for frames in [Frames::First, Frames::All] {
+            // A truncated file may still decode (with missing rows filled); it must never panic.
+            if let Err(e) = codec::decode(&bytes, &limits, frames) {
+                assert_eq!(e.code, Code::InvalidArgument, "{what}: {e}");
+                assert!(!e.message.is_empty());
+            }
+        }
+    }
+    assert!(codec::decode(b"", &limits, Frames::First)
+        .unwrap_err()
+        .message
+        .contains("empty"));
+    assert!(codec::decode(b"TPG\x01", &limits, Frames::First)
+        .unwrap_err()
+        .message
+        .contains("TPG"));
+}
+
+/// A PNG whose header claims `w`×`h`, with one tiny IDAT: a decompression bomb by its header.
+pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    }
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+#[test]
+fn limits_fire_from_the_header() {
+    let limits = Limits::default();
+    let e = codec::decode(&png_claiming(100_000, 100_000), &limits, Frames::First).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(e.message.contains("30000"), "{e}");
+    let e = codec::decode(&png_claiming(20_000, 20_000), &limits, Frames::First).unwrap_err();
+    assert!(e.message.contains("pixels"), "{e}");
+    // a smaller configured limit applies as configured
+    let tight = Limits {
+        max_pixels: 1000,
+        ..Limits::default()
+    };
+    assert!(codec::decode(&fixture("rgb.png"), &tight, Frames::First)
+        .unwrap_err()
+        .message
+        .contains("1000"));
+    let few_frames = Limits {
+        max_frames: 2,
+        ..Limits::default()
+    };
+    let e = codec::decode(&fixture("animated.gif"), &few_frames, Frames::All).unwrap_err();
+    assert!(e.message.contains("frames"), "{e}");
+    let small = Limits {
+        max_input_bytes: 100,
+        ..Limits::default()
+    };
+    assert_eq!(
+        codec::decode(&fixture("rgb.png"), &small, Frames::First)
+            .unwrap_err()
+            .code,
+        Code::EntityTooLarge
+    );
+}
+
+#[test]
+fn cos_quality_is_reported() {
+    let jpg = fixture("baseline.jpg"); // written at quality 90
+    let est = codec::jpeg::estimate_quality(&jpg).unwrap();
+    assert!((89..=91).contains(&est), "estimated {est}");
+    let run = |rule: &str| {
+        mogr::convert(
+            &jpg,
+            &mogr::parse(rule).unwrap(),
+            &Limits::default(),
+            Profile::Download,
+        )
+        .unwrap()
+        .quality
+    };
+    assert_eq!(run("imageMogr2/format/webp/quality/95"), est.min(95));
+    assert_eq!(run("imageMogr2/format/webp/quality/95!"), 95);
+    assert_eq!(
+        run("imageMogr2/format/heif/rquality/50"),
+        ((est as u32 * 50 + 50) / 100) as u8
+    );
+    assert_eq!(run("imageMogr2/format/avif/lquality/95"), 95);
+    assert_eq!(run("imageMogr2/format/png"), 100);
+}
+
+#[test]
+fn size_limit_and_ignore_error() {
+    let png = fixture("rgb.png");
+    let l = Limits::default();
+    let out = mogr::convert(
+        &png,
+        &mogr::parse("imageMogr2/format/jpg/quality/100!/size-limit/2k").unwrap(),
+        &l,
+        Profile::Download,
+    )
+    .unwrap();
+    assert!(out.bytes.len() <= 2048, "{} bytes", out.bytes.len());
+    assert!(out.quality < 100);
+    // `!`: a result larger than the input gives the input back
+    let out = mogr::convert(
+        &png,
+        &mogr::parse("imageMogr2/format/bmp/size-limit/1k!").unwrap(),
+        &l,
+        Profile::Download,
+    )
+    .unwrap();
+    assert!(out.is_original && out.bytes == png);
+    // ignore-error returns the original on a limit error, and the error without it
+    let huge = mogr::parse("imageMogr2/thumbnail/!1000p").unwrap();
+    let tight = Limits {
+        max_output_side: 500,
+        ..l
+    };
+    assert!(mogr::convert(&png, &huge, &tight, Profile::Download).is_err());
+    let forgiving = mogr::parse("imageMogr2/thumbnail/!1000p/ignore-error/1").unwrap();
+    let out = mogr::convert(&png, &forgiving, &tight, Profile::Download).unwrap();
+    assert!(out.is_original && out.format == Format::Png);
+}
+
+#[test]
+fn image_info_matches_cos_shape() {
+    let info = mogr::info::image_info(&fixture("animated.gif"), &Limits::default()).unwrap();
+    let json = serde_json::to_value(&info).unwrap();
+    assert_eq!(json["format"], "gif");
+    assert_eq!(json["width"], "96");
+    assert_eq!(json["frame_count"], "4");
+    assert_eq!(json["md5"].as_str().unwrap().len(), 32);
+    assert!(json["photo_rgb"].as_str().unwrap().starts_with("0x"));
+}
