@@ -1,29 +1,54 @@
 #!/usr/bin/env bash
-# Installs every system package mogr needs to build, test and benchmark. Idempotent: safe to run again.
-# Used by the README commands, by .ci/run and by the Dockerfile, so there is one list.
+# Installs every system package mogr needs. Idempotent: safe to run again.
+# One list for everything: the README commands, .ci/run and the Dockerfile use this script.
+#   bash scripts/setup.sh            build + test + benchmark machine (default)
+#   bash scripts/setup.sh --runtime  only the shared libraries the compiled binaries load (container image)
 set -euo pipefail
 
-PACKAGES=(
-  # toolchain for the C/C++ parts (libheif is compiled from source by libheif-sys `embedded-libheif`)
-  build-essential cmake pkg-config nasm git ca-certificates curl
+# Shared libraries the binaries link (libheif itself is compiled in, its codecs are not).
+RUNTIME=(libde265-0 libx265-199 libaom3 libdav1d6 libnuma1 ca-certificates)
+BUILD=(
+  # toolchain for the C/C++ parts (libheif is compiled from source by libheif-sys `embedded-libheif`,
+  # aws-lc by the AWS SDK)
+  build-essential cmake pkg-config nasm git curl
   # HEIF/AVIF codecs libheif links against
   libde265-dev libx265-dev libaom-dev libdav1d-dev libnuma-dev
   # peers measured in the benchmark
   libvips-tools libheif-examples
-  # local tools used by tests
-  python3 python3-pip
+  # Python for the test tools below
+  python3 python3-pip python3-venv
 )
+# Test tools from PyPI, pinned: the Lambda runtime emulator and the CloudFormation linter.
+PY_TOOLS=(cargo-lambda==1.9.2 cfn-lint==1.51.0)
+
+if [ "${1:-}" = "--runtime" ]; then
+  PACKAGES=("${RUNTIME[@]}")
+else
+  PACKAGES=("${RUNTIME[@]}" "${BUILD[@]}")
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 echo "system packages: ok (${#PACKAGES[@]} checked, ${#missing[@]} installed now)"
+
+if [ "${1:-}" != "--runtime" ]; then
+  # A user-level install keeps Debian's Python untouched; pip skips what is already there.
+  need_py=0
+  command -v cargo-lambda >/dev/null && cargo-lambda --version | grep -q "1.9.2" || need_py=1
+  command -v cfn-lint >/dev/null && cfn-lint --version | grep -q "1.51.0" || need_py=1
+  if [ $need_py -eq 1 ]; then
+    python3 -m pip install --quiet --user --break-system-packages "${PY_TOOLS[@]}" 2>/dev/null \
+      || python3 -m pip install --quiet --user "${PY_TOOLS[@]}"
+  fi
+  echo "python tools: ok (${PY_TOOLS[*]})"
+fi

@@ -1,5 +1,8 @@
 //! The `mogr` command: convert local files with imageMogr2 rules, inspect images, and run the demo.
 
+mod bench;
+mod serve;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mogr::codec::{self, Format, Frames};
@@ -48,6 +51,37 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Serve a folder as the bucket over HTTP: GET ?imageMogr2/..., POST ?image_process, PUT with Pic-Operations.
+    Serve {
+        /// The folder that acts as the bucket.
+        #[arg(long, default_value = "examples")]
+        root: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// The bucket name used in Location and in Pic-Operations' `bucket`.
+        #[arg(long, default_value = "local")]
+        bucket: String,
+    },
+    /// Benchmark mogr beside vips and heif-enc on the same files (a Markdown table for BENCHMARKS.md).
+    Bench {
+        /// Images to convert.
+        #[arg(default_values = ["examples/photo.jpg", "examples/photo.png"])]
+        inputs: Vec<PathBuf>,
+        /// Runs per conversion; the best time is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// mogr's encoder profile: download or persistent.
+        #[arg(long, default_value = "persistent")]
+        profile: String,
+    },
+    /// Print SSIMULACRA2 and bytes per quality for one format, to calibrate default qualities.
+    Calibrate {
+        #[arg(long)]
+        format: String,
+        #[arg(long, default_value = "persistent")]
+        profile: String,
+        inputs: Vec<PathBuf>,
+    },
 }
 
 fn main() {
@@ -61,6 +95,19 @@ fn main() {
         } => convert(&input, &rule, &output, &profile),
         Command::Info { input } => info(&input),
         Command::Demo { dir, out } => demo(&dir, out.as_deref()),
+        Command::Serve { root, addr, bucket } => tokio::runtime::Runtime::new()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(serve::run(root, addr, bucket))),
+        Command::Bench {
+            inputs,
+            runs,
+            profile,
+        } => parse_profile(&profile).and_then(|_| bench::run(&inputs, runs, &profile)),
+        Command::Calibrate {
+            format,
+            profile,
+            inputs,
+        } => calibrate(&format, &profile, &inputs),
     };
     if let Err(e) = result {
         eprintln!("mogr: {e:#}");
@@ -172,6 +219,37 @@ fn demo(dir: &Path, out: Option<&Path>) -> Result<()> {
                 )?;
             }
         }
+    }
+    Ok(())
+}
+
+fn calibrate(format: &str, profile: &str, inputs: &[PathBuf]) -> Result<()> {
+    let profile = parse_profile(profile)?;
+    let limits = Limits::default();
+    let refs = inputs
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let pic = codec::decode(&bytes, &limits, Frames::First)?;
+            Ok((bytes, pic))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    println!("quality  min-score  mean-score  total-bytes");
+    for q in (30..=90).step_by(4) {
+        let rule = mogr::parse(&format!("imageMogr2/format/{format}/quality/{q}!"))?;
+        let (mut min, mut sum, mut total) = (f64::MAX, 0.0, 0usize);
+        for (bytes, reference) in &refs {
+            let out = mogr::convert(bytes, &rule, &limits, profile)?;
+            let got = codec::decode(&out.bytes, &limits, Frames::First)?;
+            let sc = mogr::quality::ssimulacra2(reference.first(), got.first())?;
+            min = min.min(sc);
+            sum += sc;
+            total += out.bytes.len();
+        }
+        println!(
+            "{q:>7}  {min:>9.1}  {:>10.1}  {total:>11}",
+            sum / refs.len() as f64
+        );
     }
     Ok(())
 }

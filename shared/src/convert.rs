@@ -22,8 +22,8 @@ pub struct Output {
 /// score at least 70 on SSIMULACRA2 ("high quality"); see BENCHMARKS.md for the measurements.
 pub fn default_quality(format: Format, input: &Picture) -> u8 {
     match format {
-        Format::Heif => 60,
-        Format::Avif => 62,
+        Format::Heif => 52,
+        Format::Avif => 70,
         Format::Webp => 82,
         // JPEG to JPEG keeps the input's quality (capped), like COS; other inputs get 85.
         Format::Jpeg => input.quality.map_or(85, |q| q.min(90)),

@@ -5,15 +5,23 @@
 //! - [`pipeline`]: the operations, run in order over a decoded picture;
 //! - [`convert`]: one conversion end to end (decode, pipeline, encode, COS quality semantics);
 //! - [`info`]: `?imageInfo` / `?imageAve`;
-//! - [`quality`]: SSIMULACRA2 scores, used by tests, the benchmark and calibration.
+//! - [`quality`]: SSIMULACRA2 scores, used by tests, the benchmark and calibration;
+//! - [`pic_ops`]: Pic-Operations JSON, fileid rules, UploadResult and Error XML;
+//! - [`store`]: object storage (S3 or a local folder);
+//! - [`service`]: the three ways to process, as async functions over `http` requests;
+//! - [`aws`]: start-up shared by the Lambda functions.
 
+pub mod aws;
 pub mod codec;
 pub mod convert;
 mod error;
 pub mod info;
+pub mod pic_ops;
 pub mod pipeline;
 pub mod quality;
 pub mod rule;
+pub mod service;
+pub mod store;
 
 pub use codec::{Format, Limits};
 pub use convert::{convert, Output};

@@ -352,51 +352,13 @@ fn broken_inputs_are_errors_not_panics() {
         .contains("TPG"));
 }
 
-/// A PNG whose header claims `w`×`h`, with one tiny IDAT: a decompression bomb by its header.
-pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&crc32(&body).to_be_bytes());
-    }
-    fn crc32(data: &[u8]) -> u32 {
-        let mut c = 0xFFFF_FFFFu32;
-        for &b in data {
-            c ^= b as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
-    }
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(
-        &mut out,
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    );
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
 #[test]
 fn limits_fire_from_the_header() {
     let limits = Limits::default();
-    let e = codec::decode(&png_claiming(100_000, 100_000), &limits, Frames::First).unwrap_err();
+    let e = codec::decode(&fixture("bomb-100000x100000.png"), &limits, Frames::First).unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument);
     assert!(e.message.contains("30000"), "{e}");
-    let e = codec::decode(&png_claiming(20_000, 20_000), &limits, Frames::First).unwrap_err();
+    let e = codec::decode(&fixture("bomb-20000x20000.png"), &limits, Frames::First).unwrap_err();
     assert!(e.message.contains("pixels"), "{e}");
     // a smaller configured limit applies as configured
     let tight = Limits {

@@ -124,7 +124,7 @@ fn tune(encoder: &libheif_rs::Encoder<'_>, format: Format, profile: Profile) -> 
     match (format, profile) {
         (Format::Heif, Profile::Download) => set("preset", Str("faster".into())),
         (Format::Heif, Profile::Persistent) => set("preset", Str("slow".into())),
-        (Format::Avif, Profile::Download) => set("speed", Int(8)),
+        (Format::Avif, Profile::Download) => set("speed", Int(6)),
         (Format::Avif, Profile::Persistent) => set("speed", Int(5)),
         _ => Ok(()),
     }

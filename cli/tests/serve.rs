@@ -1,0 +1,201 @@
+//! `mogr serve` over real HTTP: download, PUT with Pic-Operations (and its upload hook), POST
+//! ?image_process, and errors.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    base: String,
+    root: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Starts `mogr serve` on a fresh copy of two samples; `name` keeps parallel tests apart.
+fn start(name: &str, defaults: Option<&str>) -> Server {
+    let root = std::env::temp_dir().join(format!("mogr-serve-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for f in ["photo.jpg", "photo.png"] {
+        std::fs::copy(examples.join(f), root.join(f)).unwrap();
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mogr"));
+    cmd.args([
+        "serve",
+        "--root",
+        root.to_str().unwrap(),
+        "--addr",
+        "127.0.0.1:0",
+    ])
+    .stdout(Stdio::piped());
+    if let Some(d) = defaults {
+        cmd.env("MOGR_DEFAULT_RULES", d);
+    }
+    let mut child = cmd.spawn().unwrap();
+    // the first line names the address: "mogr serves <root> at http://127.0.0.1:PORT/"
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split(" at ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    Server { child, base, root }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn facts(bytes: &[u8]) -> (mogr::Format, u32, u32) {
+    let p = mogr::codec::probe(bytes, &mogr::Limits::default()).unwrap();
+    (p.format, p.width, p.height)
+}
+
+#[test]
+fn download_over_http() {
+    let s = start("download", None);
+    let r = client()
+        .get(format!(
+            "{}/photo.png?imageMogr2/thumbnail/300x/format/heif",
+            s.base
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/heif");
+    let len: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = r.bytes().unwrap();
+    assert_eq!(body.len(), len);
+    assert_eq!(facts(&body), (mogr::Format::Heif, 300, 200));
+    let r = client()
+        .get(format!("{}/photo.jpg?imageInfo", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(v["height"], "427");
+}
+
+#[test]
+fn errors_over_http() {
+    let s = start("errors", None);
+    for (path, status, code) in [
+        (
+            "/photo.jpg?imageMogr2/thumbnail/80xx",
+            400,
+            "InvalidArgument",
+        ),
+        ("/nope.jpg?imageMogr2/format/heif", 404, "NoSuchKey"),
+        ("/.mogr/meta/photo.jpg.json", 400, "InvalidArgument"),
+    ] {
+        let r = client().get(format!("{}{path}", s.base)).send().unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let body = r.text().unwrap();
+        assert!(
+            body.contains(&format!("<Code>{code}</Code>")),
+            "{path}: {body}"
+        );
+    }
+    let r = client()
+        .delete(format!("{}/photo.jpg", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // the server keeps serving after errors
+    assert_eq!(
+        client()
+            .get(format!("{}/photo.jpg", s.base))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn put_and_post_over_http() {
+    let s = start(
+        "put-post",
+        Some(
+            r#"{"auto/":{"rules":[{"fileid":"auto-thumb.png","rule":"imageMogr2/thumbnail/32x/format/png"}]}}"#,
+        ),
+    );
+    let png = std::fs::read(s.root.join("photo.png")).unwrap();
+    // PUT with Pic-Operations
+    let ops =
+        r#"{"is_pic_info":1,"rules":[{"fileid":"/out/p.avif","rule":"imageMogr2/format/avif"}]}"#;
+    let r = client()
+        .put(format!("{}/in/p.png", s.base))
+        .header("Pic-Operations", ops)
+        .body(png.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let xml = r.text().unwrap();
+    assert!(
+        xml.contains("<OriginalInfo><Key>in/p.png</Key>") && xml.contains("<Key>out/p.avif</Key>"),
+        "{xml}"
+    );
+    assert_eq!(std::fs::read(s.root.join("in/p.png")).unwrap(), png);
+    assert_eq!(
+        facts(&std::fs::read(s.root.join("out/p.avif")).unwrap()).0,
+        mogr::Format::Avif
+    );
+    // POST ?image_process on a stored object
+    let ops =
+        r#"{"rules":[{"fileid":"small.webp","rule":"imageMogr2/thumbnail/100x/format/webp"}]}"#;
+    let r = client()
+        .post(format!("{}/in/p.png?image_process", s.base))
+        .header("Pic-Operations", ops)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        facts(&std::fs::read(s.root.join("in/small.webp")).unwrap()),
+        (mogr::Format::Webp, 100, 67)
+    );
+    // a plain PUT fires the upload hook: default rules for auto/, and x-amz-meta-pic-operations
+    let r = client()
+        .put(format!("{}/auto/a.jpg", s.base))
+        .body(std::fs::read(s.root.join("photo.jpg")).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        facts(&std::fs::read(s.root.join("auto/auto-thumb.png")).unwrap()),
+        (mogr::Format::Png, 32, 21)
+    );
+    let meta_ops = r#"{"rules":[{"fileid":"m.heic","rule":"imageMogr2/format/heif"}]}"#;
+    let r = client()
+        .put(format!("{}/meta/a.png", s.base))
+        .header("x-amz-meta-pic-operations", meta_ops)
+        .body(png)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        facts(&std::fs::read(s.root.join("meta/m.heic")).unwrap()).0,
+        mogr::Format::Heif
+    );
+}

@@ -1,0 +1,48 @@
+//! What every entry point needs to start: JSON logs and a [`Service`] configured from the environment.
+//!
+//! - `MOGR_BUCKET` (required): the bucket served and watched;
+//! - `MOGR_ALLOWED_BUCKETS`: comma-separated buckets Pic-Operations' `bucket` field may name;
+//! - the `MOGR_*` settings of [`Config::from_env`];
+//! - the AWS SDK's own variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_S3`).
+
+use crate::service::{Config, Service};
+use crate::store::S3Store;
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// Structured logs: JSON lines (CloudWatch-friendly) with `json`, human-readable otherwise.
+/// The level comes from `RUST_LOG` (default `info`).
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = if json {
+        builder.json().flatten_event(true).without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// A service over S3 built from the environment.
+pub async fn service_from_env() -> Result<Service> {
+    let bucket = std::env::var("MOGR_BUCKET").map_err(|_| {
+        Error::internal("MOGR_BUCKET is not set: name the bucket this function serves")
+    })?;
+    let client = S3Store::client_from_env().await;
+    let mut service = Service::new(
+        Config::from_env()?,
+        Arc::new(S3Store::new(client.clone(), bucket)),
+    );
+    for other in std::env::var("MOGR_ALLOWED_BUCKETS")
+        .unwrap_or_default()
+        .split(',')
+    {
+        let other = other.trim();
+        if !other.is_empty() {
+            service = service.allow_bucket(Arc::new(S3Store::new(client.clone(), other)));
+        }
+    }
+    Ok(service)
+}

@@ -1,0 +1,153 @@
+//! A local folder as the bucket. Objects are plain files under the root (so `examples/` can be served
+//! as it is); ETag, content type and user metadata live beside them in `.mogr/meta/<key>.json`. Writes
+//! go to a temporary file in `.mogr/tmp` and are renamed into place, so readers never see a partial file.
+
+use super::{check_key, Head, Metadata, Object, Store};
+use crate::{Code, Error, Result};
+use async_trait::async_trait;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct DirStore {
+    bucket: String,
+    root: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Sidecar {
+    etag: String,
+    content_type: Option<String>,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl DirStore {
+    pub fn new(bucket: impl Into<String>, root: impl Into<PathBuf>) -> DirStore {
+        DirStore {
+            bucket: bucket.into(),
+            root: root.into(),
+        }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn sidecar(&self, key: &str) -> PathBuf {
+        self.root.join(".mogr/meta").join(format!("{key}.json"))
+    }
+
+    async fn write_atomic(&self, dest: &Path, body: &[u8]) -> Result<()> {
+        let tmp_dir = self.root.join(".mogr/tmp");
+        let io = |e: std::io::Error| Error::internal(format!("writing {}: {e}", dest.display()));
+        tokio::fs::create_dir_all(&tmp_dir).await.map_err(io)?;
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = tmp_dir.join(format!("{}-{seq}", std::process::id()));
+        tokio::fs::write(&tmp, body).await.map_err(io)?;
+        tokio::fs::rename(&tmp, dest).await.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+}
+
+fn etag_of(body: &[u8]) -> String {
+    format!("{:x}", Md5::digest(body))
+}
+
+#[async_trait]
+impl Store for DirStore {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn get(&self, key: &str) -> Result<Object> {
+        let path = self.path(key)?;
+        let body = match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
+                ) =>
+            {
+                return Err(Error::new(
+                    Code::NoSuchKey,
+                    format!("the object {key:?} does not exist"),
+                ))
+            }
+            Err(e) => return Err(Error::internal(format!("reading {key:?}: {e}"))),
+        };
+        let head = self.head_of(key, &body).await;
+        Ok(Object { head, body })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<Head>> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(body) => Ok(Some(self.head_of(key, &body).await)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        metadata: &Metadata,
+    ) -> Result<String> {
+        let path = self.path(key)?;
+        let etag = etag_of(&body);
+        let side = Sidecar {
+            etag: etag.clone(),
+            content_type: Some(content_type.to_string()),
+            metadata: metadata.clone(),
+        };
+        let side_json = serde_json::to_vec(&side).map_err(|e| Error::internal(e.to_string()))?;
+        // The sidecar first: a crash between the two leaves a stale sidecar whose ETag no longer matches,
+        // which `head_of` ignores, never a new body with old metadata.
+        self.write_atomic(&self.sidecar(key), &side_json).await?;
+        self.write_atomic(&path, &body).await?;
+        Ok(etag)
+    }
+
+    async fn url(&self, key: &str) -> Result<String> {
+        check_key(key)?;
+        Ok(format!("/{}", crate::service::encode_key(key)))
+    }
+}
+
+impl DirStore {
+    /// Metadata from the sidecar when it belongs to this body (same ETag); otherwise just the ETag.
+    async fn head_of(&self, key: &str, body: &[u8]) -> Head {
+        let etag = etag_of(body);
+        let side: Sidecar = match tokio::fs::read(self.sidecar(key)).await {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(_) => Sidecar::default(),
+        };
+        if side.etag == etag {
+            Head {
+                etag,
+                content_type: side.content_type,
+                metadata: side.metadata,
+                size: body.len() as u64,
+            }
+        } else {
+            Head {
+                etag,
+                content_type: None,
+                metadata: Metadata::new(),
+                size: body.len() as u64,
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Object storage: one trait, two implementations — `s3` (aws-sdk-s3, any S3-protocol server) and `dir`
+//! (a local folder as the bucket).
+
+mod dir;
+mod s3;
+
+pub use dir::DirStore;
+pub use s3::S3Store;
+
+use crate::Result;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+/// User metadata (`x-amz-meta-*` without the prefix, lower-case keys).
+pub type Metadata = BTreeMap<String, String>;
+
+/// Metadata key that marks an object mogr wrote, so that its own upload notification is ignored.
+pub const OUTPUT_MARKER: &str = "mogr-output";
+/// Metadata key naming the ETag of the source an output was made from.
+pub const SOURCE_ETAG: &str = "mogr-source-etag";
+/// Metadata key whose value is a Pic-Operations JSON applied when the object is uploaded.
+pub const PIC_OPERATIONS: &str = "pic-operations";
+
+/// An object's facts without its body.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Head {
+    /// Without quotes.
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub metadata: Metadata,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub head: Head,
+    pub body: Vec<u8>,
+}
+
+/// One bucket.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The bucket's name, as used in `Location` and in Pic-Operations' `bucket`.
+    fn bucket(&self) -> &str;
+    /// Reads an object; `NoSuchKey` when it does not exist.
+    async fn get(&self, key: &str) -> Result<Object>;
+    /// Reads an object's head; `None` when it does not exist.
+    async fn head(&self, key: &str) -> Result<Option<Head>>;
+    /// Writes an object whole (readers see the old or the new object, never a part); returns its ETag.
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        metadata: &Metadata,
+    ) -> Result<String>;
+    /// A URL a client can GET the object from (a presigned URL on S3, a path locally).
+    async fn url(&self, key: &str) -> Result<String>;
+}
+
+/// Checks a key before it reaches a store: not empty, no `.`/`..`/empty segments, no control characters,
+/// not under mogr's reserved `.mogr` prefix, at most 1024 bytes.
+pub fn check_key(key: &str) -> Result<()> {
+    let bad = |why: &str| crate::Error::invalid(format!("object key {key:?} is invalid: {why}"));
+    if key.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if key.len() > 1024 {
+        return Err(bad("it is longer than 1024 bytes"));
+    }
+    if key.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(bad("it contains control characters or a backslash"));
+    }
+    if key
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(bad("it has an empty, . or .. path segment"));
+    }
+    if key.starts_with(".mogr") {
+        return Err(bad(
+            "keys under .mogr are reserved for mogr's own bookkeeping",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The three Lambda binaries, each attached to a Lambda runtime emulator (`cargo lambda watch
+//! --only-lambda-apis`), invoked through the Lambda Invoke API with the events/ files, against a real
+//! S3-protocol server.
+
+use base64::Engine;
+use mogr::Format;
+use mogr_e2e::{example, image_facts, repo, S3Server, BUCKET};
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One function: its real binary attached to its own `cargo lambda watch --only-lambda-apis` emulator.
+struct Function {
+    emulator: Child,
+    binary: Child,
+    port: u16,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        for child in [&mut self.binary, &mut self.emulator] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The directory this test binary was built into (`<target>/debug`): the function binaries built by
+/// `cargo build --workspace --all-targets` (scripts/test.sh) are there, with the same features.
+fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --all-targets` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn start(name: &str, server: &S3Server) -> Function {
+    let port = free_port();
+    let emulator = Command::new("cargo")
+        .current_dir(repo())
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--ignore-changes",
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args(["--invoke-port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cargo lambda is installed by scripts/setup.sh (pip install cargo-lambda)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not listen on {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The variables a Lambda execution environment gives a custom runtime, pointed at the emulator.
+    let binary = Command::new(binary(name))
+        .envs(server.env())
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Function {
+        emulator,
+        binary,
+        port,
+    }
+}
+
+fn event(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(repo().join("events").join(name)).unwrap()).unwrap()
+}
+
+/// Invokes a function with `payload` through its emulator's Lambda Invoke API.
+async fn invoke(f: &Function, payload: &Value) -> Value {
+    let url = format!(
+        "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
+        f.port
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let resp = client
+        .post(&url)
+        .json(payload)
+        .send()
+        .await
+        .expect("invoke");
+    let status = resp.status();
+    let body = resp.bytes().await.unwrap();
+    assert!(
+        status.is_success(),
+        "HTTP {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&body)))
+}
+
+fn http_body(resp: &Value) -> Vec<u8> {
+    let body = resp["body"].as_str().unwrap_or_default();
+    if resp["isBase64Encoded"].as_bool().unwrap_or(false) {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    } else {
+        body.as_bytes().to_vec()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_functions_under_the_runtime_emulator() {
+    let server = S3Server::start("lambda").await;
+    server.create_bucket(BUCKET).await;
+    server
+        .put(BUCKET, "photo.png", example("photo.png"), &[])
+        .await;
+    server
+        .put(BUCKET, "photo.jpg", example("photo.jpg"), &[])
+        .await;
+    let download = start("mogr-download", &server);
+    let process = start("mogr-process", &server);
+    let upload = start("mogr-upload", &server);
+
+    // download: GET /photo.png?imageMogr2/thumbnail/320x/format/heif
+    let resp = invoke(&download, &event("apigw-get-heif.json")).await;
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    assert_eq!(resp["headers"]["content-type"], "image/heif");
+    assert_eq!(image_facts(&http_body(&resp)), (Format::Heif, 320, 213));
+    let resp = invoke(&download, &event("apigw-get-info.json")).await;
+    let info: Value = serde_json::from_slice(&http_body(&resp)).unwrap();
+    assert_eq!(info["width"], "640");
+    // a bad rule is a COS error, not a crash
+    let mut bad = event("apigw-get-heif.json");
+    bad["rawQueryString"] = "imageMogr2/thumbnail/80xx".into();
+    let resp = invoke(&download, &bad).await;
+    assert_eq!(resp["statusCode"], 400);
+    assert!(String::from_utf8_lossy(&http_body(&resp)).contains("<Code>InvalidArgument</Code>"));
+
+    // process: POST /photo.jpg?image_process with two rules
+    let resp = invoke(&process, &event("apigw-post-image-process.json")).await;
+    let xml = String::from_utf8_lossy(&http_body(&resp)).to_string();
+    assert_eq!(resp["statusCode"], 200, "{xml}");
+    assert!(xml.contains("<OriginalInfo><Key>photo.jpg</Key>"), "{xml}");
+    assert!(
+        xml.contains("<Key>processed/photo.heic</Key>")
+            && xml.contains("<Key>photo-small.avif</Key>"),
+        "{xml}"
+    );
+    assert_eq!(
+        image_facts(&server.get(BUCKET, "processed/photo.heic").await.unwrap().0).0,
+        Format::Heif
+    );
+    assert_eq!(
+        image_facts(&server.get(BUCKET, "photo-small.avif").await.unwrap().0),
+        (Format::Avif, 200, 133)
+    );
+
+    // process: PUT /uploads/animated.gif with Pic-Operations (body base64 in the event)
+    let resp = invoke(&process, &event("apigw-put-pic-operations.json")).await;
+    let xml = String::from_utf8_lossy(&http_body(&resp)).to_string();
+    assert_eq!(resp["statusCode"], 200, "{xml}");
+    assert_eq!(
+        server.get(BUCKET, "uploads/animated.gif").await.unwrap().0,
+        example("animated.gif")
+    );
+    assert_eq!(
+        image_facts(&server.get(BUCKET, "uploads/animated.webp").await.unwrap().0).0,
+        Format::Webp
+    );
+
+    // upload hook: S3 put event for "uploads/new photo.jpg" (the event encodes the space as +)
+    let ops =
+        r#"{"rules":[{"fileid":"new photo.avif","rule":"imageMogr2/thumbnail/300x/format/avif"}]}"#;
+    server
+        .put(
+            BUCKET,
+            "uploads/new photo.jpg",
+            example("photo.jpg"),
+            &[("pic-operations", ops)],
+        )
+        .await;
+    let out = invoke(&upload, &event("s3-put.json")).await;
+    assert!(
+        out["records"][0]["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("Processed"),
+        "{out}"
+    );
+    let (avif, meta) = server
+        .get(BUCKET, "uploads/new photo.avif")
+        .await
+        .expect("hook output stored");
+    assert_eq!(image_facts(&avif), (Format::Avif, 300, 200));
+    assert_eq!(meta.get("mogr-output").map(String::as_str), Some("1"));
+    // redelivered: same result; the output's own event: ignored
+    let again = invoke(&upload, &event("s3-put.json")).await;
+    assert!(again["records"][0]["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("Processed"));
+    assert_eq!(
+        server
+            .get(BUCKET, "uploads/new photo.avif")
+            .await
+            .unwrap()
+            .0,
+        avif
+    );
+    let mut own = event("s3-put.json");
+    own["Records"][0]["s3"]["object"]["key"] = "uploads/new+photo.avif".into();
+    let skipped = invoke(&upload, &own).await;
+    assert_eq!(
+        skipped["records"][0]["outcome"], "SkippedOutput",
+        "{skipped}"
+    );
+}
