@@ -20,7 +20,7 @@ impl Drop for Server {
 }
 
 /// Starts `mogr serve` on a fresh copy of two samples; `name` keeps parallel tests apart.
-fn start(name: &str, defaults: Option<&str>) -> Server {
+fn start(name: &str, env: &[(&str, &str)]) -> Server {
     let root = std::env::temp_dir().join(format!("mogr-serve-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
@@ -37,9 +37,7 @@ fn start(name: &str, defaults: Option<&str>) -> Server {
         "127.0.0.1:0",
     ])
     .stdout(Stdio::piped());
-    if let Some(d) = defaults {
-        cmd.env("MOGR_DEFAULT_RULES", d);
-    }
+    cmd.envs(env.iter().copied());
     let mut child = cmd.spawn().unwrap();
     // the first line names the address: "mogr serves <root> at http://127.0.0.1:PORT/"
     let mut line = String::new();
@@ -70,7 +68,7 @@ fn facts(bytes: &[u8]) -> (mogr::Format, u32, u32) {
 
 #[test]
 fn download_over_http() {
-    let s = start("download", None);
+    let s = start("download", &[]);
     let r = client()
         .get(format!(
             "{}/photo.png?imageMogr2/thumbnail/300x/format/heif",
@@ -99,7 +97,7 @@ fn download_over_http() {
 
 #[test]
 fn errors_over_http() {
-    let s = start("errors", None);
+    let s = start("errors", &[]);
     for (path, status, code) in [
         (
             "/photo.jpg?imageMogr2/thumbnail/80xx",
@@ -135,12 +133,8 @@ fn errors_over_http() {
 
 #[test]
 fn put_and_post_over_http() {
-    let s = start(
-        "put-post",
-        Some(
-            r#"{"auto/":{"rules":[{"fileid":"auto-thumb.png","rule":"imageMogr2/thumbnail/32x/format/png"}]}}"#,
-        ),
-    );
+    let defaults = r#"{"auto/":{"rules":[{"fileid":"auto-thumb.png","rule":"imageMogr2/thumbnail/32x/format/png"}]}}"#;
+    let s = start("put-post", &[("MOGR_DEFAULT_RULES", defaults)]);
     let png = std::fs::read(s.root.join("photo.png")).unwrap();
     // PUT with Pic-Operations
     let ops =
@@ -198,4 +192,24 @@ fn put_and_post_over_http() {
         facts(&std::fs::read(s.root.join("meta/m.heic")).unwrap()).0,
         mogr::Format::Heif
     );
+}
+
+#[test]
+fn bodies_over_the_input_limit_are_413() {
+    let s = start("limit", &[("MOGR_MAX_INPUT_BYTES", "1000")]);
+    let png = std::fs::read(s.root.join("photo.png")).unwrap();
+    let r = client()
+        .put(format!("{}/big.png", s.base))
+        .body(png)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.text().unwrap().contains("<Code>EntityTooLarge</Code>"));
+    assert!(!s.root.join("big.png").exists());
+    // a stored object over the limit is refused by the decoder's byte limit too
+    let r = client()
+        .get(format!("{}/photo.png?imageMogr2/format/heif", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
 }

@@ -184,6 +184,13 @@ pub fn key_from_event(raw: &str) -> Result<String> {
     Ok(key)
 }
 
+/// Runs CPU-bound image work on the blocking pool, off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("image task failed: {e}")))?
+}
+
 /// A prepared output: converted, not yet stored.
 struct Prepared {
     bucket: Arc<dyn Store>,
@@ -287,30 +294,31 @@ impl Service {
                 (obj.body, ct)
             }
             Query::Info => {
-                let info = info::image_info(&obj.body, &self.config.limits)?;
+                let (input, limits) = (obj.body, self.config.limits);
+                let info = blocking(move || info::image_info(&input, &limits)).await?;
                 (
                     serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?,
                     "application/json".into(),
                 )
             }
             Query::Ave => {
-                let pic = codec::decode(&obj.body, &self.config.limits, codec::Frames::First)?;
-                let body = serde_json::json!({ "RGB": info::average_rgb(&pic) })
-                    .to_string()
-                    .into_bytes();
+                let (input, limits) = (obj.body, self.config.limits);
+                let rgb = blocking(move || {
+                    let pic = codec::decode(&input, &limits, codec::Frames::First)?;
+                    Ok(info::average_rgb(&pic))
+                })
+                .await?;
+                let body = serde_json::json!({ "RGB": rgb }).to_string().into_bytes();
                 (body, "application/json".into())
             }
             Query::Rule(ref text) => {
                 let Some(rule) = rule else {
                     return Err(Error::internal("the rule was not parsed"));
                 };
-                let limits = self.config.limits;
-                let input = obj.body;
-                let out = tokio::task::spawn_blocking(move || {
-                    convert::convert(&input, &rule, &limits, Profile::Download)
-                })
-                .await
-                .map_err(|e| Error::internal(format!("conversion task failed: {e}")))??;
+                let (input, limits) = (obj.body, self.config.limits);
+                let out =
+                    blocking(move || convert::convert(&input, &rule, &limits, Profile::Download))
+                        .await?;
                 let ct = out.format.mime().to_string();
                 if let Some(max) = self.config.max_inline_bytes {
                     if out.bytes.len() > max {
@@ -408,8 +416,9 @@ impl Service {
                 let prepared = self
                     .prepare(&key, &obj.body, &ops, Profile::Persistent)
                     .await?;
+                let info = self.pic_info(&ops, &obj.body).await?;
                 let results = self.store_outputs(prepared, &obj.head.etag).await?;
-                let original = self.original_info(&ops, &key, &obj.head.etag, &obj.body)?;
+                let original = self.original(&key, &obj.head.etag, info);
                 Ok(pic_ops::upload_result_xml(original.as_ref(), &results))
             }
             Method::PUT => {
@@ -427,6 +436,7 @@ impl Service {
                 });
                 // Every rule is converted before anything is stored: a failing rule stores nothing.
                 let prepared = self.prepare(&key, body, &ops, Profile::Persistent).await?;
+                let info = self.pic_info(&ops, body).await?;
                 // User metadata is stored as given, x-amz-meta-pic-operations included: those rules are
                 // the upload hook's to run, as for an object put straight into the bucket.
                 let meta = user_metadata(req.headers());
@@ -435,7 +445,7 @@ impl Service {
                     .put(&key, body.to_vec(), &content_type, &meta)
                     .await?;
                 let results = self.store_outputs(prepared, &etag).await?;
-                let original = self.original_info(&ops, &key, &etag, body)?;
+                let original = self.original(&key, &etag, info);
                 Ok(pic_ops::upload_result_xml(original.as_ref(), &results))
             }
             ref m => Err(Error::invalid(format!(
@@ -444,23 +454,24 @@ impl Service {
         }
     }
 
-    fn original_info(
-        &self,
-        ops: &PicOperations,
-        key: &str,
-        etag: &str,
-        body: &[u8],
-    ) -> Result<Option<OriginalInfo>> {
+    /// The input's ImageInfo when `is_pic_info` is 1, read before anything is stored.
+    async fn pic_info(&self, ops: &PicOperations, body: &[u8]) -> Result<Option<ImageInfo>> {
         if ops.is_pic_info != 1 {
             return Ok(None);
         }
-        let info: ImageInfo = info::image_info(body, &self.config.limits)?;
-        Ok(Some(OriginalInfo {
+        let (input, limits) = (body.to_vec(), self.config.limits);
+        Ok(Some(
+            blocking(move || info::image_info(&input, &limits)).await?,
+        ))
+    }
+
+    fn original(&self, key: &str, etag: &str, info: Option<ImageInfo>) -> Option<OriginalInfo> {
+        Some(OriginalInfo {
             key: key.to_string(),
             location: self.location(self.default_bucket.bucket(), key),
             etag: etag.to_string(),
-            info,
-        }))
+            info: info?,
+        })
     }
 
     /// Validates every rule (grammar, fileid, bucket) and converts; stores nothing.
@@ -484,14 +495,13 @@ impl Service {
         let limits = self.config.limits;
         let input = input.to_vec();
         let rules: Vec<_> = jobs.iter().map(|(_, _, r)| r.clone()).collect();
-        let outputs = tokio::task::spawn_blocking(move || {
+        let outputs = blocking(move || {
             rules
                 .iter()
                 .map(|rule| convert::convert(&input, rule, &limits, profile))
                 .collect::<Result<Vec<_>>>()
         })
-        .await
-        .map_err(|e| Error::internal(format!("conversion task failed: {e}")))??;
+        .await?;
         Ok(jobs
             .into_iter()
             .zip(outputs)

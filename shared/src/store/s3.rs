@@ -40,6 +40,27 @@ impl S3Store {
     }
 }
 
+/// A [`Head`] from a GetObject or HeadObject output (different types with the same accessors).
+macro_rules! head_of {
+    ($out:expr) => {
+        Head {
+            etag: $out
+                .e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
+            content_type: $out.content_type().map(str::to_string),
+            metadata: $out
+                .metadata()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            size: $out.content_length().unwrap_or_default().max(0) as u64,
+        }
+    };
+}
+
 fn sdk_error<E: std::error::Error + Send + Sync + 'static>(
     op: &str,
     key: &str,
@@ -76,21 +97,7 @@ impl Store for S3Store {
             }
             Err(e) => return Err(sdk_error("GetObject", key, e)),
         };
-        let head = Head {
-            etag: out
-                .e_tag()
-                .unwrap_or_default()
-                .trim_matches('"')
-                .to_string(),
-            content_type: out.content_type().map(str::to_string),
-            metadata: out
-                .metadata()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            size: out.content_length().unwrap_or_default().max(0) as u64,
-        };
+        let head = head_of!(out);
         let body = out
             .body
             .collect()
@@ -115,21 +122,7 @@ impl Store for S3Store {
             .send()
             .await
         {
-            Ok(out) => Ok(Some(Head {
-                etag: out
-                    .e_tag()
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_string(),
-                content_type: out.content_type().map(str::to_string),
-                metadata: out
-                    .metadata()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-                size: out.content_length().unwrap_or_default().max(0) as u64,
-            })),
+            Ok(out) => Ok(Some(head_of!(out))),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(sdk_error("HeadObject", key, e)),
         }
