@@ -44,7 +44,7 @@ echo "system packages: ok (${#PACKAGES[@]} checked, ${#missing[@]} installed now
 if [ "${1:-}" != "--runtime" ]; then
   # A user-level install keeps Debian's Python untouched; pip skips what is already there.
   need_py=0
-  command -v cargo-lambda >/dev/null && cargo-lambda --version | grep -q "1.9.2" || need_py=1
+  command -v cargo-lambda >/dev/null && cargo lambda --version 2>/dev/null | grep -q "1.9.2" || need_py=1
   command -v cfn-lint >/dev/null && cfn-lint --version | grep -q "1.51.0" || need_py=1
   if [ $need_py -eq 1 ]; then
     python3 -m pip install --quiet --user --break-system-packages "${PY_TOOLS[@]}" 2>/dev/null \
