@@ -3,7 +3,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY scripts/setup.sh scripts/setup.sh
-RUN bash scripts/setup.sh
+RUN bash scripts/setup.sh --build
 COPY . .
 RUN cargo build --release --locked -p mogr-download -p mogr-upload -p mogr-process \
  && cp target/release/mogr-download target/release/mogr-upload target/release/mogr-process /usr/local/bin/

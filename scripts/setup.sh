@@ -2,6 +2,7 @@
 # Installs every system package mogr needs. Idempotent: safe to run again.
 # One list for everything: the README commands, .ci/run and the Dockerfile use this script.
 #   bash scripts/setup.sh            build + test + benchmark machine (default)
+#   bash scripts/setup.sh --build    system packages to build mogr, no test tools (container build stage)
 #   bash scripts/setup.sh --runtime  only the shared libraries the compiled binaries load (container image)
 set -euo pipefail
 
@@ -41,7 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "system packages: ok (${#PACKAGES[@]} checked, ${#missing[@]} installed now)"
 
-if [ "${1:-}" != "--runtime" ]; then
+if [ -z "${1:-}" ]; then
   # A user-level install keeps Debian's Python untouched; pip skips what is already there.
   need_py=0
   command -v cargo-lambda >/dev/null && cargo lambda --version 2>/dev/null | grep -q "1.9.2" || need_py=1
