@@ -56,6 +56,12 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
 }
 
 fn convert_inner(input: &[u8], rule: &Rule, limits: &Limits, profile: Profile) -> Result<Output> {
+    if rule.format_auto && rule.format.is_none() {
+        return Err(crate::Error::invalid(
+            "format/auto picks a format from a download request's Accept header, so it works upon download \
+             only: name a format (e.g. format/avif) for stored outputs",
+        ));
+    }
     let probe = codec::probe(input, limits)?;
     let format = rule.format.unwrap_or(probe.format);
     let frames = if format.is_animated() {

@@ -14,6 +14,8 @@ pub enum Code {
     AccessDenied,
     /// 404
     NoSuchKey,
+    /// 406: `format/auto` found no format the request's Accept header admits.
+    NotAcceptable,
     /// 500: a failure inside mogr, not caused by the request.
     InternalError,
 }
@@ -25,6 +27,7 @@ impl Code {
             Code::EntityTooLarge => "EntityTooLarge",
             Code::AccessDenied => "AccessDenied",
             Code::NoSuchKey => "NoSuchKey",
+            Code::NotAcceptable => "NotAcceptable",
             Code::InternalError => "InternalError",
         }
     }
@@ -35,6 +38,7 @@ impl Code {
             Code::EntityTooLarge => 413,
             Code::AccessDenied => 403,
             Code::NoSuchKey => 404,
+            Code::NotAcceptable => 406,
             Code::InternalError => 500,
         }
     }

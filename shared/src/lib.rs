@@ -11,6 +11,7 @@
 //! - [`service`]: the three ways to process, as async functions over `http` requests;
 //! - [`aws`]: start-up shared by the Lambda functions.
 
+pub mod accept;
 pub mod aws;
 pub mod codec;
 pub mod convert;

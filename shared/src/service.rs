@@ -284,6 +284,7 @@ impl Service {
             _ => None,
         };
         let obj = self.default_bucket.get(&key).await?;
+        let mut vary_accept = false;
         let (body, content_type) = match query {
             Query::Original | Query::ImageProcess => {
                 let ct = obj
@@ -312,9 +313,18 @@ impl Service {
                 (body, "application/json".into())
             }
             Query::Rule(ref text) => {
-                let Some(rule) = rule else {
+                let Some(mut rule) = rule else {
                     return Err(Error::internal("the rule was not parsed"));
                 };
+                if rule.format_auto {
+                    let accept = req
+                        .headers()
+                        .get(header::ACCEPT)
+                        .and_then(|v| v.to_str().ok());
+                    let input = codec::probe(&obj.body, &self.config.limits)?.format;
+                    rule.format = Some(crate::accept::negotiate(accept, input)?);
+                    vary_accept = true;
+                }
                 let (input, limits) = (obj.body, self.config.limits);
                 let out =
                     blocking(move || convert::convert(&input, &rule, &limits, Profile::Download))
@@ -335,6 +345,11 @@ impl Service {
             .header(header::CONTENT_LENGTH, body.len())
             .header(header::ETAG, etag)
             .header(header::CACHE_CONTROL, self.config.cache_control.as_str());
+        let resp = if vary_accept {
+            resp.header(header::VARY, "Accept")
+        } else {
+            resp
+        };
         let body = if req.method() == Method::HEAD {
             Vec::new()
         } else {

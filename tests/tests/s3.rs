@@ -438,3 +438,46 @@ async fn large_results_are_stored_and_redirected() {
         .await;
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn format_auto_follows_accept_and_varies() {
+    let (_server, service) = setup("auto").await;
+    let get = |accept: &'static str| {
+        request(
+            "GET",
+            "/photo.jpg?imageMogr2/thumbnail/200x/format/auto",
+            &[("accept", accept)],
+            vec![],
+        )
+    };
+    for (accept, mime, format) in [
+        (
+            "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
+            "image/avif",
+            Format::Avif,
+        ),
+        ("image/webp,*/*", "image/webp", Format::Webp),
+        ("image/png,image/*;q=0.8", "image/jpeg", Format::Jpeg),
+    ] {
+        let resp = service.download(get(accept)).await;
+        assert_eq!(resp.status(), 200, "{accept}");
+        assert_eq!(resp.headers()["content-type"], mime, "{accept}");
+        assert_eq!(resp.headers()["vary"], "Accept");
+        assert_eq!(image_facts(resp.body()), (format, 200, 133));
+    }
+    let resp = service.download(get("text/html")).await;
+    assert_eq!(resp.status(), 406);
+    assert!(String::from_utf8_lossy(resp.body()).contains("<Code>NotAcceptable</Code>"));
+    // stored outputs have no Accept header to negotiate with
+    let ops = r#"{"rules":[{"fileid":"x.img","rule":"imageMogr2/format/auto"}]}"#;
+    let resp = service
+        .process(request(
+            "POST",
+            "/photo.jpg?image_process",
+            &[("pic-operations", ops)],
+            vec![],
+        ))
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(String::from_utf8_lossy(resp.body()).contains("upon download only"));
+}

@@ -18,6 +18,9 @@ pub struct Rule {
     pub ops: Vec<Op>,
     /// Output format; `None` keeps the input's format.
     pub format: Option<Format>,
+    /// `/format/auto` (a mogr extension): the download entry point picks AVIF, HEIF, WebP or a classic
+    /// format from the request's `Accept` header and answers `Vary: Accept`.
+    pub format_auto: bool,
     pub quality: Option<Quality>,
     /// `/interlace/1`: progressive JPEG (interlaced PNG/GIF are not written; the flag is ignored there).
     pub interlace: bool,

@@ -223,7 +223,14 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
                     _ => return Err(err("flip", a, "vertical or horizontal")),
                 }));
             }
-            "format" => out.format = Some(parse_format(arg("<format>")?)?),
+            "format" => {
+                let a = arg("<format>")?;
+                // a later format in the pipeline replaces an earlier one, auto included
+                (out.format, out.format_auto) = match a.text {
+                    "auto" => (None, true),
+                    _ => (Some(parse_format(a)?), false),
+                };
+            }
             "quality" => {
                 let a = arg("<0-100> or <0-100>!")?;
                 let (digits, forced) = match a.text.strip_suffix('!') {
@@ -446,7 +453,7 @@ fn parse_format(tok: Tok<'_>) -> Result<Format, RuleError> {
 encoder, so mogr cannot produce it; use format/avif or format/heif for the same compression",
         )),
         name => Format::from_name(name).ok_or_else(|| {
-            err("format", tok, "one of jpg, jpeg, png, gif, webp, bmp, tiff, heif, heic, avif")
+            err("format", tok, "one of jpg, jpeg, png, gif, webp, bmp, tiff, heif, heic, avif, auto")
         }),
     }
 }
@@ -723,6 +730,10 @@ mod tests {
             "{e}"
         );
         assert!(parse("imageMogr2/format/svg").is_err());
+        let auto = ok("imageMogr2/format/auto");
+        assert!(auto.format_auto && auto.format.is_none());
+        let later = ok("imageMogr2/format/auto|imageMogr2/format/png");
+        assert!(!later.format_auto && later.format == Some(Format::Png));
     }
 
     #[test]
