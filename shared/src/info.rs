@@ -1,6 +1,6 @@
 //! `?imageInfo` and `?imageAve` (cos-api.md): facts about an image, values as strings like COS.
 
-use crate::codec::{self, Format, Frames, Limits, Picture};
+use crate::codec::{self, Frames, Limits, Picture};
 use crate::Result;
 use md5::{Digest, Md5};
 use serde::Serialize;
@@ -59,10 +59,4 @@ pub fn image_info(bytes: &[u8], limits: &Limits) -> Result<ImageInfo> {
         },
         orientation: pic.orientation,
     })
-}
-
-impl ImageInfo {
-    pub fn format(&self) -> Option<Format> {
-        Format::from_name(&self.format)
-    }
 }
