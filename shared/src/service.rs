@@ -263,13 +263,24 @@ impl Service {
     pub async fn download<B: AsRef<[u8]>>(&self, req: Request<B>) -> Response<Vec<u8>> {
         let rid = request_id(&req);
         let resource = req.uri().path().to_string();
-        match self.download_inner(&req).await {
+        // Set once the rule is parsed: a format/auto answer, error or not, depends on Accept.
+        let mut vary_accept = false;
+        let mut resp = match self.download_inner(&req, &mut vary_accept).await {
             Ok(resp) => resp,
             Err(e) => error_response(&e, &resource, &rid),
+        };
+        if vary_accept {
+            resp.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept"));
         }
+        resp
     }
 
-    async fn download_inner<B>(&self, req: &Request<B>) -> Result<Response<Vec<u8>>> {
+    async fn download_inner<B>(
+        &self,
+        req: &Request<B>,
+        vary_accept: &mut bool,
+    ) -> Result<Response<Vec<u8>>> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(Error::invalid(format!(
                 "{} is not supported here: use GET",
@@ -283,8 +294,8 @@ impl Service {
             Query::Rule(r) => Some(crate::parse(r)?),
             _ => None,
         };
+        *vary_accept = rule.as_ref().is_some_and(|r| r.format_auto);
         let obj = self.default_bucket.get(&key).await?;
-        let mut vary_accept = false;
         let (body, content_type) = match query {
             Query::Original | Query::ImageProcess => {
                 let ct = obj
@@ -323,7 +334,6 @@ impl Service {
                         .and_then(|v| v.to_str().ok());
                     let input = codec::probe(&obj.body, &self.config.limits)?.format;
                     rule.format = Some(crate::accept::negotiate(accept, input)?);
-                    vary_accept = true;
                 }
                 let (input, limits) = (obj.body, self.config.limits);
                 let out =
@@ -345,11 +355,6 @@ impl Service {
             .header(header::CONTENT_LENGTH, body.len())
             .header(header::ETAG, etag)
             .header(header::CACHE_CONTROL, self.config.cache_control.as_str());
-        let resp = if vary_accept {
-            resp.header(header::VARY, "Accept")
-        } else {
-            resp
-        };
         let body = if req.method() == Method::HEAD {
             Vec::new()
         } else {

@@ -467,6 +467,7 @@ async fn format_auto_follows_accept_and_varies() {
     }
     let resp = service.download(get("text/html")).await;
     assert_eq!(resp.status(), 406);
+    assert_eq!(resp.headers()["vary"], "Accept");
     assert!(String::from_utf8_lossy(resp.body()).contains("<Code>NotAcceptable</Code>"));
     // stored outputs have no Accept header to negotiate with
     let ops = r#"{"rules":[{"fileid":"x.img","rule":"imageMogr2/format/auto"}]}"#;
