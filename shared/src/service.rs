@@ -173,15 +173,7 @@ pub fn key_of(path: &str) -> Result<String> {
 
 /// The object key of an S3 event record: URL-encoded, with `+` for spaces.
 pub fn key_from_event(raw: &str) -> Result<String> {
-    let spaced = raw.replace('+', " ");
-    let key = percent_decode_str(&spaced)
-        .decode_utf8()
-        .map_err(|_| {
-            Error::invalid("the event's object key is not valid UTF-8 after percent-decoding")
-        })?
-        .to_string();
-    store::check_key(&key)?;
-    Ok(key)
+    key_of(&raw.replace('+', " "))
 }
 
 /// Runs CPU-bound image work on the blocking pool, off the async workers.
