@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use mogr::codec::{self, Format, Frames};
-use mogr::Limits;
+use mogr::{Limits, Profile};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -47,10 +47,10 @@ fn time_child(mut make: impl FnMut() -> Command, runs: u32) -> Result<(f64, f64)
 
 fn score(reference: &image::DynamicImage, out: &Path) -> Result<(usize, f64)> {
     let bytes = std::fs::read(out)?;
-    let pic = codec::decode(&bytes, &Limits::default(), Frames::First)?;
+    let pic = codec::probe_and_decode(&bytes, &Limits::default(), Frames::First)?;
     Ok((
         bytes.len(),
-        mogr::quality::ssimulacra2(reference, pic.first())?,
+        mogr::score::ssimulacra2(reference, pic.first())?,
     ))
 }
 
@@ -103,7 +103,7 @@ const PEERS: [Peer; 5] = [
 
 const FORMATS: [Format; 4] = [Format::Heif, Format::Avif, Format::Webp, Format::Jpeg];
 
-pub fn run(inputs: &[PathBuf], runs: u32, profile: &str) -> Result<()> {
+pub fn run(inputs: &[PathBuf], runs: u32, profile: Profile) -> Result<()> {
     let exe = std::env::current_exe()?;
     let work = std::env::temp_dir().join(format!("mogr-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -112,7 +112,7 @@ pub fn run(inputs: &[PathBuf], runs: u32, profile: &str) -> Result<()> {
     for input in inputs {
         let in_bytes =
             std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-        let reference = codec::decode(&in_bytes, &Limits::default(), Frames::First)?;
+        let reference = codec::probe_and_decode(&in_bytes, &Limits::default(), Frames::First)?;
         let name = input
             .file_name()
             .unwrap_or_default()
@@ -134,7 +134,7 @@ pub fn run(inputs: &[PathBuf], runs: u32, profile: &str) -> Result<()> {
                         "--output",
                         &s(&out),
                         "--profile",
-                        profile,
+                        profile.name(),
                     ]);
                     c
                 },

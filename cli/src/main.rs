@@ -3,7 +3,7 @@
 mod bench;
 mod serve;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mogr::codec::{self, Format, Frames};
 use mogr::{Limits, Profile};
@@ -36,7 +36,7 @@ enum Command {
         output: String,
         /// Encoder profile when the rule names none: download (fast) or persistent (smaller).
         #[arg(long, default_value = "persistent")]
-        profile: String,
+        profile: Profile,
     },
     /// Print an image's ?imageInfo JSON.
     Info {
@@ -72,14 +72,14 @@ enum Command {
         runs: u32,
         /// mogr's encoder profile: download or persistent.
         #[arg(long, default_value = "persistent")]
-        profile: String,
+        profile: Profile,
     },
     /// Print SSIMULACRA2 and bytes per quality for one format, to calibrate default qualities.
     Calibrate {
         #[arg(long)]
         format: String,
         #[arg(long, default_value = "persistent")]
-        profile: String,
+        profile: Profile,
         inputs: Vec<PathBuf>,
     },
 }
@@ -92,7 +92,7 @@ fn main() {
             rule,
             output,
             profile,
-        } => convert(&input, &rule, &output, &profile),
+        } => convert(&input, &rule, &output, profile),
         Command::Info { input } => info(&input),
         Command::Demo { dir, out } => demo(&dir, out.as_deref()),
         Command::Serve { root, addr, bucket } => tokio::runtime::Runtime::new()
@@ -102,12 +102,12 @@ fn main() {
             inputs,
             runs,
             profile,
-        } => parse_profile(&profile).and_then(|_| bench::run(&inputs, runs, &profile)),
+        } => bench::run(&inputs, runs, profile),
         Command::Calibrate {
             format,
             profile,
             inputs,
-        } => calibrate(&format, &profile, &inputs),
+        } => calibrate(&format, profile, &inputs),
     };
     if let Err(e) = result {
         eprintln!("mogr: {e:#}");
@@ -127,16 +127,7 @@ fn read_input(input: &str) -> Result<Vec<u8>> {
     }
 }
 
-fn parse_profile(name: &str) -> Result<Profile> {
-    Ok(match name {
-        "download" => Profile::Download,
-        "persistent" => Profile::Persistent,
-        other => bail!("--profile {other:?}: expected download or persistent"),
-    })
-}
-
-fn convert(input: &str, rule: &str, output: &str, profile: &str) -> Result<()> {
-    let profile = parse_profile(profile)?;
+fn convert(input: &str, rule: &str, output: &str, profile: Profile) -> Result<()> {
     let rule = mogr::parse(rule.strip_prefix('?').unwrap_or(rule))?;
     let bytes = read_input(input)?;
     let out = mogr::convert(&bytes, &rule, &Limits::default(), profile)?;
@@ -188,7 +179,7 @@ fn demo(dir: &Path, out: Option<&Path>) -> Result<()> {
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
-        let Ok(reference) = codec::decode(&bytes, &limits, Frames::First) else {
+        let Ok(reference) = codec::probe_and_decode(&bytes, &limits, Frames::First) else {
             continue; // not an image
         };
         for format in DEMO_FORMATS {
@@ -197,9 +188,9 @@ fn demo(dir: &Path, out: Option<&Path>) -> Result<()> {
             let res = mogr::convert(&bytes, &rule, &limits, Profile::Persistent)
                 .with_context(|| format!("{name} -> {}", format.name()))?;
             let ms = t.elapsed().as_secs_f64() * 1000.0;
-            let decoded = codec::decode(&res.bytes, &limits, Frames::First)?;
+            let decoded = codec::probe_and_decode(&res.bytes, &limits, Frames::First)?;
             let score =
-                mogr::quality::ssimulacra2(reference.first(), decoded.first()).unwrap_or(f64::NAN);
+                mogr::score::ssimulacra2(reference.first(), decoded.first()).unwrap_or(f64::NAN);
             let saved = 100.0 * (1.0 - res.bytes.len() as f64 / bytes.len() as f64);
             println!(
                 "{:<16} {:>9}  {:<5} {:>9} {:>6.1}% {:>8.1} {:>7.0}",
@@ -223,14 +214,13 @@ fn demo(dir: &Path, out: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn calibrate(format: &str, profile: &str, inputs: &[PathBuf]) -> Result<()> {
-    let profile = parse_profile(profile)?;
+fn calibrate(format: &str, profile: Profile, inputs: &[PathBuf]) -> Result<()> {
     let limits = Limits::default();
     let refs = inputs
         .iter()
         .map(|p| {
             let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let pic = codec::decode(&bytes, &limits, Frames::First)?;
+            let pic = codec::probe_and_decode(&bytes, &limits, Frames::First)?;
             Ok((bytes, pic))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -240,8 +230,8 @@ fn calibrate(format: &str, profile: &str, inputs: &[PathBuf]) -> Result<()> {
         let (mut min, mut sum, mut total) = (f64::MAX, 0.0, 0usize);
         for (bytes, reference) in &refs {
             let out = mogr::convert(bytes, &rule, &limits, profile)?;
-            let got = codec::decode(&out.bytes, &limits, Frames::First)?;
-            let sc = mogr::quality::ssimulacra2(reference.first(), got.first())?;
+            let got = codec::probe_and_decode(&out.bytes, &limits, Frames::First)?;
+            let sc = mogr::score::ssimulacra2(reference.first(), got.first())?;
             min = min.min(sc);
             sum += sc;
             total += out.bytes.len();

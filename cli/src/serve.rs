@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub async fn run(root: PathBuf, addr: SocketAddr, bucket: String) -> Result<()> {
-    mogr::aws::init_tracing(false);
+    mogr::bootstrap::init_tracing(false);
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let config = Config::from_env()?;
     let service = Arc::new(Service::new(
@@ -30,7 +30,7 @@ pub async fn run(root: PathBuf, addr: SocketAddr, bucket: String) -> Result<()> 
     if let Some(sample) = first_image(&root) {
         println!(
             "try: curl -o out.heic 'http://{local}/{}?imageMogr2/format/heif'",
-            service::encode_key(&sample)
+            mogr::store::encode_key(&sample)
         );
     }
     axum::serve(listener, app)
@@ -73,7 +73,7 @@ async fn handle(State(service): State<Arc<Service>>, req: Request) -> Response {
         http::Method::PUT => {
             let resp = service.process(req).await;
             if resp.status().is_success() {
-                if let Ok(key) = service::key_of(&path) {
+                if let Ok(key) = mogr::store::key_of(&path) {
                     match service.on_upload(&key).await {
                         Ok(outcome) => {
                             tracing::info!(key, outcome = ?outcome, "upload notification")

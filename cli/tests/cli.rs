@@ -37,7 +37,8 @@ fn convert_a_file_to_heif() {
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(mogr::Format::sniff(&bytes).unwrap(), mogr::Format::Heif);
     let pic =
-        mogr::codec::decode(&bytes, &mogr::Limits::default(), mogr::codec::Frames::First).unwrap();
+        mogr::codec::probe_and_decode(&bytes, &mogr::Limits::default(), mogr::codec::Frames::First)
+            .unwrap();
     assert_eq!(pic.width(), 320);
 }
 

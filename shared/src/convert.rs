@@ -1,8 +1,8 @@
-//! One conversion: decode once, run the pipeline, encode once — with COS quality, size-limit and
+//! Conversions: decode once, run each rule's pipeline, encode once per rule — with COS quality, size-limit and
 //! ignore-error semantics.
 
-use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture};
-use crate::rule::{Profile, Rule};
+use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture, Probe, Profile};
+use crate::rule::Rule;
 use crate::{pipeline, Result};
 
 /// The result of a conversion.
@@ -31,9 +31,91 @@ pub fn default_quality(format: Format, input: &Picture) -> u8 {
     }
 }
 
+/// An input probed and decoded once, for any number of rules.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    pub bytes: &'a [u8],
+    pub probe: Probe,
+    pub picture: Picture,
+}
+
+impl<'a> Source<'a> {
+    /// Decodes a probed input, with every frame of an animation when `frames` asks for them.
+    pub fn decode(bytes: &'a [u8], probe: Probe, limits: &Limits, frames: Frames) -> Result<Self> {
+        let picture = codec::decode(bytes, &probe, limits, frames)?;
+        Ok(Source {
+            bytes,
+            probe,
+            picture,
+        })
+    }
+}
+
+/// The frames a rule's output needs from an input in `input` format: all of them when it animates.
+pub fn frames_for(rule: &Rule, input: Format) -> Frames {
+    if rule.format.unwrap_or(input).is_animated() {
+        Frames::All
+    } else {
+        Frames::First
+    }
+}
+
 /// Converts `input` by `rule`. `profile` is the entry point's default when the rule names none.
 pub fn convert(input: &[u8], rule: &Rule, limits: &Limits, profile: Profile) -> Result<Output> {
-    match convert_inner(input, rule, limits, profile) {
+    match codec::probe(input, limits) {
+        Ok(probe) => convert_probed(input, probe, rule, limits, profile),
+        Err(e) => or_original(Err(e), input, rule, limits),
+    }
+}
+
+/// [`convert`] for an input already probed (`format/auto` picks the format from the probe first).
+pub fn convert_probed(
+    input: &[u8],
+    probe: Probe,
+    rule: &Rule,
+    limits: &Limits,
+    profile: Profile,
+) -> Result<Output> {
+    let result = check_rule(rule).and_then(|()| {
+        let picture = codec::decode(input, &probe, limits, frames_for(rule, probe.format))?;
+        convert_picture(input, &probe, picture, rule, limits, profile)
+    });
+    or_original(result, input, rule, limits)
+}
+
+/// Converts one decoded source by several rules (Pic-Operations): one decode, one copy of the
+/// picture per rule. Outputs are in rule order; a rule that fails fails the whole set, unless it
+/// asks for `ignore-error`.
+pub fn convert_each(
+    source: &Result<Source<'_>>,
+    input: &[u8],
+    rules: &[Rule],
+    limits: &Limits,
+    profile: Profile,
+) -> Result<Vec<Output>> {
+    rules
+        .iter()
+        .map(|rule| {
+            let result = check_rule(rule).and_then(|()| match source {
+                Ok(s) => {
+                    let picture = s.picture.copy(frames_for(rule, s.probe.format));
+                    convert_picture(input, &s.probe, picture, rule, limits, profile)
+                }
+                Err(e) => Err(e.clone()),
+            });
+            or_original(result, input, rule, limits)
+        })
+        .collect()
+}
+
+/// `ignore-error/1`: a client error answers the original instead.
+fn or_original(
+    result: Result<Output>,
+    input: &[u8],
+    rule: &Rule,
+    limits: &Limits,
+) -> Result<Output> {
+    match result {
         Err(e) if rule.ignore_error && e.is_client_error() => original(input, limits),
         other => other,
     }
@@ -55,21 +137,27 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
     })
 }
 
-fn convert_inner(input: &[u8], rule: &Rule, limits: &Limits, profile: Profile) -> Result<Output> {
+/// What a rule asks that no input can give.
+fn check_rule(rule: &Rule) -> Result<()> {
     if rule.format_auto && rule.format.is_none() {
         return Err(crate::Error::invalid(
             "format/auto picks a format from a download request's Accept header, so it works upon download \
              only: name a format (e.g. format/avif) for stored outputs",
         ));
     }
-    let probe = codec::probe(input, limits)?;
+    Ok(())
+}
+
+/// Runs the rule's pipeline over `pic` (holding the frames [`frames_for`] asked for) and encodes it.
+fn convert_picture(
+    input: &[u8],
+    probe: &Probe,
+    mut pic: Picture,
+    rule: &Rule,
+    limits: &Limits,
+    profile: Profile,
+) -> Result<Output> {
     let format = rule.format.unwrap_or(probe.format);
-    let frames = if format.is_animated() {
-        Frames::All
-    } else {
-        Frames::First
-    };
-    let mut pic = codec::decode(input, limits, frames)?;
     pipeline::run(&mut pic, &rule.ops, limits)?;
 
     let quality = match rule.quality {

@@ -1,6 +1,6 @@
 //! `?imageInfo` and `?imageAve` (cos-api.md): facts about an image, values as strings like COS.
 
-use crate::codec::{self, Frames, Limits, Picture};
+use crate::codec::{self, Frames, Limits, Picture, Probe};
 use crate::Result;
 use md5::{Digest, Md5};
 use serde::Serialize;
@@ -35,22 +35,31 @@ pub fn average_rgb(pic: &Picture) -> String {
     format!("0x{:02x}{:02x}{:02x}", sum[0] / n, sum[1] / n, sum[2] / n)
 }
 
-/// Reads an image's info; animations are decoded in full to count their frames.
-pub fn image_info(bytes: &[u8], limits: &Limits) -> Result<ImageInfo> {
-    let probe = codec::probe(bytes, limits)?;
-    let frames = if probe.format.is_animated() {
+/// The frames `?imageInfo` needs: all of an animation's, to count them.
+pub fn frames_needed(probe: &Probe) -> Frames {
+    if probe.format.is_animated() {
         Frames::All
     } else {
         Frames::First
-    };
-    let pic = codec::decode(bytes, limits, frames)?;
-    Ok(ImageInfo {
+    }
+}
+
+/// Reads an image's info; animations are decoded in full to count their frames.
+pub fn image_info(bytes: &[u8], limits: &Limits) -> Result<ImageInfo> {
+    let probe = codec::probe(bytes, limits)?;
+    let pic = codec::decode(bytes, &probe, limits, frames_needed(&probe))?;
+    Ok(describe(bytes, &probe, &pic))
+}
+
+/// The info of an input already decoded with [`frames_needed`].
+pub fn describe(bytes: &[u8], probe: &Probe, pic: &Picture) -> ImageInfo {
+    ImageInfo {
         format: probe.format.name().to_string(),
         width: pic.width().to_string(),
         height: pic.height().to_string(),
         size: bytes.len().to_string(),
         md5: format!("{:x}", Md5::digest(bytes)),
-        photo_rgb: average_rgb(&pic),
+        photo_rgb: average_rgb(pic),
         frame_count: pic.frames.len().to_string(),
         quality: if probe.format.is_lossy() {
             pic.quality.unwrap_or(100)
@@ -58,5 +67,5 @@ pub fn image_info(bytes: &[u8], limits: &Limits) -> Result<ImageInfo> {
             100
         },
         orientation: pic.orientation,
-    })
+    }
 }

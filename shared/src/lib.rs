@@ -1,30 +1,32 @@
 //! mogr: an open implementation of COS `imageMogr2` / `Pic-Operations` image processing.
+//! ARCHITECTURE.md at the repository root maps the modules and their invariants.
 //!
 //! - [`rule`]: the imageMogr2 grammar, parsed into typed operations;
-//! - [`codec`]: decoding and encoding per format, with limits checked before pixels are allocated;
+//! - [`codec`]: formats, limits, decoding and encoding per format family, encoder profiles;
 //! - [`pipeline`]: the operations, run in order over a decoded picture;
-//! - [`convert`]: one conversion end to end (decode, pipeline, encode, COS quality semantics);
+//! - [`convert`]: conversions end to end (decode once, pipeline and encode per rule, COS quality semantics);
 //! - [`info`]: `?imageInfo` / `?imageAve`;
-//! - [`quality`]: SSIMULACRA2 scores, used by tests, the benchmark and calibration;
-//! - [`pic_ops`]: Pic-Operations JSON, fileid rules, UploadResult and Error XML;
-//! - [`store`]: object storage (S3 or a local folder);
+//! - [`accept`]: `format/auto`'s choice from an `Accept` header;
+//! - [`score`]: SSIMULACRA2 scores, used by tests, the benchmark and calibration;
+//! - [`cos`]: COS's wire formats: Pic-Operations JSON, fileid rules, UploadResult and Error XML;
+//! - [`store`]: object storage (S3 or a local folder) and object keys;
 //! - [`service`]: the three ways to process, as async functions over `http` requests;
-//! - [`aws`]: start-up shared by the Lambda functions.
+//! - [`bootstrap`]: start-up shared by the Lambda functions.
 
 pub mod accept;
-pub mod aws;
+pub mod bootstrap;
 pub mod codec;
 pub mod convert;
+pub mod cos;
 mod error;
 pub mod info;
-pub mod pic_ops;
 pub mod pipeline;
-pub mod quality;
 pub mod rule;
+pub mod score;
 pub mod service;
 pub mod store;
 
-pub use codec::{Format, Limits};
+pub use codec::{Format, Limits, Profile};
 pub use convert::{convert, Output};
 pub use error::{Code, Error, Result};
-pub use rule::{parse, Profile, Rule};
+pub use rule::{parse, Rule};

@@ -2,20 +2,11 @@
 
 use image::{DynamicImage, Rgba, RgbaImage};
 use mogr::codec::{self, EncodeOptions, Format, Frames, Limits, Picture};
-use mogr::quality::ssimulacra2;
+use mogr::score::ssimulacra2;
 use mogr::{Code, Profile};
 
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-fn decode(bytes: &[u8], frames: Frames) -> Picture {
-    codec::decode(bytes, &Limits::default(), frames).unwrap_or_else(|e| panic!("decode: {e}"))
-}
+mod common;
+use common::{decode, fixture};
 
 /// A photo-like test image: gradients, texture and edges, with an optional alpha ramp.
 fn generated(alpha: bool) -> DynamicImage {
@@ -212,39 +203,6 @@ fn round_trip_every_input_through_every_output() {
 }
 
 #[test]
-fn animations_keep_their_frames_in_animated_outputs() {
-    let gif = fixture("animated.gif");
-    for (rule, frames) in [
-        ("imageMogr2/format/webp", 4),
-        ("imageMogr2/format/gif", 4),
-        ("imageMogr2/format/png", 1),
-    ] {
-        let out = mogr::convert(
-            &gif,
-            &mogr::parse(rule).unwrap(),
-            &Limits::default(),
-            Profile::Download,
-        )
-        .unwrap();
-        assert_eq!(
-            decode(&out.bytes, Frames::All).frames.len(),
-            frames,
-            "{rule}"
-        );
-    }
-    let webp = fixture("animated.webp");
-    let out = mogr::convert(
-        &webp,
-        &mogr::parse("imageMogr2/thumbnail/48x/format/gif").unwrap(),
-        &Limits::default(),
-        Profile::Download,
-    )
-    .unwrap();
-    let pic = decode(&out.bytes, Frames::All);
-    assert_eq!((pic.frames.len(), pic.width(), pic.height()), (4, 48, 32));
-}
-
-#[test]
 fn icc_and_exif_are_carried_unless_strip() {
     let icc = b"fake-but-well-formed-enough-icc-profile-bytes".repeat(4);
     let exif_in = decode(&fixture("orientation-6.jpg"), Frames::First)
@@ -283,24 +241,6 @@ fn icc_and_exif_are_carried_unless_strip() {
 }
 
 #[test]
-fn progressive_jpeg_with_interlace() {
-    let rule = mogr::parse("imageMogr2/format/jpg/interlace/1").unwrap();
-    let out = mogr::convert(
-        &fixture("rgb.png"),
-        &rule,
-        &Limits::default(),
-        Profile::Download,
-    )
-    .unwrap();
-    // SOF2 marks a progressive JPEG
-    assert!(
-        out.bytes.windows(2).any(|w| w == [0xFF, 0xC2]),
-        "no SOF2 marker"
-    );
-    assert_eq!(decode(&out.bytes, Frames::First).width(), 96);
-}
-
-#[test]
 fn broken_inputs_are_errors_not_panics() {
     let limits = Limits::default();
     let mut cases: Vec<(String, Vec<u8>)> = vec![
@@ -333,17 +273,17 @@ fn broken_inputs_are_errors_not_panics() {
     for (what, bytes) in cases {
         for frames in [Frames::First, Frames::All] {
             // A truncated file may still decode (with missing rows filled); it must never panic.
-            if let Err(e) = codec::decode(&bytes, &limits, frames) {
+            if let Err(e) = codec::probe_and_decode(&bytes, &limits, frames) {
                 assert_eq!(e.code, Code::InvalidArgument, "{what}: {e}");
                 assert!(!e.message.is_empty());
             }
         }
     }
-    assert!(codec::decode(b"", &limits, Frames::First)
+    assert!(codec::probe_and_decode(b"", &limits, Frames::First)
         .unwrap_err()
         .message
         .contains("empty"));
-    assert!(codec::decode(b"TPG\x01", &limits, Frames::First)
+    assert!(codec::probe_and_decode(b"TPG\x01", &limits, Frames::First)
         .unwrap_err()
         .message
         .contains("TPG"));
@@ -352,104 +292,39 @@ fn broken_inputs_are_errors_not_panics() {
 #[test]
 fn limits_fire_from_the_header() {
     let limits = Limits::default();
-    let e = codec::decode(&fixture("bomb-100000x100000.png"), &limits, Frames::First).unwrap_err();
+    let e = codec::probe_and_decode(&fixture("bomb-100000x100000.png"), &limits, Frames::First)
+        .unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument);
     assert!(e.message.contains("30000"), "{e}");
-    let e = codec::decode(&fixture("bomb-20000x20000.png"), &limits, Frames::First).unwrap_err();
+    let e = codec::probe_and_decode(&fixture("bomb-20000x20000.png"), &limits, Frames::First)
+        .unwrap_err();
     assert!(e.message.contains("pixels"), "{e}");
     // a smaller configured limit applies as configured
     let tight = Limits {
         max_pixels: 1000,
         ..Limits::default()
     };
-    assert!(codec::decode(&fixture("rgb.png"), &tight, Frames::First)
-        .unwrap_err()
-        .message
-        .contains("1000"));
+    assert!(
+        codec::probe_and_decode(&fixture("rgb.png"), &tight, Frames::First)
+            .unwrap_err()
+            .message
+            .contains("1000")
+    );
     let few_frames = Limits {
         max_frames: 2,
         ..Limits::default()
     };
-    let e = codec::decode(&fixture("animated.gif"), &few_frames, Frames::All).unwrap_err();
+    let e =
+        codec::probe_and_decode(&fixture("animated.gif"), &few_frames, Frames::All).unwrap_err();
     assert!(e.message.contains("frames"), "{e}");
     let small = Limits {
         max_input_bytes: 100,
         ..Limits::default()
     };
     assert_eq!(
-        codec::decode(&fixture("rgb.png"), &small, Frames::First)
+        codec::probe_and_decode(&fixture("rgb.png"), &small, Frames::First)
             .unwrap_err()
             .code,
         Code::EntityTooLarge
     );
-}
-
-#[test]
-fn cos_quality_is_reported() {
-    let jpg = fixture("baseline.jpg"); // written at quality 90
-    let est = codec::jpeg::estimate_quality(&jpg).unwrap();
-    assert!((89..=91).contains(&est), "estimated {est}");
-    let run = |rule: &str| {
-        mogr::convert(
-            &jpg,
-            &mogr::parse(rule).unwrap(),
-            &Limits::default(),
-            Profile::Download,
-        )
-        .unwrap()
-        .quality
-    };
-    assert_eq!(run("imageMogr2/format/webp/quality/95"), est.min(95));
-    assert_eq!(run("imageMogr2/format/webp/quality/95!"), 95);
-    assert_eq!(
-        run("imageMogr2/format/heif/rquality/50"),
-        ((est as u32 * 50 + 50) / 100) as u8
-    );
-    assert_eq!(run("imageMogr2/format/avif/lquality/95"), 95);
-    assert_eq!(run("imageMogr2/format/png"), 100);
-}
-
-#[test]
-fn size_limit_and_ignore_error() {
-    let png = fixture("rgb.png");
-    let l = Limits::default();
-    let out = mogr::convert(
-        &png,
-        &mogr::parse("imageMogr2/format/jpg/quality/100!/size-limit/2k").unwrap(),
-        &l,
-        Profile::Download,
-    )
-    .unwrap();
-    assert!(out.bytes.len() <= 2048, "{} bytes", out.bytes.len());
-    assert!(out.quality < 100);
-    // `!`: a result larger than the input gives the input back
-    let out = mogr::convert(
-        &png,
-        &mogr::parse("imageMogr2/format/bmp/size-limit/1k!").unwrap(),
-        &l,
-        Profile::Download,
-    )
-    .unwrap();
-    assert!(out.is_original && out.bytes == png);
-    // ignore-error returns the original on a limit error, and the error without it
-    let huge = mogr::parse("imageMogr2/thumbnail/!1000p").unwrap();
-    let tight = Limits {
-        max_output_side: 500,
-        ..l
-    };
-    assert!(mogr::convert(&png, &huge, &tight, Profile::Download).is_err());
-    let forgiving = mogr::parse("imageMogr2/thumbnail/!1000p/ignore-error/1").unwrap();
-    let out = mogr::convert(&png, &forgiving, &tight, Profile::Download).unwrap();
-    assert!(out.is_original && out.format == Format::Png);
-}
-
-#[test]
-fn image_info_matches_cos_shape() {
-    let info = mogr::info::image_info(&fixture("animated.gif"), &Limits::default()).unwrap();
-    let json = serde_json::to_value(&info).unwrap();
-    assert_eq!(json["format"], "gif");
-    assert_eq!(json["width"], "96");
-    assert_eq!(json["frame_count"], "4");
-    assert_eq!(json["md5"].as_str().unwrap().len(), 32);
-    assert!(json["photo_rgb"].as_str().unwrap().starts_with("0x"));
 }

@@ -331,7 +331,8 @@ async fn put_with_pic_operations_stores_original_and_outputs() {
     assert_eq!(meta.get("owner").map(String::as_str), Some("me"));
     let webp = server.get(BUCKET, "up/a.webp").await.unwrap().0;
     let pic =
-        mogr::codec::decode(&webp, &mogr::Limits::default(), mogr::codec::Frames::All).unwrap();
+        mogr::codec::probe_and_decode(&webp, &mogr::Limits::default(), mogr::codec::Frames::All)
+            .unwrap();
     assert_eq!(pic.frames.len(), 12, "animation kept");
 }
 
@@ -340,7 +341,7 @@ async fn on_upload_uses_metadata_or_prefix_rules_and_ignores_outputs() {
     let server = S3Server::start("hook").await;
     server.create_bucket(BUCKET).await;
     let mut config = Config::default();
-    let default = mogr::pic_ops::PicOperations::parse(
+    let default = mogr::cos::PicOperations::parse(
         r#"{"rules":[{"fileid":"/thumbs/t.png","rule":"imageMogr2/thumbnail/64x/format/png"}]}"#,
     )
     .unwrap();

@@ -7,15 +7,15 @@ use serde_json::{json, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    mogr::aws::init_tracing(true);
-    let service = mogr::aws::service_from_env().await?;
+    mogr::bootstrap::init_tracing(true);
+    let service = mogr::bootstrap::service_from_env().await?;
     let service = &service;
     run(service_fn(move |event: LambdaEvent<S3Event>| async move {
         let mut done = Vec::new();
         for record in event.payload.records {
             let bucket = record.s3.bucket.name.unwrap_or_default();
-            let key = mogr::service::key_from_event(&record.s3.object.key.unwrap_or_default())?;
-            if bucket != service.bucket().bucket() {
+            let key = mogr::store::key_from_event(&record.s3.object.key.unwrap_or_default())?;
+            if bucket != service.bucket().name() {
                 tracing::warn!(
                     bucket,
                     key,

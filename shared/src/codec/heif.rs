@@ -1,8 +1,7 @@
 //! HEIF (HEVC: x265 to write, libde265 to read) and AVIF (AV1: aom to write, dav1d to read) through
 //! libheif, compiled from source and linked statically (`libheif-rs`, feature `embedded-libheif`).
 
-use super::{bad_input, EncodeOptions, Format, Frame, Limits, Metadata, Picture};
-use crate::rule::Profile;
+use super::{bad_input, EncodeOptions, Format, Frame, Limits, Metadata, Picture, Profile};
 use crate::{Error, Result};
 use image::DynamicImage;
 use libheif_rs::{
@@ -11,35 +10,12 @@ use libheif_rs::{
     LibHeif, RgbChroma,
 };
 
-/// Reads the major and compatible brands of an `ftyp` box.
-pub(super) fn brand_format(b: &[u8]) -> Option<Format> {
-    let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    let end = size.clamp(12, 256).min(b.len());
-    let brands = std::iter::once(&b[8..12]).chain(b.get(16..end).unwrap_or(&[]).chunks_exact(4));
-    let (mut heif, mut avif) = (false, false);
-    for brand in brands {
-        match brand {
-            b"avif" | b"avis" => avif = true,
-            b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1" => {
-                heif = true
-            }
-            _ => {}
-        }
-    }
-    // `mif1` is shared by both; an explicit `avif` brand decides.
-    match (avif, heif) {
-        (true, _) => Some(Format::Avif),
-        (false, true) => Some(Format::Heif),
-        _ => None,
-    }
-}
-
 fn heif_err(format: Format, e: libheif_rs::HeifError) -> Error {
     bad_input(format, e.message)
 }
 
-pub(super) fn dimensions(bytes: &[u8], _limits: &Limits) -> Result<(u32, u32)> {
-    let format = brand_format(bytes).unwrap_or(Format::Heif);
+/// Width and height of the primary image; `format` (from the brands) names the input in errors.
+pub(super) fn dimensions(bytes: &[u8], format: Format) -> Result<(u32, u32)> {
     let ctx = HeifContext::read_from_bytes(bytes).map_err(|e| heif_err(format, e))?;
     let handle = ctx
         .primary_image_handle()
@@ -130,11 +106,9 @@ fn tune(encoder: &libheif_rs::Encoder<'_>, format: Format, profile: Profile) -> 
     }
 }
 
-pub(super) fn encode(
-    img: &DynamicImage,
-    opts: &EncodeOptions,
-    meta: Metadata<'_>,
-) -> Result<Vec<u8>> {
+/// The first frame, in 8-bit RGB(A) handed to libheif, which converts to YCbCr for the encoder.
+pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) -> Result<Vec<u8>> {
+    let img = pic.first();
     let fail = |what: &str, e: libheif_rs::HeifError| {
         Error::internal(format!(
             "{} encoding ({what}) failed: {}",

@@ -1,9 +1,15 @@
-//! JPEG: quality estimation from quantisation tables, and encoding (baseline or progressive) with
-//! `jpeg-encoder`. Decoding goes through `image` (zune-jpeg: CMYK and progressive included).
+//! JPEG: decoding through `image` (zune-jpeg: CMYK and progressive included) with the writer's quality
+//! estimated from the quantisation tables, and encoding (baseline or progressive) with `jpeg-encoder`.
 
-use super::{flatten, EncodeOptions, Metadata};
+use super::{flatten, via_image, EncodeOptions, Format, Limits, Metadata, Picture};
 use crate::{Error, Result};
-use image::DynamicImage;
+
+/// Decodes the image and estimates the quality it was written with (for COS's relative qualities).
+pub(super) fn decode(bytes: &[u8], limits: &Limits) -> Result<Picture> {
+    let mut pic = via_image::decode_still(bytes, Format::Jpeg, limits)?;
+    pic.quality = estimate_quality(bytes);
+    Ok(pic)
+}
 
 /// The IJG luminance table at quality 50 (natural order; only its sum is compared, so order is moot).
 const STD_LUMA: [u16; 64] = [
@@ -74,13 +80,10 @@ fn luma_table_sum(b: &[u8]) -> Option<u32> {
     None
 }
 
-pub(super) fn encode(
-    img: &DynamicImage,
-    opts: &EncodeOptions,
-    meta: Metadata<'_>,
-) -> Result<Vec<u8>> {
+/// The first frame, alpha composited onto white.
+pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) -> Result<Vec<u8>> {
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
-    let rgb = flatten(img);
+    let rgb = flatten(pic.first());
     let (w, h) = (rgb.width(), rgb.height());
     let (w16, h16) = match (u16::try_from(w), u16::try_from(h)) {
         (Ok(w), Ok(h)) => (w, h),
@@ -123,19 +126,26 @@ pub(super) fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::Profile;
+    use image::DynamicImage;
 
     fn jpeg_at(q: u8) -> Vec<u8> {
         let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 64, |x, y| {
             image::Rgb([x as u8 * 4, y as u8 * 4, 90])
         }));
         let opts = EncodeOptions {
-            format: crate::codec::Format::Jpeg,
+            format: Format::Jpeg,
             quality: q,
             interlace: false,
             strip: true,
-            profile: crate::rule::Profile::Download,
+            profile: Profile::Download,
         };
-        encode(&img, &opts, Metadata::default()).unwrap()
+        encode(
+            &Picture::still(img, Format::Jpeg),
+            &opts,
+            Metadata::default(),
+        )
+        .unwrap()
     }
 
     #[test]

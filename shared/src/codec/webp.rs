@@ -2,9 +2,8 @@
 //! crate): lossy at a quality, lossless at quality 100, animated when the picture has several frames.
 //! ICC and EXIF are carried in a VP8X container.
 
-use super::raster::{collect_frames, still_with_metadata};
-use super::{bad_input, EncodeOptions, Format, Frames, Limits, Metadata, Picture};
-use crate::rule::Profile;
+use super::via_image::{collect_frames, still_with_metadata};
+use super::{bad_input, EncodeOptions, Format, Frames, Limits, Metadata, Picture, Profile};
 use crate::{Error, Result};
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, DynamicImage, ImageDecoder};

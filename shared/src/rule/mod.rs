@@ -6,10 +6,11 @@
 //! never pays for an intermediate encode.
 
 mod parse;
+mod token;
 
 pub use parse::{parse, RuleError, MAX_RULE_LEN, MAX_SEGMENTS};
 
-use crate::codec::Format;
+use crate::codec::{Format, Profile};
 
 /// A parsed rule: what to do to the pixels, and how to write the result.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -31,15 +32,6 @@ pub struct Rule {
     pub ignore_error: bool,
     /// Encoder profile picked in the rule (`/profile/download|persistent`); `None` lets the entry point pick.
     pub profile: Option<Profile>,
-}
-
-/// Encoder settings chosen for the latency or the size a caller cares about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    /// Latency-bound (download-time conversions): fast encoder presets.
-    Download,
-    /// Size-bound (upload and in-cloud): slower presets that give fewer bytes at the same quality.
-    Persistent,
 }
 
 #[derive(Debug, Clone, PartialEq)]

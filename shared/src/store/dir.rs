@@ -65,7 +65,7 @@ fn etag_of(body: &[u8]) -> String {
 
 #[async_trait]
 impl Store for DirStore {
-    fn bucket(&self) -> &str {
+    fn name(&self) -> &str {
         &self.bucket
     }
 
@@ -122,7 +122,7 @@ impl Store for DirStore {
 
     async fn url(&self, key: &str) -> Result<String> {
         check_key(key)?;
-        Ok(format!("/{}", crate::service::encode_key(key)))
+        Ok(format!("/{}", super::encode_key(key)))
     }
 }
 

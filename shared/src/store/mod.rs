@@ -2,9 +2,11 @@
 //! (a local folder as the bucket).
 
 mod dir;
+mod key;
 mod s3;
 
 pub use dir::DirStore;
+pub use key::{check_key, encode_key, key_from_event, key_of, key_problem};
 pub use s3::S3Store;
 
 use crate::Result;
@@ -41,7 +43,7 @@ pub struct Object {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// The bucket's name, as used in `Location` and in Pic-Operations' `bucket`.
-    fn bucket(&self) -> &str;
+    fn name(&self) -> &str;
     /// Reads an object; `NoSuchKey` when it does not exist.
     async fn get(&self, key: &str) -> Result<Object>;
     /// Reads an object's head; `None` when it does not exist.
@@ -58,29 +60,13 @@ pub trait Store: Send + Sync {
     async fn url(&self, key: &str) -> Result<String>;
 }
 
-/// Checks a key before it reaches a store: not empty, no `.`/`..`/empty segments, no control characters,
-/// not under mogr's reserved `.mogr` prefix, at most 1024 bytes.
-pub fn check_key(key: &str) -> Result<()> {
-    let bad = |why: &str| crate::Error::invalid(format!("object key {key:?} is invalid: {why}"));
-    if key.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    if key.len() > 1024 {
-        return Err(bad("it is longer than 1024 bytes"));
-    }
-    if key.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(bad("it contains control characters or a backslash"));
-    }
-    if key
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
-        return Err(bad("it has an empty, . or .. path segment"));
-    }
-    if key.starts_with(".mogr") {
-        return Err(bad(
-            "keys under .mogr are reserved for mogr's own bookkeeping",
-        ));
-    }
-    Ok(())
+/// The metadata that marks an object as one of mogr's outputs, made from the source with `source_etag`.
+pub fn output_metadata(source_etag: &str) -> Metadata {
+    Metadata::from([
+        (OUTPUT_MARKER.to_string(), "1".to_string()),
+        (
+            SOURCE_ETAG.to_string(),
+            source_etag.trim_matches('"').to_string(),
+        ),
+    ])
 }

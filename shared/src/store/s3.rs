@@ -74,7 +74,7 @@ fn sdk_error<E: std::error::Error + Send + Sync + 'static>(
 
 #[async_trait]
 impl Store for S3Store {
-    fn bucket(&self) -> &str {
+    fn name(&self) -> &str {
         &self.bucket
     }
 

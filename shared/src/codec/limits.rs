@@ -1,0 +1,140 @@
+//! [`Limits`]: what one request may cost, checked from headers before pixels are allocated.
+
+use crate::{Code, Error, Result};
+
+/// Resource limits, checked from headers before pixels are allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_input_bytes: usize,
+    pub max_pixels: u64,
+    pub max_side: u32,
+    pub max_frames: u32,
+    pub max_output_side: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_input_bytes: 32 * 1024 * 1024,
+            max_pixels: 100_000_000,
+            max_side: 30_000,
+            max_frames: 300,
+            max_output_side: 9_999,
+        }
+    }
+}
+
+impl Limits {
+    pub fn check_bytes(&self, n: usize) -> Result<()> {
+        if n > self.max_input_bytes {
+            return Err(Error::new(
+                Code::EntityTooLarge,
+                format!(
+                    "the input is {n} bytes; the limit is {} bytes",
+                    self.max_input_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn check_dimensions(&self, width: u32, height: u32) -> Result<()> {
+        if width == 0 || height == 0 {
+            return Err(Error::invalid(format!(
+                "the image claims a size of {width}x{height}: it has no pixels"
+            )));
+        }
+        if width > self.max_side || height > self.max_side {
+            return Err(Error::invalid(format!(
+                "the image is {width}x{height}; width and height may be at most {} px",
+                self.max_side
+            )));
+        }
+        let pixels = width as u64 * height as u64;
+        if pixels > self.max_pixels {
+            return Err(Error::invalid(format!(
+                "the image is {width}x{height} = {pixels} pixels; the limit is {} pixels",
+                self.max_pixels
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that `frames` frames of `width`×`height` stay within the frame and total-pixel limits.
+    pub fn check_frames(&self, frames: u32, width: u32, height: u32) -> Result<()> {
+        if frames > self.max_frames {
+            return Err(Error::invalid(format!(
+                "the animation has more than {} frames, the limit",
+                self.max_frames
+            )));
+        }
+        let total = frames as u64 * width as u64 * height as u64;
+        if total > self.max_pixels {
+            return Err(Error::invalid(format!(
+                "the animation's {frames} frames of {width}x{height} hold {total} pixels; the limit is {}",
+                self.max_pixels
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn check_output(&self, width: u32, height: u32) -> Result<()> {
+        if width > self.max_output_side || height > self.max_output_side {
+            return Err(Error::invalid(format!(
+                "the result would be {width}x{height}; output width and height may be at most {} px",
+                self.max_output_side
+            )));
+        }
+        Ok(())
+    }
+
+    /// The pixel limits in words, for errors raised where the exact cause is not known.
+    pub fn describe(&self) -> String {
+        format!(
+            "at most {} px a side and {} pixels",
+            self.max_side, self.max_pixels
+        )
+    }
+
+    /// The same limits for the `image` crate's decoders.
+    pub(crate) fn image_limits(&self) -> image::Limits {
+        let mut l = image::Limits::default();
+        l.max_image_width = Some(self.max_side);
+        l.max_image_height = Some(self.max_side);
+        // 16-bit RGBA at the pixel limit, plus decoder working space.
+        l.max_alloc = Some(self.max_pixels * 8 + (64 << 20));
+        l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_name_the_problem() {
+        let l = Limits::default();
+        assert!(l
+            .check_dimensions(30_001, 10)
+            .unwrap_err()
+            .message
+            .contains("30000"));
+        assert!(l
+            .check_dimensions(20_000, 20_000)
+            .unwrap_err()
+            .message
+            .contains("pixels"));
+        assert!(l.check_frames(301, 10, 10).is_err());
+        assert!(l.check_output(10_000, 5).is_err());
+        assert_eq!(
+            l.check_bytes(33 * 1024 * 1024).unwrap_err().code,
+            Code::EntityTooLarge
+        );
+        let tight = Limits {
+            max_side: 500,
+            max_pixels: 1000,
+            ..Limits::default()
+        };
+        assert_eq!(tight.describe(), "at most 500 px a side and 1000 pixels");
+    }
+}

@@ -1,0 +1,113 @@
+//! [`Picture`]: decoded pixels (every frame of an animation) with the metadata an output carries.
+
+use super::Format;
+use image::DynamicImage;
+
+/// One frame of a picture, with its display time (0 for stills).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub image: DynamicImage,
+    pub delay_ms: u32,
+}
+
+/// A decoded image: one frame for stills, every frame for animations (all frames share the canvas size).
+/// Pixels are upright: the EXIF orientation has been applied and reset to 1 in `exif`.
+#[derive(Debug, Clone)]
+pub struct Picture {
+    pub frames: Vec<Frame>,
+    /// The format it was decoded from.
+    pub format: Format,
+    pub icc: Option<Vec<u8>>,
+    /// Raw EXIF (TIFF header onwards), orientation already reset to 1.
+    pub exif: Option<Vec<u8>>,
+    /// The EXIF orientation the input had (1-8), before it was applied.
+    pub orientation: u8,
+    /// Estimated quality of a lossy input (JPEG from its quantisation tables); `None` when unknown.
+    pub quality: Option<u8>,
+}
+
+impl Picture {
+    pub fn still(image: DynamicImage, format: Format) -> Picture {
+        Picture {
+            frames: vec![Frame { image, delay_ms: 0 }],
+            format,
+            icc: None,
+            exif: None,
+            orientation: 1,
+            quality: None,
+        }
+    }
+    pub fn width(&self) -> u32 {
+        self.frames[0].image.width()
+    }
+    pub fn height(&self) -> u32 {
+        self.frames[0].image.height()
+    }
+    pub fn first(&self) -> &DynamicImage {
+        &self.frames[0].image
+    }
+    pub fn has_alpha(&self) -> bool {
+        self.frames[0].image.color().has_alpha()
+    }
+
+    /// A copy holding only the frames `frames` asks for: a still output from an animated input copies
+    /// one frame, not all of them.
+    pub fn copy(&self, frames: Frames) -> Picture {
+        let n = match frames {
+            Frames::First => 1,
+            Frames::All => self.frames.len(),
+        };
+        Picture {
+            frames: self.frames[..n].to_vec(),
+            format: self.format,
+            icc: self.icc.clone(),
+            exif: self.exif.clone(),
+            orientation: self.orientation,
+            quality: self.quality,
+        }
+    }
+}
+
+/// What a decoder should keep of an animation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frames {
+    /// The first frame only (for still outputs): later frames are never decoded.
+    First,
+    All,
+}
+
+impl Picture {
+    /// The metadata an output carries: none when `strip` is set.
+    pub(crate) fn metadata(&self, strip: bool) -> Metadata<'_> {
+        if strip {
+            return Metadata::default();
+        }
+        Metadata {
+            icc: self.icc.as_deref(),
+            exif: self.exif.as_deref(),
+        }
+    }
+}
+
+/// Metadata carried into an output.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Metadata<'a> {
+    pub icc: Option<&'a [u8]>,
+    pub exif: Option<&'a [u8]>,
+}
+
+/// Composites an image with alpha onto white, for formats without alpha.
+pub(crate) fn flatten(img: &DynamicImage) -> image::RgbImage {
+    if !img.color().has_alpha() {
+        return img.to_rgb8();
+    }
+    let rgba = img.to_rgba8();
+    let mut out = image::RgbImage::new(rgba.width(), rgba.height());
+    for (o, p) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = p[3] as u32;
+        for c in 0..3 {
+            o[c] = ((p[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+        }
+    }
+    out
+}

@@ -1,0 +1,7 @@
+//! COS's wire formats: the `Pic-Operations` header ([`pic_operations`]) and the XML bodies ([`xml`]).
+
+pub mod pic_operations;
+pub mod xml;
+
+pub use pic_operations::{resolve_fileid, PicOperations, PicRule, MAX_RULES};
+pub use xml::{error_xml, upload_result_xml, OriginalInfo, ProcessResult};

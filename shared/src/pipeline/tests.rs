@@ -1,0 +1,235 @@
+//! The pipeline's steps: sizes, placement, pixels.
+
+use super::*;
+use crate::codec::Format;
+
+fn pic(w: u32, h: u32) -> Picture {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+    Picture::still(DynamicImage::ImageRgb8(img), Format::Png)
+}
+
+fn dims_after(ops: &[Op], w: u32, h: u32) -> (u32, u32) {
+    let mut p = pic(w, h);
+    run(&mut p, ops, &Limits::default()).unwrap();
+    (p.width(), p.height())
+}
+
+#[test]
+fn every_scale_gives_the_documented_size() {
+    let cases = [
+        (Scale::Percent(50), (400, 300)),
+        (Scale::WidthPercent(50), (400, 600)),
+        (Scale::HeightPercent(50), (800, 300)),
+        (Scale::Width(200), (200, 150)),
+        (Scale::Height(150), (200, 150)),
+        (
+            Scale::Fit {
+                width: 400,
+                height: 400,
+            },
+            (400, 300),
+        ),
+        (
+            Scale::Fit {
+                width: 1600,
+                height: 1600,
+            },
+            (1600, 1200),
+        ),
+        (
+            Scale::Shrink {
+                width: 1600,
+                height: 1600,
+            },
+            (800, 600),
+        ),
+        (
+            Scale::Shrink {
+                width: 400,
+                height: 400,
+            },
+            (400, 300),
+        ),
+        (
+            Scale::Enlarge {
+                width: 400,
+                height: 400,
+            },
+            (800, 600),
+        ),
+        (
+            Scale::Enlarge {
+                width: 1600,
+                height: 1600,
+            },
+            (1600, 1200),
+        ),
+        (
+            Scale::Cover {
+                width: 400,
+                height: 400,
+            },
+            (533, 400),
+        ),
+        (
+            Scale::Exact {
+                width: 123,
+                height: 45,
+            },
+            (123, 45),
+        ),
+        (Scale::Area(120_000), (400, 300)),
+    ];
+    for (scale, want) in cases {
+        assert_eq!(scaled_size(scale, 800, 600), want, "{scale:?}");
+    }
+    assert_eq!(
+        dims_after(&[Op::Thumbnail(Scale::Width(100))], 800, 600),
+        (100, 75)
+    );
+}
+
+#[test]
+fn output_side_limit_fires_before_allocation() {
+    let mut p = pic(100, 100);
+    run(
+        &mut p,
+        &[Op::Thumbnail(Scale::Percent(1000))],
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!((p.width(), p.height()), (1000, 1000));
+    let mut p = pic(2000, 10);
+    let e = run(
+        &mut p,
+        &[Op::Thumbnail(Scale::Percent(1000))],
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("at most 9999"), "{e}");
+}
+
+#[test]
+fn gravity_places_the_crop_window() {
+    use Gravity::*;
+    let cases = [
+        (NorthWest, (0, 0)),
+        (North, (30, 0)),
+        (NorthEast, (60, 0)),
+        (West, (0, 20)),
+        (Center, (30, 20)),
+        (East, (60, 20)),
+        (SouthWest, (0, 40)),
+        (South, (30, 40)),
+        (SouthEast, (60, 40)),
+    ];
+    for (g, want) in cases {
+        assert_eq!(place(g, 100, 80, 40, 40, 0, 0), want, "{g:?}");
+    }
+    // offsets move the window inwards and never past the edge
+    assert_eq!(place(SouthEast, 100, 80, 40, 40, 5, 7), (55, 33));
+    assert_eq!(place(NorthWest, 100, 80, 40, 40, 500, 500), (60, 40));
+    // crop reads the right pixels: the source pixel value encodes its position
+    let mut p = pic(100, 80);
+    let op = Op::Crop {
+        width: Some(10),
+        height: Some(10),
+        gravity: SouthEast,
+        dx: 0,
+        dy: 0,
+    };
+    run(&mut p, &[op], &Limits::default()).unwrap();
+    assert_eq!(p.first().to_rgb8().get_pixel(0, 0).0, [90, 70, 7]);
+}
+
+#[test]
+fn cut_crop_pad_rotate_flip_sizes() {
+    assert_eq!(
+        dims_after(
+            &[Op::Cut {
+                width: 50,
+                height: 40,
+                x: 10,
+                y: 20
+            }],
+            100,
+            80
+        ),
+        (50, 40)
+    );
+    assert_eq!(
+        dims_after(
+            &[Op::Cut {
+                width: 500,
+                height: 400,
+                x: 90,
+                y: 70
+            }],
+            100,
+            80
+        ),
+        (10, 10)
+    );
+    let crop = Op::Crop {
+        width: None,
+        height: Some(30),
+        gravity: Gravity::Center,
+        dx: 0,
+        dy: 0,
+    };
+    assert_eq!(dims_after(&[crop], 100, 80), (100, 30));
+    let pad = [
+        Op::Thumbnail(Scale::Fit {
+            width: 50,
+            height: 50,
+        }),
+        Op::Pad {
+            width: 50,
+            height: 50,
+            color: [0, 0, 0],
+        },
+    ];
+    assert_eq!(dims_after(&pad, 100, 80), (50, 50));
+    assert_eq!(dims_after(&[Op::Rotate(90)], 100, 80), (80, 100));
+    assert_eq!(dims_after(&[Op::Rotate(180)], 100, 80), (100, 80));
+    assert_eq!(dims_after(&[Op::Rotate(45)], 100, 100), (142, 142));
+    assert_eq!(dims_after(&[Op::Flip(Flip::Vertical)], 100, 80), (100, 80));
+    assert_eq!(dims_after(&[Op::IRadius(30)], 100, 80), (60, 60));
+    assert_eq!(dims_after(&[Op::IRadius(300)], 100, 80), (80, 80));
+    assert!(run(
+        &mut pic(10, 10),
+        &[Op::Cut {
+            width: 5,
+            height: 5,
+            x: 10,
+            y: 0
+        }],
+        &Limits::default()
+    )
+    .is_err());
+}
+
+#[test]
+fn pixels_move_where_rotation_and_flips_say() {
+    let mut p = pic(100, 80);
+    run(&mut p, &[Op::Rotate(90)], &Limits::default()).unwrap();
+    // clockwise: the top-left pixel (0,0) ends at the top-right corner
+    assert_eq!(p.first().to_rgb8().get_pixel(79, 0).0, [0, 0, 7]);
+    let mut p = pic(100, 80);
+    run(&mut p, &[Op::Flip(Flip::Horizontal)], &Limits::default()).unwrap();
+    assert_eq!(p.first().to_rgb8().get_pixel(0, 0).0, [99, 0, 7]);
+}
+
+#[test]
+fn radii_make_transparent_corners() {
+    let mut p = pic(100, 80);
+    run(&mut p, &[Op::RRadius(20)], &Limits::default()).unwrap();
+    let rgba = p.first().to_rgba8();
+    assert_eq!(rgba.get_pixel(0, 0)[3], 0);
+    assert_eq!(rgba.get_pixel(50, 40)[3], 255);
+    let mut p = pic(100, 80);
+    run(&mut p, &[Op::IRadius(40)], &Limits::default()).unwrap();
+    let rgba = p.first().to_rgba8();
+    assert_eq!(rgba.get_pixel(0, 0)[3], 0);
+    assert_eq!(rgba.get_pixel(40, 40)[3], 255);
+}

@@ -1,0 +1,295 @@
+//! The parser: every form COS documents, its errors, and properties over arbitrary input.
+
+use super::*;
+use crate::codec::{Format, Profile};
+use crate::rule::{Gravity, Quality, SizeLimit};
+use proptest::prelude::*;
+
+fn ok(s: &str) -> Rule {
+    parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+#[test]
+fn error_names_token_offset_and_expectation() {
+    let e = parse("imageMogr2/thumbnail/80xx").unwrap_err();
+    assert_eq!(e.context, "thumbnail");
+    assert_eq!(e.token, "80xx");
+    assert_eq!(e.offset, 21);
+    assert!(
+        e.to_string()
+            .starts_with("thumbnail \"80xx\" at offset 21: expected <W>x<H>"),
+        "{e}"
+    );
+    let e = parse("imageMogr2/format/heif|imageMogr2/rotate/400").unwrap_err();
+    assert_eq!(
+        (e.context.as_str(), e.token.as_str(), e.offset),
+        ("rotate", "400", 41)
+    );
+}
+
+#[test]
+fn every_thumbnail_form() {
+    let cases = [
+        ("!50p", Scale::Percent(50)),
+        ("!50px", Scale::WidthPercent(50)),
+        ("!x50p", Scale::HeightPercent(50)),
+        ("800x", Scale::Width(800)),
+        ("x600", Scale::Height(600)),
+        (
+            "800x600",
+            Scale::Fit {
+                width: 800,
+                height: 600,
+            },
+        ),
+        (
+            "800x600>",
+            Scale::Shrink {
+                width: 800,
+                height: 600,
+            },
+        ),
+        (
+            "800x600<",
+            Scale::Enlarge {
+                width: 800,
+                height: 600,
+            },
+        ),
+        (
+            "!800x600r",
+            Scale::Cover {
+                width: 800,
+                height: 600,
+            },
+        ),
+        (
+            "800x600!",
+            Scale::Exact {
+                width: 800,
+                height: 600,
+            },
+        ),
+        ("250000@", Scale::Area(250_000)),
+    ];
+    for (arg, want) in cases {
+        assert_eq!(
+            ok(&format!("imageMogr2/thumbnail/{arg}")).ops,
+            vec![Op::Thumbnail(want)],
+            "{arg}"
+        );
+    }
+    for bad in [
+        "", "x", "0x10", "10x0", "10000x", "!0p", "!1001p", "!50", "abc", "10x10x", "@", "-5x",
+        "1e3x",
+    ] {
+        assert!(
+            parse(&format!("imageMogr2/thumbnail/{bad}")).is_err(),
+            "{bad:?} should fail"
+        );
+    }
+}
+
+#[test]
+fn crop_takes_gravity_and_offsets_of_its_segment() {
+    let r = ok("imageMogr2/gravity/southeast/crop/300x200/dx/10/dy/20");
+    assert_eq!(
+        r.ops,
+        vec![Op::Crop {
+            width: Some(300),
+            height: Some(200),
+            gravity: Gravity::SouthEast,
+            dx: 10,
+            dy: 20
+        }]
+    );
+    let r = ok("imageMogr2/crop/x100");
+    assert_eq!(
+        r.ops,
+        vec![Op::Crop {
+            width: None,
+            height: Some(100),
+            gravity: Gravity::NorthWest,
+            dx: 0,
+            dy: 0
+        }]
+    );
+    assert!(parse("imageMogr2/crop/x").is_err());
+    assert!(parse("imageMogr2/crop/10x10/gravity/up").is_err());
+}
+
+#[test]
+fn pad_follows_its_thumbnail_with_color() {
+    let r = ok("imageMogr2/thumbnail/300x200/pad/1/color/I0ZGMDAwMA");
+    assert_eq!(
+        r.ops,
+        vec![
+            Op::Thumbnail(Scale::Fit {
+                width: 300,
+                height: 200
+            }),
+            Op::Pad {
+                width: 300,
+                height: 200,
+                color: [0xff, 0, 0]
+            }
+        ]
+    );
+    // padding is allowed with '=' too, and pad/0 pads nothing
+    assert_eq!(
+        ok("imageMogr2/thumbnail/30x20/pad/1/color/I0ZGMDAwMA==")
+            .ops
+            .len(),
+        2
+    );
+    assert_eq!(ok("imageMogr2/thumbnail/30x20/pad/0").ops.len(), 1);
+    let e = parse("imageMogr2/pad/1").unwrap_err();
+    assert_eq!(e.context, "pad");
+    assert!(parse("imageMogr2/thumbnail/30x20/pad/1/color/notbase64!").is_err());
+}
+
+#[test]
+fn every_other_operation() {
+    let r = ok("imageMogr2/cut/10x20x30x40/iradius/5/rradius/6/rotate/90/auto-orient/flip/vertical\
+/blur/3x2/sharpen/70/strip/interlace/1/format/webp/quality/80!/size-limit/15k!/ignore-error/1/profile/persistent");
+    assert_eq!(
+        r.ops,
+        vec![
+            Op::Cut {
+                width: 10,
+                height: 20,
+                x: 30,
+                y: 40
+            },
+            Op::IRadius(5),
+            Op::RRadius(6),
+            Op::Rotate(90),
+            Op::AutoOrient,
+            Op::Flip(Flip::Vertical),
+            Op::Blur {
+                radius: 3,
+                sigma: 2
+            },
+            Op::Sharpen(70),
+        ]
+    );
+    assert_eq!(r.format, Some(Format::Webp));
+    assert_eq!(
+        r.quality,
+        Some(Quality::Absolute {
+            q: 80,
+            forced: true
+        })
+    );
+    assert_eq!(
+        r.size_limit,
+        Some(SizeLimit {
+            bytes: 15 * 1024,
+            keep_smaller_original: true
+        })
+    );
+    assert!(r.strip && r.interlace && r.ignore_error);
+    assert_eq!(r.profile, Some(Profile::Persistent));
+    assert_eq!(
+        ok("imageMogr2/rquality/80").quality,
+        Some(Quality::Relative(80))
+    );
+    assert_eq!(
+        ok("imageMogr2/lquality/60").quality,
+        Some(Quality::Floor(60))
+    );
+    assert_eq!(ok("imageMogr2/rotate/360").ops, vec![Op::Rotate(0)]);
+}
+
+#[test]
+fn formats_and_tpg() {
+    for (name, f) in [
+        ("jpg", Format::Jpeg),
+        ("jpeg", Format::Jpeg),
+        ("png", Format::Png),
+        ("gif", Format::Gif),
+        ("webp", Format::Webp),
+        ("bmp", Format::Bmp),
+        ("tiff", Format::Tiff),
+        ("heif", Format::Heif),
+        ("heic", Format::Heif),
+        ("avif", Format::Avif),
+    ] {
+        assert_eq!(ok(&format!("imageMogr2/format/{name}")).format, Some(f));
+    }
+    let e = parse("imageMogr2/format/tpg").unwrap_err().to_string();
+    assert!(
+        e.contains("no public specification")
+            && e.contains("format/avif")
+            && e.contains("format/heif"),
+        "{e}"
+    );
+    assert!(parse("imageMogr2/format/svg").is_err());
+    let auto = ok("imageMogr2/format/auto");
+    assert!(auto.format_auto && auto.format.is_none());
+    let later = ok("imageMogr2/format/auto|imageMogr2/format/png");
+    assert!(!later.format_auto && later.format == Some(Format::Png));
+}
+
+#[test]
+fn pipelines() {
+    let r = ok("imageMogr2/thumbnail/800x|imageMogr2/format/heif/quality/60");
+    assert_eq!(r.ops, vec![Op::Thumbnail(Scale::Width(800))]);
+    assert_eq!(r.format, Some(Format::Heif));
+    // later segments override settings
+    assert_eq!(
+        ok("imageMogr2/format/png|imageMogr2/format/avif").format,
+        Some(Format::Avif)
+    );
+    let ten = ["imageMogr2/rotate/90"; 10].join("|");
+    assert_eq!(ok(&ten).ops.len(), 10);
+    let eleven = ["imageMogr2/rotate/90"; 11].join("|");
+    assert_eq!(parse(&eleven).unwrap_err().context, "pipeline");
+    assert_eq!(
+        parse("imageMogr2/rotate/90|").unwrap_err().context,
+        "processor"
+    );
+    assert_eq!(
+        parse("imageView2/1/w/100").unwrap_err().context,
+        "processor"
+    );
+    assert_eq!(ok("imageMogr2/format/heif/").format, Some(Format::Heif));
+}
+
+#[test]
+fn hostile_rules_are_errors() {
+    assert!(parse(&"a".repeat(10_000)).is_err());
+    assert!(parse("imageMogr2/thumbnail/99999999999999999999x1").is_err());
+    assert!(parse("imageMogr2/rotate/-1").is_err());
+    assert!(parse("imageMogr2/quality/101").is_err());
+    assert!(parse("imageMogr2/thumbnail/１００x").is_err());
+    assert!(parse("imageMogr2//format/png").is_err());
+    assert!(parse("imageMogr2/format").is_err());
+    assert!(parse("").is_err());
+}
+
+proptest! {
+    #[test]
+    fn never_panics_on_any_string(s in "\\PC{0,200}") {
+        let _ = parse(&s);
+    }
+
+    #[test]
+    fn never_panics_on_rule_shaped_strings(
+        parts in proptest::collection::vec(
+            prop_oneof![
+                Just("imageMogr2".to_string()), Just("thumbnail".to_string()), Just("crop".to_string()),
+                Just("pad".to_string()), Just("color".to_string()), Just("format".to_string()),
+                Just("quality".to_string()), Just("gravity".to_string()), Just("|".to_string()),
+                Just("1".to_string()), "[0-9x!@<>rp]{0,12}", "\\PC{0,6}",
+            ],
+            0..24,
+        )
+    ) {
+        let s = parts.join("/");
+        if let Err(e) = parse(&s) {
+            // the offset always points inside (or at the end of) the rule
+            prop_assert!(e.offset <= s.len());
+        }
+    }
+}

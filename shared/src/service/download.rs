@@ -1,0 +1,144 @@
+//! Upon download: the original, `?imageInfo`, `?imageAve`, or the object converted by an `imageMogr2`
+//! rule with the download profile. Results larger than an inline response can hold are stored once
+//! and redirected to.
+
+use super::http::guess_type;
+use super::{blocking, Service};
+use crate::codec::{self, Frames, Profile};
+use crate::convert::{self, Output};
+use crate::rule::Rule;
+use crate::store::{output_metadata, Object};
+use crate::{info, Error, Result};
+use md5::{Digest, Md5};
+
+/// What a download asks for.
+#[derive(Debug)]
+pub(super) enum Query {
+    Original,
+    /// `imageMogr2/...`: the rule as written (it names a large result's stored copy) and parsed.
+    Rule {
+        text: String,
+        rule: Rule,
+    },
+    Info,
+    Ave,
+    /// `?image_process` belongs to POST; a GET with it answers the original.
+    ImageProcess,
+}
+
+/// A GET, read from HTTP.
+#[derive(Debug)]
+pub(super) struct Download {
+    pub key: String,
+    pub query: Query,
+    /// The `Accept` header, for `format/auto`.
+    pub accept: Option<String>,
+}
+
+impl Download {
+    /// True when the answer depends on `Accept` (`format/auto`): responses carry `Vary: Accept`.
+    pub fn varies_on_accept(&self) -> bool {
+        matches!(&self.query, Query::Rule { rule, .. } if rule.format_auto)
+    }
+}
+
+/// What a download answers.
+pub(super) enum Answer {
+    Body {
+        bytes: Vec<u8>,
+        content_type: String,
+    },
+    /// The result is too large to answer inline: it was stored, and this URL serves it.
+    Redirect(String),
+}
+
+impl Service {
+    pub(super) async fn answer(&self, d: Download) -> Result<Answer> {
+        let obj = self.default_bucket.get(&d.key).await?;
+        let limits = self.config.limits;
+        let json = |bytes: Vec<u8>| Answer::Body {
+            bytes,
+            content_type: "application/json".into(),
+        };
+        match d.query {
+            Query::Original | Query::ImageProcess => {
+                let content_type = obj
+                    .head
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| guess_type(&obj.body));
+                Ok(Answer::Body {
+                    bytes: obj.body,
+                    content_type,
+                })
+            }
+            Query::Info => {
+                let input = obj.body;
+                let info = blocking(move || info::image_info(&input, &limits)).await?;
+                Ok(json(
+                    serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?,
+                ))
+            }
+            Query::Ave => {
+                let input = obj.body;
+                let rgb = blocking(move || {
+                    let probe = codec::probe(&input, &limits)?;
+                    let pic = codec::decode(&input, &probe, &limits, Frames::First)?;
+                    Ok(info::average_rgb(&pic))
+                })
+                .await?;
+                Ok(json(
+                    serde_json::json!({ "RGB": rgb }).to_string().into_bytes(),
+                ))
+            }
+            Query::Rule { text, mut rule } => {
+                let Object { head, body } = obj;
+                let accept = d.accept;
+                let out = blocking(move || {
+                    let probe = codec::probe(&body, &limits)?;
+                    if rule.format_auto {
+                        rule.format =
+                            Some(crate::accept::negotiate(accept.as_deref(), probe.format)?);
+                    }
+                    convert::convert_probed(&body, probe, &rule, &limits, Profile::Download)
+                })
+                .await?;
+                match self.config.max_inline_bytes {
+                    Some(max) if out.bytes.len() > max => {
+                        self.store_large(&d.key, &head.etag, &text, out).await
+                    }
+                    _ => Ok(Answer::Body {
+                        content_type: out.format.mime().to_string(),
+                        bytes: out.bytes,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Stores a result too large to answer inline and redirects to it. The key is derived from the
+    /// source's ETag and the rule, so a repeated request reuses the stored copy.
+    async fn store_large(&self, key: &str, etag: &str, rule: &str, out: Output) -> Result<Answer> {
+        let digest = format!(
+            "{:x}",
+            Md5::digest(format!("{key}\n{etag}\n{rule}").as_bytes())
+        );
+        let large_key = format!(
+            "{}{digest}.{}",
+            self.config.large_prefix,
+            out.format.extension()
+        );
+        let bucket = &self.default_bucket;
+        if bucket.head(&large_key).await?.is_none() {
+            bucket
+                .put(
+                    &large_key,
+                    out.bytes,
+                    out.format.mime(),
+                    &output_metadata(etag),
+                )
+                .await?;
+        }
+        Ok(Answer::Redirect(bucket.url(&large_key).await?))
+    }
+}

@@ -1,0 +1,93 @@
+//! The three ways to process (cos-api.md), called by the Lambda functions and the local server alike:
+//! [`Service::download`], [`Service::process`] (POST `?image_process`, PUT with `Pic-Operations`) and
+//! [`Service::on_upload`] (an S3 `ObjectCreated` notification).
+//!
+//! - [`config`]: the `MOGR_*` settings;
+//! - `http`: the only part that knows HTTP — it turns a request into one of the plain requests below,
+//!   and a result or an error into a response (query strings, request ids, `<Error>` bodies);
+//! - `download`: what a GET asks for, answered from the bucket;
+//! - `process`: Pic-Operations rules run over one decode, outputs stored, `UploadResult` reported;
+//! - `upload`: the bucket-notification hook.
+
+pub mod config;
+mod download;
+mod http;
+mod process;
+mod upload;
+
+pub use self::http::error_response;
+pub use config::Config;
+pub use upload::UploadOutcome;
+
+use crate::store::{encode_key, Store};
+use crate::{Code, Error, Result};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The buckets a service may touch: the one it serves, plus the allow-list that Pic-Operations'
+/// `bucket` field may name.
+#[derive(Clone)]
+pub struct Service {
+    pub config: Config,
+    default_bucket: Arc<dyn Store>,
+    others: BTreeMap<String, Arc<dyn Store>>,
+}
+
+impl Service {
+    pub fn new(config: Config, bucket: Arc<dyn Store>) -> Service {
+        Service {
+            config,
+            default_bucket: bucket,
+            others: BTreeMap::new(),
+        }
+    }
+
+    /// Allows Pic-Operations' `bucket` field to name this bucket.
+    pub fn allow_bucket(mut self, store: Arc<dyn Store>) -> Service {
+        self.others.insert(store.name().to_string(), store);
+        self
+    }
+
+    /// The bucket this service serves.
+    pub fn bucket(&self) -> &Arc<dyn Store> {
+        &self.default_bucket
+    }
+
+    fn bucket_named(&self, name: Option<&str>) -> Result<Arc<dyn Store>> {
+        match name {
+            None => Ok(self.default_bucket.clone()),
+            Some(n) if n == self.default_bucket.name() => Ok(self.default_bucket.clone()),
+            Some(n) => self.others.get(n).cloned().ok_or_else(|| {
+                Error::new(
+                    Code::AccessDenied,
+                    format!(
+                        "bucket {n:?} is not on this service's allow-list; outputs may go to {}",
+                        self.allowed().join(", ")
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn allowed(&self) -> Vec<String> {
+        std::iter::once(self.default_bucket.name().to_string())
+            .chain(self.others.keys().cloned())
+            .collect()
+    }
+
+    /// `Location` of an object: `<host>/<key>`.
+    fn location(&self, bucket: &str, key: &str) -> String {
+        let host = match &self.config.public_host {
+            Some(h) if bucket == self.default_bucket.name() => h.clone(),
+            _ => format!("{bucket}.s3.amazonaws.com"),
+        };
+        format!("{host}/{}", encode_key(key))
+    }
+}
+
+/// Runs CPU-bound image work on the blocking pool, off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("image task failed: {e}")))?
+}

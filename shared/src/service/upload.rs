@@ -1,0 +1,64 @@
+//! Upon upload straight into the bucket: an S3 `ObjectCreated` notification runs the object's rules.
+
+use super::Service;
+use crate::cos::{PicOperations, ProcessResult};
+use crate::store::{self, check_key};
+use crate::{Code, Result};
+
+/// What `on_upload` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// The object is one of mogr's outputs: its notification is ignored.
+    SkippedOutput,
+    /// The object carries no rules and no default rule matches its key.
+    NoRules,
+    /// The object was deleted or replaced before it could be read.
+    Gone,
+    Processed(Vec<ProcessResult>),
+}
+
+impl Service {
+    /// An S3 `ObjectCreated` notification for `key` in the served bucket. Rules come from the object's
+    /// `x-amz-meta-pic-operations`, else from the longest matching default-rule prefix. mogr's own
+    /// outputs are ignored, and redelivery rewrites the same outputs from the same source.
+    pub async fn on_upload(&self, key: &str) -> Result<UploadOutcome> {
+        check_key(key)?;
+        let Some(head) = self.default_bucket.head(key).await? else {
+            return Ok(UploadOutcome::Gone);
+        };
+        if head.metadata.contains_key(store::OUTPUT_MARKER) {
+            return Ok(UploadOutcome::SkippedOutput);
+        }
+        let ops = match head.metadata.get(store::PIC_OPERATIONS) {
+            Some(json) => PicOperations::parse(json)?,
+            None => match self.default_rules_for(key) {
+                Some(ops) => ops.clone(),
+                None => return Ok(UploadOutcome::NoRules),
+            },
+        };
+        if ops.rules.is_empty() {
+            return Ok(UploadOutcome::NoRules);
+        }
+        let obj = match self.default_bucket.get(key).await {
+            Ok(o) => o,
+            Err(e) if e.code == Code::NoSuchKey => return Ok(UploadOutcome::Gone),
+            Err(e) => return Err(e),
+        };
+        let prepared = self.prepare(key, obj.body, &ops, false).await?;
+        // A rule whose fileid is the input key would overwrite it and trigger another notification for
+        // an object marked as output: ignored, as intended.
+        Ok(UploadOutcome::Processed(
+            self.store_outputs(prepared.outputs, &obj.head.etag).await?,
+        ))
+    }
+
+    /// The default rules of the longest configured prefix of `key`.
+    fn default_rules_for(&self, key: &str) -> Option<&PicOperations> {
+        self.config
+            .default_rules
+            .iter()
+            .filter(|(prefix, _)| key.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, ops)| ops)
+    }
+}

@@ -1,0 +1,161 @@
+//! Conversions end to end: animations, progressive JPEG, COS quality semantics, size-limit, ignore-error,
+//! and several rules over one decode.
+
+use mogr::codec::{self, Format, Frames, Limits};
+use mogr::convert::{self, Source};
+use mogr::Profile;
+
+mod common;
+use common::{decode, fixture};
+
+#[test]
+fn animations_keep_their_frames_in_animated_outputs() {
+    let gif = fixture("animated.gif");
+    for (rule, frames) in [
+        ("imageMogr2/format/webp", 4),
+        ("imageMogr2/format/gif", 4),
+        ("imageMogr2/format/png", 1),
+    ] {
+        let out = mogr::convert(
+            &gif,
+            &mogr::parse(rule).unwrap(),
+            &Limits::default(),
+            Profile::Download,
+        )
+        .unwrap();
+        assert_eq!(
+            decode(&out.bytes, Frames::All).frames.len(),
+            frames,
+            "{rule}"
+        );
+    }
+    let webp = fixture("animated.webp");
+    let out = mogr::convert(
+        &webp,
+        &mogr::parse("imageMogr2/thumbnail/48x/format/gif").unwrap(),
+        &Limits::default(),
+        Profile::Download,
+    )
+    .unwrap();
+    let pic = decode(&out.bytes, Frames::All);
+    assert_eq!((pic.frames.len(), pic.width(), pic.height()), (4, 48, 32));
+}
+
+#[test]
+fn progressive_jpeg_with_interlace() {
+    let rule = mogr::parse("imageMogr2/format/jpg/interlace/1").unwrap();
+    let out = mogr::convert(
+        &fixture("rgb.png"),
+        &rule,
+        &Limits::default(),
+        Profile::Download,
+    )
+    .unwrap();
+    // SOF2 marks a progressive JPEG
+    assert!(
+        out.bytes.windows(2).any(|w| w == [0xFF, 0xC2]),
+        "no SOF2 marker"
+    );
+    assert_eq!(decode(&out.bytes, Frames::First).width(), 96);
+}
+
+#[test]
+fn cos_quality_is_reported() {
+    let jpg = fixture("baseline.jpg"); // written at quality 90
+    let est = codec::jpeg::estimate_quality(&jpg).unwrap();
+    assert!((89..=91).contains(&est), "estimated {est}");
+    let run = |rule: &str| {
+        mogr::convert(
+            &jpg,
+            &mogr::parse(rule).unwrap(),
+            &Limits::default(),
+            Profile::Download,
+        )
+        .unwrap()
+        .quality
+    };
+    assert_eq!(run("imageMogr2/format/webp/quality/95"), est.min(95));
+    assert_eq!(run("imageMogr2/format/webp/quality/95!"), 95);
+    assert_eq!(
+        run("imageMogr2/format/heif/rquality/50"),
+        ((est as u32 * 50 + 50) / 100) as u8
+    );
+    assert_eq!(run("imageMogr2/format/avif/lquality/95"), 95);
+    assert_eq!(run("imageMogr2/format/png"), 100);
+}
+
+#[test]
+fn size_limit_and_ignore_error() {
+    let png = fixture("rgb.png");
+    let l = Limits::default();
+    let out = mogr::convert(
+        &png,
+        &mogr::parse("imageMogr2/format/jpg/quality/100!/size-limit/2k").unwrap(),
+        &l,
+        Profile::Download,
+    )
+    .unwrap();
+    assert!(out.bytes.len() <= 2048, "{} bytes", out.bytes.len());
+    assert!(out.quality < 100);
+    // `!`: a result larger than the input gives the input back
+    let out = mogr::convert(
+        &png,
+        &mogr::parse("imageMogr2/format/bmp/size-limit/1k!").unwrap(),
+        &l,
+        Profile::Download,
+    )
+    .unwrap();
+    assert!(out.is_original && out.bytes == png);
+    // ignore-error returns the original on a limit error, and the error without it
+    let huge = mogr::parse("imageMogr2/thumbnail/!1000p").unwrap();
+    let tight = Limits {
+        max_output_side: 500,
+        ..l
+    };
+    assert!(mogr::convert(&png, &huge, &tight, Profile::Download).is_err());
+    let forgiving = mogr::parse("imageMogr2/thumbnail/!1000p/ignore-error/1").unwrap();
+    let out = mogr::convert(&png, &forgiving, &tight, Profile::Download).unwrap();
+    assert!(out.is_original && out.format == Format::Png);
+}
+
+#[test]
+fn several_rules_over_one_decode_match_one_conversion_each() {
+    let jpg = fixture("baseline.jpg");
+    let gif = fixture("animated.gif");
+    let l = Limits::default();
+    let rules: Vec<_> = [
+        "imageMogr2/thumbnail/40x/format/webp",
+        "imageMogr2/format/gif",
+        "imageMogr2/format/png",
+        "imageMogr2/thumbnail/!1000p/ignore-error/1",
+    ]
+    .iter()
+    .map(|r| mogr::parse(r).unwrap())
+    .collect();
+    for input in [&jpg, &gif] {
+        let probe = codec::probe(input, &l).unwrap();
+        let source = Source::decode(input, probe, &l, Frames::All);
+        let tight = Limits {
+            max_output_side: 500,
+            ..l
+        };
+        let each =
+            convert::convert_each(&source, input, &rules, &tight, Profile::Download).unwrap();
+        for (rule, out) in rules.iter().zip(&each) {
+            let alone = mogr::convert(input, rule, &tight, Profile::Download).unwrap();
+            assert_eq!(out.bytes, alone.bytes, "{rule:?}");
+            assert_eq!(
+                (out.format, out.width, out.quality),
+                (alone.format, alone.width, alone.quality)
+            );
+        }
+        assert!(each[3].is_original);
+    }
+    // A failed decode fails every rule but those with ignore-error, which answer the original.
+    let broken = &jpg[..jpg.len() / 3];
+    let failed = Err(mogr::Error::invalid("the JPEG input could not be decoded"));
+    assert!(convert::convert_each(&failed, broken, &rules[..1], &l, Profile::Download).is_err());
+    let forgiving = [mogr::parse("imageMogr2/format/png/ignore-error/1").unwrap()];
+    let out = convert::convert_each(&failed, &jpg, &forgiving, &l, Profile::Download).unwrap();
+    assert!(out[0].is_original && out[0].format == Format::Jpeg);
+}
