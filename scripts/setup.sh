@@ -14,8 +14,8 @@ BUILD=(
   build-essential cmake pkg-config nasm git curl
   # HEIF/AVIF codecs libheif links against
   libde265-dev libx265-dev libaom-dev libdav1d-dev libnuma-dev
-  # peers measured in the benchmark
-  libvips-tools libheif-examples
+  # peers measured in the benchmark, and GNU time for each converter's own peak memory
+  libvips-tools libheif-examples time
   # Python for the test tools below
   python3 python3-pip python3-venv
 )

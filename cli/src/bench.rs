@@ -1,7 +1,7 @@
 //! `mogr bench`: mogr beside libvips (`vips heifsave`/`webpsave`) and libheif's `heif-enc`, in one run.
 //!
 //! Every converter — mogr included — runs as a child process, so that milliseconds (wall clock, best of
-//! `runs`) and peak memory (`ru_maxrss` from `wait4`) are measured the same way for all. Every output is
+//! `runs`) and peak memory (GNU `time`'s maximum resident set) are measured the same way for all. Every output is
 //! decoded by mogr and scored with SSIMULACRA2 against the decoded input.
 
 use anyhow::{bail, Context, Result};
@@ -18,30 +18,41 @@ pub struct Measured {
     pub peak_mib: f64,
 }
 
-/// Runs `cmd` `runs` times; returns the best wall time and the largest peak RSS.
-#[allow(clippy::zombie_processes)] // the child is reaped by wait4, which also reports its peak RSS
+/// Runs `cmd` `runs` times under GNU `time`; returns the best wall time and the largest peak RSS.
+///
+/// The peak comes from `time`, not from our own `wait4`: a child spawned by this (large) process starts
+/// with its parent's resident-set high-water mark, which `ru_maxrss` then reports; the command `time`
+/// runs is forked from `time`'s small process instead.
 fn time_child(mut make: impl FnMut() -> Command, runs: u32) -> Result<(f64, f64)> {
-    let (mut best_ms, mut peak_kib) = (f64::MAX, 0i64);
+    let (mut best_ms, mut peak_kib) = (f64::MAX, 0u64);
+    let report = std::env::temp_dir().join(format!("mogr-bench-time-{}", std::process::id()));
     for _ in 0..runs {
-        let mut cmd = make();
-        cmd.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
+        let inner = make();
+        let mut cmd = Command::new("/usr/bin/time");
+        cmd.args(["-f", "%M", "-o"])
+            .arg(&report)
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         let t = Instant::now();
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {cmd:?}"))?;
-        let pid = child.id() as libc::pid_t;
-        let mut status = 0;
-        // SAFETY: rusage is plain data; wait4 fills it for our own child.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let status = cmd.status().with_context(|| {
+            format!("cannot start {cmd:?} (GNU time comes from scripts/setup.sh)")
+        })?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-            bail!("{cmd:?} failed (status {status})");
+        if !status.success() {
+            bail!("{inner:?} failed ({status})");
         }
+        let kib = std::fs::read_to_string(&report)?;
+        let kib: u64 = kib
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .with_context(|| format!("GNU time wrote {kib:?}"))?;
         best_ms = best_ms.min(ms);
-        peak_kib = peak_kib.max(usage.ru_maxrss);
+        peak_kib = peak_kib.max(kib);
     }
+    let _ = std::fs::remove_file(&report);
     Ok((best_ms, peak_kib as f64 / 1024.0))
 }
 

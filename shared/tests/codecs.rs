@@ -153,7 +153,7 @@ fn round_trip_every_input_through_every_output() {
             );
             for output in outputs {
                 let q = if output.is_lossy() {
-                    mogr::convert::default_quality(output, &reference)
+                    mogr::convert::default_quality(output, Profile::Download, &reference)
                 } else {
                     100
                 };
@@ -327,4 +327,37 @@ fn limits_fire_from_the_header() {
             .code,
         Code::EntityTooLarge
     );
+}
+
+#[test]
+fn heif_and_avif_take_odd_sizes_and_alpha_through_ycbcr() {
+    // 4:2:0 chroma of an odd-sized picture covers the last row and column from one or two pixels.
+    let img = RgbaImage::from_fn(33, 17, |x, y| {
+        Rgba([
+            (x * 7) as u8,
+            (y * 15) as u8,
+            200,
+            if x < 16 { 255 } else { 64 },
+        ])
+    });
+    let pic = Picture::still(DynamicImage::ImageRgba8(img.clone()), Format::Png);
+    for format in [Format::Heif, Format::Avif] {
+        let got = decode(&encode(&pic, format, 90), Frames::First);
+        assert_eq!((got.width(), got.height()), (33, 17), "{format:?}");
+        let rgba = got.first().to_rgba8();
+        let (opaque, faint) = (rgba.get_pixel(3, 8), rgba.get_pixel(30, 8));
+        assert!(
+            opaque[3] > 240 && faint[3].abs_diff(64) < 12,
+            "{format:?} alpha {opaque:?} {faint:?}"
+        );
+        // colour survives: the bottom-right pixel (its own chroma sample) stays near its value
+        let want = img.get_pixel(32, 16);
+        let px = rgba.get_pixel(32, 16);
+        for c in 0..3 {
+            assert!(
+                px[c].abs_diff(want[c]) < 40,
+                "{format:?} {px:?} vs {want:?}"
+            );
+        }
+    }
 }

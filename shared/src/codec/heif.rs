@@ -5,9 +5,9 @@ use super::{bad_input, EncodeOptions, Format, Frame, Limits, Metadata, Picture, 
 use crate::{Error, Result};
 use image::DynamicImage;
 use libheif_rs::{
-    color_profile_types, Channel, ColorProfile, ColorProfileRaw, ColorSpace, CompressionFormat,
-    DecodingOptions, EncoderParameterValue, EncoderQuality, EncodingOptions, HeifContext, Image,
-    LibHeif, RgbChroma,
+    color_profile_types, Channel, Chroma, ColorProfile, ColorProfileNCLX, ColorProfileRaw,
+    ColorSpace, CompressionFormat, DecodingOptions, EncoderParameterValue, EncoderQuality,
+    EncodingOptions, HeifContext, Image, LibHeif, RgbChroma,
 };
 
 fn heif_err(format: Format, e: libheif_rs::HeifError) -> Error {
@@ -89,8 +89,20 @@ pub(super) fn decode(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pi
     })
 }
 
+/// Pictures larger than this get aom's fastest speed in the download profile.
+const AV1_FASTEST_ABOVE_PIXELS: u64 = 8_000_000;
+
 /// Encoder settings per format and profile. Download favours latency, persistent favours bytes.
-fn tune(encoder: &libheif_rs::Encoder<'_>, format: Format, profile: Profile) -> Result<()> {
+///
+/// Download (measured on 2 cores, BENCHMARKS.md): x265 `ultrafast` writes a 4 MP photo in ~0.3 s where
+/// `faster` took ~1.0 s, at scores 77–83 and fewer bytes at the same quality setting; aom speed 8 takes
+/// ~0.2 s for 4 MP (speed 6: 0.4–1.0 s), and speed 9 keeps an 18 MP photo near 1.6 s (speed 6: 6.2 s).
+fn tune(
+    encoder: &libheif_rs::Encoder<'_>,
+    format: Format,
+    profile: Profile,
+    pixels: u64,
+) -> Result<()> {
     let set = |name: &str, v: EncoderParameterValue| {
         encoder.set_parameter_value(name, v).map_err(|e| {
             Error::internal(format!("libheif encoder parameter {name}: {}", e.message))
@@ -98,15 +110,98 @@ fn tune(encoder: &libheif_rs::Encoder<'_>, format: Format, profile: Profile) -> 
     };
     use EncoderParameterValue::{Int, String as Str};
     match (format, profile) {
-        (Format::Heif, Profile::Download) => set("preset", Str("faster".into())),
+        (Format::Heif, Profile::Download) => set("preset", Str("ultrafast".into())),
         (Format::Heif, Profile::Persistent) => set("preset", Str("slow".into())),
-        (Format::Avif, Profile::Download) => set("speed", Int(6)),
+        (Format::Avif, Profile::Download) if pixels > AV1_FASTEST_ABOVE_PIXELS => {
+            set("speed", Int(9))
+        }
+        (Format::Avif, Profile::Download) => set("speed", Int(8)),
         (Format::Avif, Profile::Persistent) => set("speed", Int(5)),
         _ => Ok(()),
     }
 }
 
-/// The first frame, in 8-bit RGB(A) handed to libheif, which converts to YCbCr for the encoder.
+/// 8-bit YCbCr 4:2:0 (BT.601 full range, the sRGB default nclx libheif writes) plus alpha, the layout
+/// the encoders take, so libheif does no colour conversion of its own. Scores are the same as with
+/// libheif's conversion; peak memory is lower (no RGB copy for libheif).
+fn ycbcr420_image(img: &DynamicImage) -> std::result::Result<Image, libheif_rs::HeifError> {
+    let (w, h) = (img.width(), img.height());
+    let alpha = img.color().has_alpha();
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let mut himg = Image::new(w, h, ColorSpace::YCbCr(Chroma::C420))?;
+    himg.create_plane(Channel::Y, w, h, 8)?;
+    himg.create_plane(Channel::Cb, cw, ch, 8)?;
+    himg.create_plane(Channel::Cr, cw, ch, 8)?;
+    if alpha {
+        himg.create_plane(Channel::Alpha, w, h, 8)?;
+    }
+    if let Some(nclx) = ColorProfileNCLX::new() {
+        himg.set_color_profile_nclx(&nclx)?;
+    }
+    // 8-bit pixels are read in place; other layouts are converted once.
+    let converted;
+    let (src, n): (&[u8], usize) = match img {
+        DynamicImage::ImageRgb8(b) => (b.as_raw(), 3),
+        DynamicImage::ImageRgba8(b) => (b.as_raw(), 4),
+        _ if alpha => {
+            converted = img.to_rgba8().into_raw();
+            (&converted, 4)
+        }
+        _ => {
+            converted = img.to_rgb8().into_raw();
+            (&converted, 3)
+        }
+    };
+    fill_ycbcr420(&mut himg, src, n, w as usize, h as usize);
+    Ok(himg)
+}
+
+/// Writes `src` (8-bit RGB or RGBA, `n` bytes a pixel) into the planes of `himg`.
+fn fill_ycbcr420(himg: &mut Image, src: &[u8], n: usize, w: usize, h: usize) {
+    let planes = himg.planes_mut();
+    let (Some(yp), Some(cbp), Some(crp)) = (planes.y, planes.cb, planes.cr) else {
+        return;
+    };
+    let row = w * n;
+    for (y, line) in src.chunks_exact(row).enumerate() {
+        let out = &mut yp.data[y * yp.stride..y * yp.stride + w];
+        for (o, p) in out.iter_mut().zip(line.chunks_exact(n)) {
+            let (r, g, b) = (p[0] as i32, p[1] as i32, p[2] as i32);
+            *o = ((19595 * r + 38470 * g + 7471 * b + 32768) >> 16) as u8;
+        }
+    }
+    for cy in 0..h.div_ceil(2) {
+        let rows = if 2 * cy + 1 < h { 2 } else { 1 };
+        for cx in 0..w.div_ceil(2) {
+            let cols = if 2 * cx + 1 < w { 2 } else { 1 };
+            let (mut r, mut g, mut b) = (0i32, 0i32, 0i32);
+            for dy in 0..rows {
+                for dx in 0..cols {
+                    let i = (2 * cy + dy) * row + (2 * cx + dx) * n;
+                    r += src[i] as i32;
+                    g += src[i + 1] as i32;
+                    b += src[i + 2] as i32;
+                }
+            }
+            let k = (rows * cols) as i32;
+            let (r, g, b) = ((r + k / 2) / k, (g + k / 2) / k, (b + k / 2) / k);
+            let cb = (-11059 * r - 21709 * g + 32768 * b + (128 << 16) + 32768) >> 16;
+            let cr = (32768 * r - 27439 * g - 5329 * b + (128 << 16) + 32768) >> 16;
+            cbp.data[cy * cbp.stride + cx] = cb.clamp(0, 255) as u8;
+            crp.data[cy * crp.stride + cx] = cr.clamp(0, 255) as u8;
+        }
+    }
+    if let Some(ap) = planes.a {
+        for (y, line) in src.chunks_exact(row).enumerate() {
+            let out = &mut ap.data[y * ap.stride..y * ap.stride + w];
+            for (o, p) in out.iter_mut().zip(line.chunks_exact(n)) {
+                *o = p[3];
+            }
+        }
+    }
+}
+
+/// The first frame, converted to YCbCr 4:2:0 here and handed to libheif's encoder.
 pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) -> Result<Vec<u8>> {
     let img = pic.first();
     let fail = |what: &str, e: libheif_rs::HeifError| {
@@ -128,33 +223,10 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
     encoder
         .set_quality(EncoderQuality::Lossy(opts.quality.min(100)))
         .map_err(|e| fail("quality", e))?;
-    tune(&encoder, opts.format, opts.profile)?;
+    let pixels = img.width() as u64 * img.height() as u64;
+    tune(&encoder, opts.format, opts.profile, pixels)?;
 
-    let (w, h) = (img.width(), img.height());
-    let alpha = img.color().has_alpha();
-    let (chroma, channels) = if alpha {
-        (RgbChroma::Rgba, 4)
-    } else {
-        (RgbChroma::Rgb, 3)
-    };
-    let src = if alpha {
-        DynamicImage::ImageRgba8(img.to_rgba8())
-    } else {
-        DynamicImage::ImageRgb8(img.to_rgb8())
-    };
-    let mut himg = Image::new(w, h, ColorSpace::Rgb(chroma)).map_err(|e| fail("image", e))?;
-    himg.create_plane(Channel::Interleaved, w, h, 8)
-        .map_err(|e| fail("plane", e))?;
-    {
-        let planes = himg.planes_mut();
-        let plane = planes
-            .interleaved
-            .ok_or_else(|| Error::internal("libheif: no interleaved plane"))?;
-        let row = w as usize * channels;
-        for (y, src_row) in src.as_bytes().chunks_exact(row).enumerate() {
-            plane.data[y * plane.stride..y * plane.stride + row].copy_from_slice(src_row);
-        }
-    }
+    let mut himg = ycbcr420_image(img).map_err(|e| fail("image", e))?;
     if let Some(icc) = meta.icc {
         himg.set_color_profile_raw(&ColorProfileRaw::new(
             color_profile_types::PROF,
