@@ -36,21 +36,16 @@ pub fn default_quality(format: Format, profile: Profile, input: &Picture) -> u8 
 
 /// An input probed and decoded once, for any number of rules.
 #[derive(Debug, Clone)]
-pub struct Source<'a> {
-    pub bytes: &'a [u8],
+pub struct Source {
     pub probe: Probe,
     pub picture: Picture,
 }
 
-impl<'a> Source<'a> {
+impl Source {
     /// Decodes a probed input, with every frame of an animation when `frames` asks for them.
-    pub fn decode(bytes: &'a [u8], probe: Probe, limits: &Limits, frames: Frames) -> Result<Self> {
+    pub fn decode(bytes: &[u8], probe: Probe, limits: &Limits, frames: Frames) -> Result<Self> {
         let picture = codec::decode(bytes, &probe, limits, frames)?;
-        Ok(Source {
-            bytes,
-            probe,
-            picture,
-        })
+        Ok(Source { probe, picture })
     }
 }
 
@@ -86,11 +81,11 @@ pub fn convert_probed(
     or_original(result, input, rule, limits)
 }
 
-/// Converts one decoded source by several rules (Pic-Operations): one decode, one copy of the
-/// picture per rule. Outputs are in rule order; a rule that fails fails the whole set, unless it
+/// Converts one decoded source of `input` by several rules (Pic-Operations): one decode, one copy of
+/// the picture per rule. Outputs are in rule order; a rule that fails fails the whole set, unless it
 /// asks for `ignore-error`.
 pub fn convert_each(
-    source: &Result<Source<'_>>,
+    source: &Result<Source>,
     input: &[u8],
     rules: &[Rule],
     limits: &Limits,

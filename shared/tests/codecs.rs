@@ -120,16 +120,7 @@ fn exif_orientations_1_to_8_come_out_upright() {
 
 #[test]
 fn round_trip_every_input_through_every_output() {
-    let inputs = [
-        Format::Jpeg,
-        Format::Png,
-        Format::Gif,
-        Format::Webp,
-        Format::Bmp,
-        Format::Tiff,
-        Format::Heif,
-        Format::Avif,
-    ];
+    let inputs = Format::ALL;
     let outputs = [
         Format::Heif,
         Format::Avif,

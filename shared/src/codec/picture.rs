@@ -76,6 +76,17 @@ pub enum Frames {
     All,
 }
 
+impl Frames {
+    /// What two consumers of one decode need together: all frames if either needs them.
+    pub fn or(self, other: Frames) -> Frames {
+        if self == Frames::All || other == Frames::All {
+            Frames::All
+        } else {
+            Frames::First
+        }
+    }
+}
+
 impl Picture {
     /// The metadata an output carries: none when `strip` is set.
     pub(crate) fn metadata(&self, strip: bool) -> Metadata<'_> {

@@ -82,8 +82,7 @@ impl Service {
             Query::Ave => {
                 let input = obj.body;
                 let rgb = blocking(move || {
-                    let probe = codec::probe(&input, &limits)?;
-                    let pic = codec::decode(&input, &probe, &limits, Frames::First)?;
+                    let pic = codec::probe_and_decode(&input, &limits, Frames::First)?;
                     Ok(info::average_rgb(&pic))
                 })
                 .await?;

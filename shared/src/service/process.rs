@@ -111,11 +111,15 @@ impl Service {
         let limits = self.config.limits;
         let (outputs, info) = blocking(move || {
             let source = codec::probe(&input, &limits).and_then(|probe| {
-                let all = rules
+                let info_frames = if want_info {
+                    info::frames_needed(&probe)
+                } else {
+                    Frames::First
+                };
+                let frames = rules
                     .iter()
-                    .any(|r| convert::frames_for(r, probe.format) == Frames::All)
-                    || (want_info && info::frames_needed(&probe) == Frames::All);
-                let frames = if all { Frames::All } else { Frames::First };
+                    .map(|r| convert::frames_for(r, probe.format))
+                    .fold(info_frames, Frames::or);
                 Source::decode(&input, probe, &limits, frames)
             });
             let outputs =
