@@ -86,6 +86,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    mogr::bootstrap::init_tracing(false);
     let result = match cli.command {
         Command::Convert {
             input,

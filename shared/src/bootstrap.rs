@@ -10,13 +10,17 @@ use crate::store::S3Store;
 use crate::{Error, Result};
 use std::sync::Arc;
 
-/// Structured logs: JSON lines (CloudWatch-friendly) with `json`, human-readable otherwise.
-/// The level comes from `RUST_LOG` (default `info`).
+/// Structured logs on standard error: JSON lines (CloudWatch-friendly) with `json`, human-readable
+/// otherwise (coloured only when standard error is a terminal, so a log file holds plain text).
+/// The level comes from `RUST_LOG` (default `info`; `RUST_LOG=mogr=debug` adds per-step timings).
 pub fn init_tracing(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!json && std::io::stderr().is_terminal())
         .with_target(false);
     let _ = if json {
         builder.json().flatten_event(true).without_time().try_init()

@@ -156,47 +156,77 @@ fn ycbcr420_image(img: &DynamicImage) -> std::result::Result<Image, libheif_rs::
     Ok(himg)
 }
 
-/// Writes `src` (8-bit RGB or RGBA, `n` bytes a pixel) into the planes of `himg`.
+/// Writes `src` (8-bit RGB or RGBA, `n` bytes a pixel) into the planes of `himg`: luma on a second
+/// thread while this one does chroma (the encoder's threads are idle until the planes are ready).
 fn fill_ycbcr420(himg: &mut Image, src: &[u8], n: usize, w: usize, h: usize) {
     let planes = himg.planes_mut();
     let (Some(yp), Some(cbp), Some(crp)) = (planes.y, planes.cb, planes.cr) else {
         return;
     };
-    let row = w * n;
-    for (y, line) in src.chunks_exact(row).enumerate() {
-        let out = &mut yp.data[y * yp.stride..y * yp.stride + w];
-        for (o, p) in out.iter_mut().zip(line.chunks_exact(n)) {
-            let (r, g, b) = (p[0] as i32, p[1] as i32, p[2] as i32);
+    std::thread::scope(|scope| {
+        scope.spawn(|| match n {
+            3 => luma::<3>(yp.data, yp.stride, src, w),
+            _ => luma::<4>(yp.data, yp.stride, src, w),
+        });
+        let (cb, cr) = ((cbp.data, cbp.stride), (crp.data, crp.stride));
+        match n {
+            3 => chroma420::<3>(cb, cr, src, w, h),
+            _ => chroma420::<4>(cb, cr, src, w, h),
+        }
+    });
+    if let Some(ap) = planes.a {
+        for (line, out) in src.chunks_exact(w * n).zip(ap.data.chunks_mut(ap.stride)) {
+            for (o, p) in out[..w].iter_mut().zip(line.chunks_exact(n)) {
+                *o = p[3];
+            }
+        }
+    }
+}
+
+/// BT.601 full-range luma of every pixel; `N` bytes a pixel, so the loop is unrolled and vectorised.
+fn luma<const N: usize>(out: &mut [u8], stride: usize, src: &[u8], w: usize) {
+    for (line, out) in src.chunks_exact(w * N).zip(out.chunks_mut(stride)) {
+        for (o, p) in out[..w].iter_mut().zip(line.chunks_exact(N)) {
+            let (r, g, b) = (p[0] as u32, p[1] as u32, p[2] as u32);
             *o = ((19595 * r + 38470 * g + 7471 * b + 32768) >> 16) as u8;
         }
     }
-    for cy in 0..h.div_ceil(2) {
-        let rows = if 2 * cy + 1 < h { 2 } else { 1 };
-        for cx in 0..w.div_ceil(2) {
-            let cols = if 2 * cx + 1 < w { 2 } else { 1 };
-            let (mut r, mut g, mut b) = (0i32, 0i32, 0i32);
-            for dy in 0..rows {
-                for dx in 0..cols {
-                    let i = (2 * cy + dy) * row + (2 * cx + dx) * n;
-                    r += src[i] as i32;
-                    g += src[i + 1] as i32;
-                    b += src[i + 2] as i32;
-                }
-            }
-            let k = (rows * cols) as i32;
-            let (r, g, b) = ((r + k / 2) / k, (g + k / 2) / k, (b + k / 2) / k);
-            let cb = (-11059 * r - 21709 * g + 32768 * b + (128 << 16) + 32768) >> 16;
-            let cr = (32768 * r - 27439 * g - 5329 * b + (128 << 16) + 32768) >> 16;
-            cbp.data[cy * cbp.stride + cx] = cb.clamp(0, 255) as u8;
-            crp.data[cy * crp.stride + cx] = cr.clamp(0, 255) as u8;
-        }
-    }
-    if let Some(ap) = planes.a {
-        for (y, line) in src.chunks_exact(row).enumerate() {
-            let out = &mut ap.data[y * ap.stride..y * ap.stride + w];
-            for (o, p) in out.iter_mut().zip(line.chunks_exact(n)) {
-                *o = p[3];
-            }
+}
+
+/// Cb and Cr of each 2×2 block's mean colour. At an odd right or bottom edge the last column or row
+/// stands in for its missing neighbour, which leaves the mean of the pixels that exist unchanged.
+fn chroma420<const N: usize>(
+    (cb, cb_stride): (&mut [u8], usize),
+    (cr, cr_stride): (&mut [u8], usize),
+    src: &[u8],
+    w: usize,
+    h: usize,
+) {
+    let row = w * N;
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    for cy in 0..ch {
+        let top = &src[2 * cy * row..][..row];
+        let bottom = if 2 * cy + 1 < h {
+            &src[(2 * cy + 1) * row..][..row]
+        } else {
+            top
+        };
+        let cb_row = &mut cb[cy * cb_stride..][..cw];
+        let cr_row = &mut cr[cy * cr_stride..][..cw];
+        for (cx, (cb, cr)) in cb_row.iter_mut().zip(cr_row.iter_mut()).enumerate() {
+            let left = 2 * cx * N;
+            let right = if 2 * cx + 1 < w { left + N } else { left };
+            let sum = |c: usize| {
+                top[left + c] as i32
+                    + top[right + c] as i32
+                    + bottom[left + c] as i32
+                    + bottom[right + c] as i32
+            };
+            let (r, g, b) = ((sum(0) + 2) >> 2, (sum(1) + 2) >> 2, (sum(2) + 2) >> 2);
+            let b_ = (-11059 * r - 21709 * g + 32768 * b + (128 << 16) + 32768) >> 16;
+            let r_ = (32768 * r - 27439 * g - 5329 * b + (128 << 16) + 32768) >> 16;
+            *cb = b_.clamp(0, 255) as u8;
+            *cr = r_.clamp(0, 255) as u8;
         }
     }
 }
@@ -226,7 +256,9 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
     let pixels = img.width() as u64 * img.height() as u64;
     tune(&encoder, opts.format, opts.profile, pixels)?;
 
+    let started = std::time::Instant::now();
     let mut himg = ycbcr420_image(img).map_err(|e| fail("image", e))?;
+    let converted = std::time::Instant::now();
     if let Some(icc) = meta.icc {
         himg.set_color_profile_raw(&ColorProfileRaw::new(
             color_profile_types::PROF,
@@ -240,9 +272,73 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
     let handle = ctx
         .encode_image(&himg, &mut encoder, Some(enc_opts))
         .map_err(|e| fail("encode", e))?;
+    tracing::debug!(
+        format = opts.format.name(),
+        ycbcr_ms = (converted - started).as_secs_f64() * 1e3,
+        encoder_ms = converted.elapsed().as_secs_f64() * 1e3,
+        "libheif encoded"
+    );
     if let Some(exif) = meta.exif {
         ctx.add_exif_metadata(&handle, exif)
             .map_err(|e| fail("exif", e))?;
     }
     ctx.write_to_bytes().map_err(|e| fail("write", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain formulas, one output sample at a time, averaging only the pixels that exist.
+    fn reference(src: &[u8], n: usize, w: usize, h: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let px = |x: usize, y: usize, c: usize| src[(y * w + x) * n + c] as i32;
+        let mut luma = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let (r, g, b) = (px(x, y, 0), px(x, y, 1), px(x, y, 2));
+                luma.push(((19595 * r + 38470 * g + 7471 * b + 32768) >> 16) as u8);
+            }
+        }
+        let (mut cb, mut cr) = (Vec::new(), Vec::new());
+        for cy in 0..h.div_ceil(2) {
+            for cx in 0..w.div_ceil(2) {
+                let mut sum = [0i32; 3];
+                let mut k = 0;
+                for y in (2 * cy..2 * cy + 2).filter(|&y| y < h) {
+                    for x in (2 * cx..2 * cx + 2).filter(|&x| x < w) {
+                        for (c, s) in sum.iter_mut().enumerate() {
+                            *s += px(x, y, c);
+                        }
+                        k += 1;
+                    }
+                }
+                let [r, g, b] = sum.map(|s| (s + k / 2) / k);
+                let b_ = (-11059 * r - 21709 * g + 32768 * b + (128 << 16) + 32768) >> 16;
+                let r_ = (32768 * r - 27439 * g - 5329 * b + (128 << 16) + 32768) >> 16;
+                cb.push(b_.clamp(0, 255) as u8);
+                cr.push(r_.clamp(0, 255) as u8);
+            }
+        }
+        (luma, cb, cr)
+    }
+
+    #[test]
+    fn planes_match_the_plain_formulas_at_odd_sizes() {
+        for (n, w, h) in [(3usize, 7usize, 5usize), (4, 8, 3), (3, 1, 1), (4, 33, 17)] {
+            let src: Vec<u8> = (0..w * h * n).map(|i| (i * 97 % 251) as u8).collect();
+            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+            let (mut y, mut cb, mut cr) = (vec![0; w * h], vec![0; cw * ch], vec![0; cw * ch]);
+            match n {
+                3 => {
+                    luma::<3>(&mut y, w, &src, w);
+                    chroma420::<3>((&mut cb, cw), (&mut cr, cw), &src, w, h);
+                }
+                _ => {
+                    luma::<4>(&mut y, w, &src, w);
+                    chroma420::<4>((&mut cb, cw), (&mut cr, cw), &src, w, h);
+                }
+            }
+            assert_eq!((y, cb, cr), reference(&src, n, w, h), "{n} bytes, {w}x{h}");
+        }
+    }
 }
