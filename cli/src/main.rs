@@ -61,6 +61,8 @@ enum Command {
         /// The bucket name used in Location and in Pic-Operations' `bucket`.
         #[arg(long, default_value = "local")]
         bucket: String,
+        #[command(flatten)]
+        guard: serve::Guard,
     },
     /// Benchmark mogr beside vips and heif-enc on the same files (a Markdown table for BENCHMARKS.md).
     Bench {
@@ -96,9 +98,14 @@ fn main() {
         } => convert(&input, &rule, &output, profile),
         Command::Info { input } => info(&input),
         Command::Demo { dir, out } => demo(&dir, out.as_deref()),
-        Command::Serve { root, addr, bucket } => tokio::runtime::Runtime::new()
+        Command::Serve {
+            root,
+            addr,
+            bucket,
+            guard,
+        } => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(serve::run(root, addr, bucket))),
+            .and_then(|rt| rt.block_on(serve::run(root, addr, bucket, guard))),
         Command::Bench {
             inputs,
             runs,

@@ -6,22 +6,45 @@ use anyhow::{Context, Result};
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::response::Response;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use mogr::service::{self, Config, Service};
 use mogr::store::DirStore;
 use mogr::Error;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-pub async fn run(root: PathBuf, addr: SocketAddr, bucket: String) -> Result<()> {
-    mogr::bootstrap::init_tracing(false);
+/// What protects the server from slow or greedy clients (conversions themselves queue in the service:
+/// `MOGR_WORKERS`, `MOGR_QUEUE`).
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct Guard {
+    /// Seconds a client may take to send a request's headers before the connection is closed.
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a client may take to send a request's body before it is answered 408.
+    #[arg(long, default_value_t = 60)]
+    pub body_timeout: u64,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+}
+
+pub async fn run(root: PathBuf, addr: SocketAddr, bucket: String, guard: Guard) -> Result<()> {
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     let config = Config::from_env()?;
     let service = Arc::new(Service::new(
         config,
         Arc::new(DirStore::new(bucket, root.clone())),
     ));
-    let app = axum::Router::new().fallback(handle).with_state(service);
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(Server { service, guard });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -33,11 +56,50 @@ pub async fn run(root: PathBuf, addr: SocketAddr, bucket: String) -> Result<()> 
             mogr::store::encode_key(&sample)
         );
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    serve(listener, app, guard).await
+}
+
+/// hyper's HTTP/1 server with a timer, so that its header-read timeout fires (`axum::serve` runs
+/// without one), a cap on open connections, and a graceful stop on Ctrl-C.
+async fn serve(listener: TcpListener, app: axum::Router, guard: Guard) -> Result<()> {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(guard.header_timeout));
+    let open = Arc::new(Semaphore::new(guard.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = open.clone().acquire_owned() => p?,
+            _ = &mut stop => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // e.g. out of file descriptors: wait instead of spinning
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let conn =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+    }
     Ok(())
 }
 
@@ -51,17 +113,39 @@ fn first_image(root: &std::path::Path) -> Option<String> {
     names.into_iter().next()
 }
 
-async fn handle(State(service): State<Arc<Service>>, req: Request) -> Response {
+#[derive(Clone)]
+struct Server {
+    service: Arc<Service>,
+    guard: Guard,
+}
+
+async fn handle(State(Server { service, guard }): State<Server>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let refuse = |e: Error| service::error_response(&e, parts.uri.path(), "local").map(Body::from);
     let limit = service.config.limits.max_input_bytes;
-    let bytes = match to_bytes(body, limit).await {
-        Ok(b) => b,
+    let too_large = || {
+        Error::new(
+            mogr::Code::EntityTooLarge,
+            format!("the request body is over {limit} bytes, the limit"),
+        )
+    };
+    // Refused from its header, before a byte of a body announced too large is read.
+    let announced = parts.headers.get(http::header::CONTENT_LENGTH);
+    if announced.and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) > Some(limit as u64) {
+        return refuse(too_large());
+    }
+    let timeout = Duration::from_secs(guard.body_timeout);
+    let bytes = match tokio::time::timeout(timeout, to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return refuse(too_large()),
         Err(_) => {
-            let e = Error::new(
-                mogr::Code::EntityTooLarge,
-                format!("the request body is over {limit} bytes"),
-            );
-            return service::error_response(&e, parts.uri.path(), "local").map(Body::from);
+            return refuse(Error::new(
+                mogr::Code::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    guard.body_timeout
+                ),
+            ))
         }
     };
     let req = http::Request::from_parts(parts, bytes);

@@ -21,10 +21,18 @@ impl Drop for Server {
 
 /// Starts `mogr serve` on a fresh copy of two samples; `name` keeps parallel tests apart.
 fn start(name: &str, env: &[(&str, &str)]) -> Server {
+    start_with(name, env, &[])
+}
+
+/// [`start`] with extra `mogr serve` arguments.
+fn start_with(name: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
     let root = std::env::temp_dir().join(format!("mogr-serve-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let examples = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../examples");
     for f in ["photo.jpg", "photo.png"] {
         std::fs::copy(examples.join(f), root.join(f)).unwrap();
     }
@@ -36,6 +44,7 @@ fn start(name: &str, env: &[(&str, &str)]) -> Server {
         "--addr",
         "127.0.0.1:0",
     ])
+    .args(args)
     .stdout(Stdio::piped());
     cmd.envs(env.iter().copied());
     let mut child = cmd.spawn().unwrap();
@@ -212,4 +221,113 @@ fn bodies_over_the_input_limit_are_413() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 413);
+}
+
+/// Sends `raw` on a new connection and reads until the server closes it or `wait` passes.
+fn raw_exchange(
+    base: &str,
+    raw: &[u8],
+    wait: std::time::Duration,
+) -> (String, std::time::Duration) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(wait)).unwrap();
+    let started = std::time::Instant::now();
+    conn.write_all(raw).unwrap();
+    let mut got = Vec::new();
+    let _ = conn.read_to_end(&mut got); // EOF, reset or the read timeout
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn slow_or_oversized_requests_are_cut_off() {
+    let s = start_with(
+        "guard",
+        &[],
+        &["--header-timeout", "1", "--body-timeout", "1"],
+    );
+    let wait = std::time::Duration::from_secs(8);
+    // headers that never end: the connection is closed after the header timeout
+    let (_, took) = raw_exchange(&s.base, b"GET /photo.jpg HTTP/1.1\r\nHost: x\r\n", wait);
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "open for {took:?}"
+    );
+    // a body that never arrives: 408
+    let (answer, took) = raw_exchange(
+        &s.base,
+        b"PUT /slow.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+        wait,
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "answered after {took:?}"
+    );
+    // 10 GiB announced: refused from the header, nothing read or stored
+    let (answer, _) = raw_exchange(
+        &s.base,
+        b"PUT /huge.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 10737418240\r\n\r\n",
+        wait,
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!s.root.join("huge.jpg").exists() && !s.root.join("slow.jpg").exists());
+    // and the server keeps serving
+    let r = client()
+        .get(format!("{}/photo.jpg", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn a_full_work_queue_sheds_load_with_503_and_retry_after() {
+    let s = start("busy", &[("MOGR_WORKERS", "1"), ("MOGR_QUEUE", "0")]);
+    let url = format!(
+        "{}/photo.png?imageMogr2/format/avif/profile/persistent",
+        s.base
+    );
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let answers: Vec<(u16, Option<String>, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (url, barrier) = (url.clone(), barrier.clone());
+                scope.spawn(move || {
+                    barrier.wait();
+                    let r = client().get(url).send().unwrap();
+                    let retry = r
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    let status = r.status().as_u16();
+                    let body = if status == 200 {
+                        String::new()
+                    } else {
+                        r.text().unwrap()
+                    };
+                    (status, retry, body)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    let shed: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
+    assert!(ok >= 1, "{answers:?}");
+    assert_eq!(ok + shed.len(), 6, "only 200 or 503: {answers:?}");
+    assert!(
+        !shed.is_empty(),
+        "six at once with one worker and no queue: {answers:?}"
+    );
+    for (_, retry, body) in shed {
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(body.contains("<Code>SlowDown</Code>"), "{body}");
+    }
+    let r = client().get(&url).send().unwrap();
+    assert_eq!(r.status(), 200, "serves again once the work is done");
 }

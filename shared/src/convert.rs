@@ -58,6 +58,16 @@ pub fn frames_for(rule: &Rule, input: Format) -> Frames {
     }
 }
 
+/// Sizes every step of `rule` from the header, before any pixel is decoded (see [`pipeline::plan`]):
+/// with as many frames as the output keeps.
+pub fn plan(rule: &Rule, probe: &Probe, limits: &Limits) -> Result<()> {
+    let frames = match frames_for(rule, probe.format) {
+        Frames::All => probe.frames,
+        Frames::First => 1,
+    };
+    pipeline::plan(&rule.ops, probe.upright(), frames, limits).map(|_| ())
+}
+
 /// Converts `input` by `rule`. `profile` is the entry point's default when the rule names none.
 pub fn convert(input: &[u8], rule: &Rule, limits: &Limits, profile: Profile) -> Result<Output> {
     match codec::probe(input, limits) {
@@ -75,6 +85,7 @@ pub fn convert_probed(
     profile: Profile,
 ) -> Result<Output> {
     let result = check_rule(rule).and_then(|()| {
+        plan(rule, &probe, limits)?;
         let picture = codec::decode(input, &probe, limits, frames_for(rule, probe.format))?;
         convert_picture(input, &probe, picture, rule, limits, profile)
     });
@@ -96,6 +107,7 @@ pub fn convert_each(
         .map(|rule| {
             let result = check_rule(rule).and_then(|()| match source {
                 Ok(s) => {
+                    plan(rule, &s.probe, limits)?;
                     let picture = s.picture.copy(frames_for(rule, s.probe.format));
                     convert_picture(input, &s.probe, picture, rule, limits, profile)
                 }

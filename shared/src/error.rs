@@ -16,8 +16,12 @@ pub enum Code {
     NoSuchKey,
     /// 406: `format/auto` found no format the request's Accept header admits.
     NotAcceptable,
+    /// 408: the client did not send its request in time.
+    RequestTimeout,
     /// 500: a failure inside mogr, not caused by the request.
     InternalError,
+    /// 503: too much work queued already; the response carries `Retry-After`.
+    SlowDown,
 }
 
 impl Code {
@@ -28,7 +32,9 @@ impl Code {
             Code::AccessDenied => "AccessDenied",
             Code::NoSuchKey => "NoSuchKey",
             Code::NotAcceptable => "NotAcceptable",
+            Code::RequestTimeout => "RequestTimeout",
             Code::InternalError => "InternalError",
+            Code::SlowDown => "SlowDown",
         }
     }
 
@@ -39,7 +45,9 @@ impl Code {
             Code::AccessDenied => 403,
             Code::NoSuchKey => 404,
             Code::NotAcceptable => 406,
+            Code::RequestTimeout => 408,
             Code::InternalError => 500,
+            Code::SlowDown => 503,
         }
     }
 }

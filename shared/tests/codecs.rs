@@ -97,6 +97,10 @@ fn exif_orientations_1_to_8_come_out_upright() {
         let bytes = fixture(&format!("orientation-{n}.jpg"));
         let pic = decode(&bytes, Frames::First);
         assert_eq!((pic.width(), pic.height()), (96, 64), "orientation {n}");
+        // the header alone predicts the upright size, for planning before decoding
+        let probe = codec::probe(&bytes, &Limits::default()).unwrap();
+        assert_eq!(probe.upright(), (96, 64), "orientation {n}");
+        assert_eq!(probe.transposed, n >= 5, "orientation {n}");
         assert_eq!(pic.orientation, n);
         let rgb = pic.first().to_rgb8();
         let tl = rgb.get_pixel(8, 8).0;
@@ -263,10 +267,13 @@ fn broken_inputs_are_errors_not_panics() {
     cases.push(("heif cut".into(), heif[..heif.len() / 2].to_vec()));
     for (what, bytes) in cases {
         for frames in [Frames::First, Frames::All] {
-            // A truncated file may still decode (with missing rows filled); it must never panic.
-            if let Err(e) = codec::probe_and_decode(&bytes, &limits, frames) {
-                assert_eq!(e.code, Code::InvalidArgument, "{what}: {e}");
-                assert!(!e.message.is_empty());
+            // A file cut short is a clear error, never a picture with its missing rows filled in.
+            match codec::probe_and_decode(&bytes, &limits, frames) {
+                Err(e) => {
+                    assert_eq!(e.code, Code::InvalidArgument, "{what}: {e}");
+                    assert!(!e.message.is_empty());
+                }
+                Ok(p) => panic!("{what} decoded to {}x{}", p.width(), p.height()),
             }
         }
     }

@@ -159,3 +159,24 @@ fn several_rules_over_one_decode_match_one_conversion_each() {
     let out = convert::convert_each(&failed, &jpg, &forgiving, &l, Profile::Download).unwrap();
     assert!(out[0].is_original && out[0].format == Format::Jpeg);
 }
+
+#[test]
+fn animations_are_planned_frames_times_pixels_before_decoding() {
+    let gif = fixture("animated.gif");
+    let probe = codec::probe(&gif, &Limits::default()).unwrap();
+    assert!(probe.frames > 1, "the fixture animates");
+    let webp = fixture("animated.webp");
+    assert!(codec::probe(&webp, &Limits::default()).unwrap().frames > 1);
+    // enough frames of the upscaled size to pass the pixel limit, but one frame alone would fit
+    let side = ((Limits::default().max_pixels / probe.frames as u64) as f64).sqrt() as u32 + 10;
+    let rule = mogr::parse(&format!("imageMogr2/thumbnail/{side}x{side}!")).unwrap();
+    let e = convert::convert(&gif, &rule, &Limits::default(), Profile::Download).unwrap_err();
+    assert!(
+        e.message.contains(&format!("{} frames of", probe.frames)),
+        "{e}"
+    );
+    // the same upscale to a still output keeps one frame, and the plan allows it
+    let still = mogr::parse(&format!("imageMogr2/thumbnail/{side}x{side}!/format/png")).unwrap();
+    let frames_one = convert::plan(&still, &probe, &Limits::default());
+    assert!(frames_one.is_ok(), "{frames_one:?}");
+}

@@ -15,8 +15,23 @@ fn heif_err(format: Format, e: libheif_rs::HeifError) -> Error {
 }
 
 /// Width and height of the primary image; `format` (from the brands) names the input in errors.
-pub(super) fn dimensions(bytes: &[u8], format: Format) -> Result<(u32, u32)> {
-    let ctx = HeifContext::read_from_bytes(bytes).map_err(|e| heif_err(format, e))?;
+/// A context reading `bytes` within mogr's limits: libheif's own security limits (1 Gpx and 4 GB by
+/// default) are lowered to the configured pixel limit and the memory that many pixels take, so a hostile
+/// file (a huge grid, a giant ICC or EXIF block) is refused by libheif before it allocates.
+fn read<'a>(bytes: &'a [u8], format: Format, limits: &Limits) -> Result<HeifContext<'a>> {
+    let mut ctx =
+        HeifContext::new().map_err(|e| Error::internal(format!("libheif: {}", e.message)))?;
+    let mut security = ctx.security_limits();
+    security.set_max_image_size_pixels(limits.max_pixels);
+    security.set_max_total_memory(limits.max_alloc());
+    ctx.set_security_limits(&security)
+        .map_err(|e| Error::internal(format!("libheif security limits: {}", e.message)))?;
+    ctx.read_bytes(bytes).map_err(|e| heif_err(format, e))?;
+    Ok(ctx)
+}
+
+pub(super) fn dimensions(bytes: &[u8], format: Format, limits: &Limits) -> Result<(u32, u32)> {
+    let ctx = read(bytes, format, limits)?;
     let handle = ctx
         .primary_image_handle()
         .map_err(|e| heif_err(format, e))?;
@@ -25,7 +40,7 @@ pub(super) fn dimensions(bytes: &[u8], format: Format) -> Result<(u32, u32)> {
 
 pub(super) fn decode(bytes: &[u8], format: Format, limits: &Limits) -> Result<Picture> {
     let lib = LibHeif::new();
-    let ctx = HeifContext::read_from_bytes(bytes).map_err(|e| heif_err(format, e))?;
+    let ctx = read(bytes, format, limits)?;
     let handle = ctx
         .primary_image_handle()
         .map_err(|e| heif_err(format, e))?;

@@ -6,6 +6,12 @@ use crate::{Error, Result};
 
 /// Decodes the image and estimates the quality it was written with (for COS's relative qualities).
 pub(super) fn decode(bytes: &[u8], limits: &Limits) -> Result<Picture> {
+    if !is_whole(bytes) {
+        return Err(super::bad_input(
+            Format::Jpeg,
+            "it ends before its end-of-image marker (truncated?): upload the whole file",
+        ));
+    }
     let mut pic = via_image::decode_still(bytes, Format::Jpeg, limits)?;
     pic.quality = estimate_quality(bytes);
     Ok(pic)
@@ -36,48 +42,66 @@ pub fn estimate_quality(bytes: &[u8]) -> Option<u8> {
         .map(|q| q as u8)
 }
 
-/// Walks the JPEG markers up to the first scan and sums quantisation table 0.
-fn luma_table_sum(b: &[u8]) -> Option<u32> {
+/// The marker segments before the first scan: `(marker, payload, offset after the segment)`. Ends at the
+/// start of scan (yielded, with the scan's header as payload), at EOI or at anything that is not a marker.
+fn segments(b: &[u8]) -> impl Iterator<Item = (u8, &[u8], usize)> {
     let mut i = 2; // after SOI
-    while i + 4 <= b.len() {
-        if b[i] != 0xFF {
+    let mut done = false;
+    std::iter::from_fn(move || {
+        while !done && i + 4 <= b.len() {
+            if b[i] != 0xFF {
+                break;
+            }
+            let marker = b[i + 1];
+            if marker == 0xFF {
+                i += 1; // fill byte
+                continue;
+            }
+            let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+            let seg = b.get(i + 4..i + 2 + len)?;
+            i += 2 + len;
+            done = matches!(marker, 0xDA | 0xD9);
+            return Some((marker, seg, i));
+        }
+        None
+    })
+}
+
+/// Sums quantisation table 0 from the segments before the first scan.
+fn luma_table_sum(b: &[u8]) -> Option<u32> {
+    segments(b).find_map(|(marker, seg, _)| {
+        if marker != 0xDB {
             return None;
         }
-        let marker = b[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-        let seg = b.get(i + 4..i + 2 + len)?;
-        match marker {
-            0xDB => {
-                // DQT: one or more tables of (Pq<<4 | Tq) then 64 entries of 8 or 16 bits.
-                let mut j = 0;
-                while j < seg.len() {
-                    let (precision, id) = (seg[j] >> 4, seg[j] & 0x0F);
-                    let n = if precision == 0 { 64 } else { 128 };
-                    let table = seg.get(j + 1..j + 1 + n)?;
-                    if id == 0 {
-                        let sum = if precision == 0 {
-                            table.iter().map(|&v| v as u32).sum()
-                        } else {
-                            table
-                                .chunks(2)
-                                .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
-                                .sum()
-                        };
-                        return Some(sum);
-                    }
-                    j += 1 + n;
-                }
+        // DQT: one or more tables of (Pq<<4 | Tq) then 64 entries of 8 or 16 bits.
+        let mut j = 0;
+        while j < seg.len() {
+            let (precision, id) = (seg[j] >> 4, seg[j] & 0x0F);
+            let n = if precision == 0 { 64 } else { 128 };
+            let table = seg.get(j + 1..j + 1 + n)?;
+            if id == 0 {
+                return Some(if precision == 0 {
+                    table.iter().map(|&v| v as u32).sum()
+                } else {
+                    table
+                        .chunks(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+                        .sum()
+                });
             }
-            0xDA | 0xD9 => return None, // start of scan / end of image: no table 0 before pixels
-            _ => {}
+            j += 1 + n;
         }
-        i += 2 + len;
-    }
-    None
+        None
+    })
+}
+
+/// Whether the file holds its end-of-image marker after the first scan. zune-jpeg fills whatever a
+/// truncated file lacks with grey, so a JPEG cut short (a broken upload, or a 500-byte header claiming
+/// 10000x10000) would otherwise "decode". Inside entropy-coded data 0xFF is always followed by 0x00 or
+/// a restart marker, so FF D9 there is the real end; an EXIF thumbnail's own EOI comes before the scan.
+fn is_whole(b: &[u8]) -> bool {
+    let scan = segments(b).find(|&(marker, _, _)| marker == 0xDA);
+    scan.is_some_and(|(_, _, after)| b[after..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 /// The first frame, alpha composited onto white.
@@ -154,6 +178,18 @@ mod tests {
             let est = estimate_quality(&jpeg_at(q)).unwrap();
             assert!(est.abs_diff(q) <= 1, "wrote {q}, estimated {est}");
         }
+    }
+
+    #[test]
+    fn a_jpeg_cut_short_is_not_whole() {
+        let whole = jpeg_at(80);
+        assert!(is_whole(&whole));
+        assert!(!is_whole(&whole[..whole.len() - 2]));
+        assert!(!is_whole(&whole[..whole.len() / 2]));
+        assert!(!is_whole(&whole[..200]));
+        let mut trailing = whole.clone();
+        trailing.extend_from_slice(b"trailing bytes some cameras add");
+        assert!(is_whole(&trailing));
     }
 
     #[test]

@@ -101,9 +101,13 @@ impl Limits {
         let mut l = image::Limits::default();
         l.max_image_width = Some(self.max_side);
         l.max_image_height = Some(self.max_side);
-        // 16-bit RGBA at the pixel limit, plus decoder working space.
-        l.max_alloc = Some(self.max_pixels * 8 + (64 << 20));
+        l.max_alloc = Some(self.max_alloc());
         l
+    }
+
+    /// The most a decoder may allocate: 16-bit RGBA at the pixel limit, plus working space.
+    pub(crate) fn max_alloc(&self) -> u64 {
+        self.max_pixels * 8 + (64 << 20)
     }
 }
 

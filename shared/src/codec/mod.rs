@@ -29,24 +29,47 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
     pub format: Format,
+    /// The stored width and height, before any EXIF orientation.
     pub width: u32,
     pub height: u32,
+    /// Frames in the file (1 for a still), counted from its blocks.
+    pub frames: u32,
+    /// EXIF orientation 5-8: decoding turns the picture a quarter, swapping width and height.
+    pub transposed: bool,
+}
+
+impl Probe {
+    /// Width and height of the decoded, upright picture.
+    pub fn upright(&self) -> (u32, u32) {
+        if self.transposed {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
 }
 
 /// Reads format and dimensions from the header only, checking the byte and dimension limits.
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe> {
     limits.check_bytes(bytes.len())?;
     let format = Format::sniff(bytes)?;
-    let (width, height) = match format {
-        Format::Heif | Format::Avif => heif::dimensions(bytes, format)?,
+    let ((width, height), transposed) = match format {
+        Format::Heif | Format::Avif => (heif::dimensions(bytes, format, limits)?, false),
         // Every other format is read through the `image` crate.
         _ => via_image::dimensions(bytes, format, limits)?,
     };
     limits.check_dimensions(width, height)?;
+    let frames = match format {
+        Format::Gif => gif::layout(bytes, limits)?.frames,
+        Format::Webp => webp::frame_count(bytes),
+        _ => 1,
+    };
     Ok(Probe {
         format,
         width,
         height,
+        frames,
+        transposed,
     })
 }
 

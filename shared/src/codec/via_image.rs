@@ -24,12 +24,21 @@ fn reader<'a>(bytes: &'a [u8], format: Format, limits: &Limits) -> ImageReader<C
     r
 }
 
-/// Width and height from the header.
-pub(super) fn dimensions(bytes: &[u8], format: Format, limits: &Limits) -> Result<(u32, u32)> {
-    let dec = reader(bytes, format, limits)
+/// Width and height from the header, and whether the EXIF orientation turns the picture a quarter.
+pub(super) fn dimensions(
+    bytes: &[u8],
+    format: Format,
+    limits: &Limits,
+) -> Result<((u32, u32), bool)> {
+    use image::metadata::Orientation::*;
+    let mut dec = reader(bytes, format, limits)
         .into_decoder()
         .map_err(|e| header_error(format, limits, e))?;
-    Ok(dec.dimensions())
+    let quarter = matches!(
+        dec.orientation(),
+        Ok(Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH)
+    );
+    Ok((dec.dimensions(), quarter))
 }
 
 /// Decoder errors raised while reading a header: limits get their own wording, naming the limits set.
@@ -84,7 +93,7 @@ pub(super) fn still_with_metadata(
 
 /// Collects animation frames, refusing before the next frame is decoded once a limit would be passed.
 pub(super) fn collect_frames(
-    frames: image::Frames<'_>,
+    frames: impl IntoIterator<Item = image::ImageResult<image::Frame>>,
     format: Format,
     w: u32,
     h: u32,

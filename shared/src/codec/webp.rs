@@ -3,31 +3,47 @@
 //! ICC and EXIF are carried in a VP8X container.
 
 use super::via_image::{collect_frames, still_with_metadata};
-use super::{bad_input, EncodeOptions, Format, Frames, Limits, Metadata, Picture, Profile};
+use super::{EncodeOptions, Format, Frames, Limits, Metadata, Picture, Profile};
 use crate::{Error, Result};
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, DynamicImage, ImageDecoder};
 use std::io::Cursor;
 
 pub(super) fn decode(bytes: &[u8], limits: &Limits, frames: Frames) -> Result<Picture> {
-    let mut dec = WebPDecoder::new(Cursor::new(bytes)).map_err(|e| bad_input(Format::Webp, e))?;
+    let header = |e| super::via_image::header_error(Format::Webp, limits, e);
+    let mut dec = WebPDecoder::new(Cursor::new(bytes)).map_err(header)?;
+    dec.set_limits(limits.image_limits()).map_err(header)?;
     let (w, h) = dec.dimensions();
     limits.check_dimensions(w, h)?;
     let icc = dec.icc_profile().ok().flatten();
     let exif = dec.exif_metadata().ok().flatten();
     if dec.has_animation() {
-        let all = collect_frames(dec.into_frames(), Format::Webp, w, h, limits)?;
-        let keep = if frames == Frames::First {
-            1
-        } else {
-            all.len()
+        // Only the frames asked for are decoded: a still output needs the first alone.
+        let keep = match frames {
+            Frames::First => 1,
+            Frames::All => usize::MAX,
         };
+        let all = dec.into_frames().take(keep);
         let mut pic = Picture::still(DynamicImage::new_rgba8(1, 1), Format::Webp);
-        pic.frames = all.into_iter().take(keep).collect();
+        pic.frames = collect_frames(all, Format::Webp, w, h, limits)?;
         pic.icc = icc;
         return Ok(pic);
     }
     still_with_metadata(dec, Format::Webp, icc, exif)
+}
+
+/// The frames of an animated WebP (its `ANMF` chunks), or 1 for a still, from the RIFF chunk list.
+pub(super) fn frame_count(b: &[u8]) -> u32 {
+    let mut i = 12; // "RIFF", size, "WEBP"
+    let mut frames = 0;
+    while let Some(head) = b.get(i..i + 8) {
+        let size = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        if &head[..4] == b"ANMF" {
+            frames += 1;
+        }
+        i = i.saturating_add(8).saturating_add(size + (size & 1));
+    }
+    frames.max(1)
 }
 
 fn config(opts: &EncodeOptions) -> Result<webp::WebPConfig> {

@@ -19,22 +19,45 @@ pub fn run(pic: &mut Picture, ops: &[Op], limits: &Limits) -> Result<()> {
     Ok(())
 }
 
-/// One operation on one image; `None` when it leaves the image as it is.
-fn step(op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option<DynamicImage>> {
-    let (w, h) = img.dimensions();
+/// Every step's result size from the input's size alone, checked as [`run`] would check it: with
+/// `frames` frames going through the steps, no stage may hold more than the pixel limit, and no step
+/// that makes an image larger may pass the output side limit. Called before decoding, so that a rule
+/// is refused before any pixel is decoded rather than after 100 MP of work. Returns the final size.
+pub fn plan(ops: &[Op], size: (u32, u32), frames: u32, limits: &Limits) -> Result<(u32, u32)> {
+    ops.iter().enumerate().try_fold(size, |(w, h), (i, op)| {
+        let next = size_after(op, w, h)?;
+        check_step(i, op, frames, next, limits)?;
+        Ok(next)
+    })
+}
+
+fn check_step(i: usize, op: &Op, frames: u32, (w, h): (u32, u32), limits: &Limits) -> Result<()> {
+    let grows = matches!(op, Op::Thumbnail(_) | Op::Pad { .. })
+        || matches!(op, Op::Rotate(deg) if deg % 90 != 0);
+    if grows {
+        limits.check_output(w, h)?;
+    }
+    let total = frames as u64 * w as u64 * h as u64;
+    if total > limits.max_pixels {
+        let what = if frames == 1 {
+            format!("{w}x{h} = {total} pixels")
+        } else {
+            format!("{frames} frames of {w}x{h} = {total} pixels")
+        };
+        return Err(Error::invalid(format!(
+            "step {} of the rule would make {what}; the limit is {} pixels: ask for a smaller result",
+            i + 1,
+            limits.max_pixels
+        )));
+    }
+    Ok(())
+}
+
+/// The size of an image after `op`, from a `w`×`h` image.
+fn size_after(op: &Op, w: u32, h: u32) -> Result<(u32, u32)> {
     Ok(match *op {
-        Op::Thumbnail(scale) => {
-            let (tw, th) = scaled_size(scale, w, h);
-            limits.check_output(tw, th)?;
-            ((tw, th) != (w, h))
-                .then(|| resize(img, tw, th))
-                .transpose()?
-        }
-        Op::Pad {
-            width,
-            height,
-            color,
-        } => Some(pad(img, width, height, color)),
+        Op::Thumbnail(scale) => scaled_size(scale, w, h),
+        Op::Pad { width, height, .. } => (width, height),
         Op::Cut {
             width,
             height,
@@ -46,27 +69,54 @@ fn step(op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option<DynamicIm
                     "cut starts at {x},{y}, outside the {w}x{h} image: use an offset inside it"
                 )));
             }
-            Some(img.crop_imm(x, y, width.min(w - x), height.min(h - y)))
+            (width.min(w - x), height.min(h - y))
         }
+        Op::Crop { width, height, .. } => (width.unwrap_or(w).min(w), height.unwrap_or(h).min(h)),
+        Op::IRadius(r) => {
+            let side = 2 * r.min(w / 2).min(h / 2).max(1);
+            (side.min(w), side.min(h))
+        }
+        Op::Rotate(90) | Op::Rotate(270) => (h, w),
+        Op::Rotate(deg) if deg % 90 != 0 => {
+            let (s, c) = (deg as f64).to_radians().sin_cos();
+            (
+                (w as f64 * c.abs() + h as f64 * s.abs()).ceil() as u32,
+                (w as f64 * s.abs() + h as f64 * c.abs()).ceil() as u32,
+            )
+        }
+        Op::Rotate(_)
+        | Op::AutoOrient
+        | Op::RRadius(_)
+        | Op::Flip(_)
+        | Op::Blur { .. }
+        | Op::Sharpen(_) => (w, h),
+    })
+}
+
+/// One operation on one image; `None` when it leaves the image as it is.
+fn step(op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option<DynamicImage>> {
+    let (w, h) = img.dimensions();
+    let (nw, nh) = size_after(op, w, h)?;
+    check_step(0, op, 1, (nw, nh), limits)?;
+    Ok(match *op {
+        Op::Thumbnail(_) => ((nw, nh) != (w, h))
+            .then(|| resize(img, nw, nh))
+            .transpose()?,
+        Op::Pad { color, .. } => Some(pad(img, nw, nh, color)),
+        Op::Cut { x, y, .. } => Some(img.crop_imm(x, y, nw, nh)),
         Op::Crop {
-            width,
-            height,
-            gravity,
-            dx,
-            dy,
+            gravity, dx, dy, ..
         } => {
-            let cw = width.unwrap_or(w).min(w);
-            let ch = height.unwrap_or(h).min(h);
-            let (x, y) = place(gravity, w, h, cw, ch, dx, dy);
-            Some(img.crop_imm(x, y, cw, ch))
+            let (x, y) = place(gravity, w, h, nw, nh, dx, dy);
+            Some(img.crop_imm(x, y, nw, nh))
         }
-        Op::IRadius(r) => Some(inscribed_circle(img, r)),
+        Op::IRadius(_) => Some(inscribed_circle(img, nw)),
         Op::RRadius(r) => Some(rounded_corners(img, r)),
         Op::Rotate(0) | Op::AutoOrient => None, // decoding already applied the EXIF orientation
         Op::Rotate(90) => Some(img.rotate90()),
         Op::Rotate(180) => Some(img.rotate180()),
         Op::Rotate(270) => Some(img.rotate270()),
-        Op::Rotate(deg) => Some(rotate_any(img, deg, limits)?),
+        Op::Rotate(deg) => Some(rotate_any(img, deg, nw, nh)),
         Op::Flip(Flip::Vertical) => Some(img.flipv()),
         Op::Flip(Flip::Horizontal) => Some(img.fliph()),
         Op::Blur { radius, sigma } => {
@@ -188,17 +238,16 @@ fn with_alpha_mask(mut rgba: RgbaImage, coverage: impl Fn(u32, u32) -> f32) -> D
     DynamicImage::ImageRgba8(rgba)
 }
 
-fn inscribed_circle(img: &DynamicImage, r: u32) -> DynamicImage {
+/// The centred `side`×`side` square (clipped to the image) masked to its inscribed disc.
+fn inscribed_circle(img: &DynamicImage, side: u32) -> DynamicImage {
     let (w, h) = img.dimensions();
-    let r = r.min(w / 2).min(h / 2).max(1);
-    let side = 2 * r;
     let sq = img.crop_imm(
         (w - side.min(w)) / 2,
         (h - side.min(h)) / 2,
         side.min(w),
         side.min(h),
     );
-    let c = r as f32;
+    let c = (side / 2) as f32;
     with_alpha_mask(sq.to_rgba8(), |x, y| disc_coverage(x, y, c, c, c))
 }
 
@@ -228,14 +277,11 @@ fn rounded_corners(img: &DynamicImage, r: u32) -> DynamicImage {
     })
 }
 
-/// Clockwise rotation by any angle; the canvas grows to hold the result, the corners are transparent.
-fn rotate_any(img: &DynamicImage, deg: u32, limits: &Limits) -> Result<DynamicImage> {
+/// Clockwise rotation by any angle onto an `nw`×`nh` canvas (from [`size_after`]) that holds the
+/// result; the corners are transparent.
+fn rotate_any(img: &DynamicImage, deg: u32, nw: u32, nh: u32) -> DynamicImage {
     let (w, h) = img.dimensions();
-    let t = (deg as f64).to_radians();
-    let (s, c) = t.sin_cos();
-    let nw = (w as f64 * c.abs() + h as f64 * s.abs()).ceil() as u32;
-    let nh = (w as f64 * s.abs() + h as f64 * c.abs()).ceil() as u32;
-    limits.check_output(nw, nh)?;
+    let (s, c) = (deg as f64).to_radians().sin_cos();
     let src = img.to_rgba8();
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
     let (ncx, ncy) = (nw as f64 / 2.0, nh as f64 / 2.0);
@@ -246,7 +292,7 @@ fn rotate_any(img: &DynamicImage, deg: u32, limits: &Limits) -> Result<DynamicIm
         let sy = -dx * s + dy * c + cy - 0.5;
         bilinear(&src, sx, sy)
     });
-    Ok(DynamicImage::ImageRgba8(out))
+    DynamicImage::ImageRgba8(out)
 }
 
 fn bilinear(src: &RgbaImage, x: f64, y: f64) -> Rgba<u8> {

@@ -8,10 +8,56 @@ fn pic(w: u32, h: u32) -> Picture {
     Picture::still(DynamicImage::ImageRgb8(img), Format::Png)
 }
 
+/// The size after `ops`, which the plan must have predicted from the input's size alone.
 fn dims_after(ops: &[Op], w: u32, h: u32) -> (u32, u32) {
     let mut p = pic(w, h);
     run(&mut p, ops, &Limits::default()).unwrap();
+    let planned = plan(ops, (w, h), 1, &Limits::default()).unwrap();
+    assert_eq!(planned, (p.width(), p.height()), "plan of {ops:?}");
     (p.width(), p.height())
+}
+
+#[test]
+fn the_plan_refuses_before_any_pixel() {
+    let l = Limits::default();
+    let up = [Op::Thumbnail(Scale::Exact {
+        width: 2000,
+        height: 2000,
+    })];
+    // 26 frames of 2000x2000 = 104 MP: refused from the sizes, for an animated output only
+    let e = plan(&up, (50, 50), 26, &l).unwrap_err();
+    assert!(e.message.contains("26 frames of 2000x2000"), "{e}");
+    assert_eq!(plan(&up, (50, 50), 1, &l).unwrap(), (2000, 2000));
+    // pad and free rotation grow the image: the output side limit applies to them
+    let pad = [Op::Pad {
+        width: 12000,
+        height: 10,
+        color: [0, 0, 0],
+    }];
+    assert!(plan(&pad, (10, 10), 1, &l)
+        .unwrap_err()
+        .message
+        .contains("9999"));
+    let turn = [Op::Rotate(45)];
+    assert!(plan(&turn, (9000, 9000), 1, &l).is_err());
+    // a later step is checked on the size the earlier ones leave
+    let tight = Limits {
+        max_pixels: 1_000_000,
+        ..l
+    };
+    let steps = [
+        Op::Thumbnail(Scale::Width(500)),
+        Op::Thumbnail(Scale::Percent(400)),
+    ];
+    let e = plan(&steps, (1000, 1000), 1, &tight).unwrap_err();
+    assert!(
+        e.message
+            .starts_with("step 2 of the rule would make 2000x2000"),
+        "{e}"
+    );
+    // and the pipeline itself refuses the same step if it is ever run unplanned
+    let mut p = pic(1000, 1000);
+    assert!(run(&mut p, &steps, &tight).is_err());
 }
 
 #[test]

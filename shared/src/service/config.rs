@@ -18,6 +18,10 @@ pub struct Config {
     pub large_prefix: String,
     /// Default Pic-Operations per key prefix, applied on upload when the object carries none.
     pub default_rules: Vec<(String, PicOperations)>,
+    /// Conversions run at once (default: one per core) and how many more may wait before requests are
+    /// refused with 503 `SlowDown` (default: twice the workers).
+    pub workers: usize,
+    pub queue: usize,
 }
 
 impl Default for Config {
@@ -29,13 +33,20 @@ impl Default for Config {
             max_inline_bytes: None,
             large_prefix: "_mogr/large/".into(),
             default_rules: Vec::new(),
+            workers: cores(),
+            queue: 2 * cores(),
         }
     }
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl Config {
     /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_DEFAULT_RULES`
-    /// (JSON object: key prefix -> Pic-Operations) and `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS`.
+    /// (JSON object: key prefix -> Pic-Operations), `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
+    /// `MOGR_WORKERS`/`MOGR_QUEUE`.
     pub fn from_env() -> Result<Config> {
         let mut c = Config::default();
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -55,6 +66,13 @@ impl Config {
         }
         if let Some(v) = var("MOGR_MAX_PIXELS") {
             c.limits.max_pixels = num("MOGR_MAX_PIXELS", v)?;
+        }
+        if let Some(v) = var("MOGR_WORKERS") {
+            c.workers = (num("MOGR_WORKERS", v)? as usize).max(1);
+            c.queue = 2 * c.workers;
+        }
+        if let Some(v) = var("MOGR_QUEUE") {
+            c.queue = num("MOGR_QUEUE", v)? as usize;
         }
         if let Some(v) = var("MOGR_DEFAULT_RULES") {
             let map: BTreeMap<String, serde_json::Value> =

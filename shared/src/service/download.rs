@@ -3,7 +3,7 @@
 //! and redirected to.
 
 use super::http::guess_type;
-use super::{blocking, Service};
+use super::Service;
 use crate::codec::{self, Frames, Profile};
 use crate::convert::{self, Output};
 use crate::rule::Rule;
@@ -74,18 +74,23 @@ impl Service {
             }
             Query::Info => {
                 let input = obj.body;
-                let info = blocking(move || info::image_info(&input, &limits)).await?;
+                let info = self
+                    .work
+                    .run(move || info::image_info(&input, &limits))
+                    .await?;
                 Ok(json(
                     serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?,
                 ))
             }
             Query::Ave => {
                 let input = obj.body;
-                let rgb = blocking(move || {
-                    let pic = codec::probe_and_decode(&input, &limits, Frames::First)?;
-                    Ok(info::average_rgb(&pic))
-                })
-                .await?;
+                let rgb = self
+                    .work
+                    .run(move || {
+                        let pic = codec::probe_and_decode(&input, &limits, Frames::First)?;
+                        Ok(info::average_rgb(&pic))
+                    })
+                    .await?;
                 Ok(json(
                     serde_json::json!({ "RGB": rgb }).to_string().into_bytes(),
                 ))
@@ -93,15 +98,17 @@ impl Service {
             Query::Rule { text, mut rule } => {
                 let Object { head, body } = obj;
                 let accept = d.accept;
-                let out = blocking(move || {
-                    let probe = codec::probe(&body, &limits)?;
-                    if rule.format_auto {
-                        rule.format =
-                            Some(crate::accept::negotiate(accept.as_deref(), probe.format)?);
-                    }
-                    convert::convert_probed(&body, probe, &rule, &limits, Profile::Download)
-                })
-                .await?;
+                let out = self
+                    .work
+                    .run(move || {
+                        let probe = codec::probe(&body, &limits)?;
+                        if rule.format_auto {
+                            rule.format =
+                                Some(crate::accept::negotiate(accept.as_deref(), probe.format)?);
+                        }
+                        convert::convert_probed(&body, probe, &rule, &limits, Profile::Download)
+                    })
+                    .await?;
                 match self.config.max_inline_bytes {
                     Some(max) if out.bytes.len() > max => {
                         self.store_large(&d.key, &head.etag, &text, out).await

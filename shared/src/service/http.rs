@@ -8,7 +8,7 @@ use super::Service;
 use crate::codec::Format;
 use crate::cos::{self, PicOperations};
 use crate::store::{key_of, Metadata};
-use crate::{Error, Result};
+use crate::{Code, Error, Result};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use md5::{Digest, Md5};
 use percent_encoding::percent_decode_str;
@@ -220,6 +220,8 @@ pub(super) fn guess_type(body: &[u8]) -> String {
 pub fn error_response(e: &Error, resource: &str, request_id: &str) -> Response<Vec<u8>> {
     if e.is_client_error() {
         tracing::info!(code = e.code.as_str(), error = %e.message, resource, request_id, "request refused");
+    } else if e.code == Code::SlowDown {
+        tracing::warn!(code = e.code.as_str(), error = %e.message, resource, request_id, "request shed");
     } else {
         tracing::error!(code = e.code.as_str(), error = %e.message, resource, request_id, "request failed");
     }
@@ -231,6 +233,10 @@ pub fn error_response(e: &Error, resource: &str, request_id: &str) -> Response<V
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/xml"),
     );
+    if e.code == Code::SlowDown {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     resp
 }
 

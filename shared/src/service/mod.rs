@@ -14,10 +14,12 @@ mod download;
 mod http;
 mod process;
 mod upload;
+mod work;
 
 pub use self::http::error_response;
 pub use config::Config;
 pub use upload::UploadOutcome;
+pub use work::Work;
 
 use crate::store::{encode_key, Store};
 use crate::{Code, Error, Result};
@@ -31,11 +33,13 @@ pub struct Service {
     pub config: Config,
     default_bucket: Arc<dyn Store>,
     others: BTreeMap<String, Arc<dyn Store>>,
+    work: Arc<Work>,
 }
 
 impl Service {
     pub fn new(config: Config, bucket: Arc<dyn Store>) -> Service {
         Service {
+            work: Arc::new(Work::new(config.workers, config.queue)),
             config,
             default_bucket: bucket,
             others: BTreeMap::new(),
@@ -83,11 +87,4 @@ impl Service {
         };
         format!("{host}/{}", encode_key(key))
     }
-}
-
-/// Runs CPU-bound image work on the blocking pool, off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(format!("image task failed: {e}")))?
 }

@@ -2,7 +2,7 @@
 //! rule is validated and converted — from one decode of the input — before anything is stored, then
 //! the outputs are written and reported as COS's `UploadResult`.
 
-use super::{blocking, Service};
+use super::Service;
 use crate::codec::{self, Frames, Profile};
 use crate::convert::{self, Output, Source};
 use crate::cos::{resolve_fileid, OriginalInfo, PicOperations, ProcessResult};
@@ -109,30 +109,36 @@ impl Service {
             return Ok(Prepared::default());
         }
         let limits = self.config.limits;
-        let (outputs, info) = blocking(move || {
-            let source = codec::probe(&input, &limits).and_then(|probe| {
-                let info_frames = if want_info {
-                    info::frames_needed(&probe)
+        let (outputs, info) = self
+            .work
+            .run(move || {
+                let source = codec::probe(&input, &limits).and_then(|probe| {
+                    // A rule that would fail on its sizes fails before the decode, not after it.
+                    for rule in rules.iter().filter(|r| !r.ignore_error) {
+                        convert::plan(rule, &probe, &limits)?;
+                    }
+                    let info_frames = if want_info {
+                        info::frames_needed(&probe)
+                    } else {
+                        Frames::First
+                    };
+                    let frames = rules
+                        .iter()
+                        .map(|r| convert::frames_for(r, probe.format))
+                        .fold(info_frames, Frames::or);
+                    Source::decode(&input, probe, &limits, frames)
+                });
+                let outputs =
+                    convert::convert_each(&source, &input, &rules, &limits, Profile::Persistent)?;
+                let info = if want_info {
+                    let s = source?;
+                    Some(info::describe(&input, &s.probe, &s.picture))
                 } else {
-                    Frames::First
+                    None
                 };
-                let frames = rules
-                    .iter()
-                    .map(|r| convert::frames_for(r, probe.format))
-                    .fold(info_frames, Frames::or);
-                Source::decode(&input, probe, &limits, frames)
-            });
-            let outputs =
-                convert::convert_each(&source, &input, &rules, &limits, Profile::Persistent)?;
-            let info = if want_info {
-                let s = source?;
-                Some(info::describe(&input, &s.probe, &s.picture))
-            } else {
-                None
-            };
-            Ok((outputs, info))
-        })
-        .await?;
+                Ok((outputs, info))
+            })
+            .await?;
         let outputs = places
             .into_iter()
             .zip(outputs)
