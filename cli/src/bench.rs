@@ -27,9 +27,9 @@ pub struct Measured {
 }
 
 /// A run slower than this is not repeated.
-const SLOW_MS: f64 = 5000.0;
+const SLOW_MS: f64 = 2000.0;
 
-/// Runs `cmd` up to `runs` times (once if it takes over 5 s) under GNU `time`; returns the best wall time,
+/// Runs `cmd` up to `runs` times (once if it takes over 2 s) under GNU `time`; returns the best wall time,
 /// the largest peak RSS and the best run's standard error.
 ///
 /// The peak comes from `time`, not from our own `wait4`: a child spawned by this (large) process starts

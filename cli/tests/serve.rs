@@ -1,79 +1,8 @@
 //! `mogr serve` over real HTTP: download, PUT with Pic-Operations (and its upload hook), POST
 //! ?image_process, and errors.
 
-use std::io::BufRead;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
-struct Server {
-    child: Child,
-    base: String,
-    root: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-/// Starts `mogr serve` on a fresh copy of two samples; `name` keeps parallel tests apart.
-fn start(name: &str, env: &[(&str, &str)]) -> Server {
-    start_with(name, env, &[])
-}
-
-/// [`start`] with extra `mogr serve` arguments.
-fn start_with(name: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
-    let root = std::env::temp_dir().join(format!("mogr-serve-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
-    let examples = PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
-    )
-    .join("../examples");
-    for f in ["photo.jpg", "photo.png"] {
-        std::fs::copy(examples.join(f), root.join(f)).unwrap();
-    }
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mogr"));
-    cmd.args([
-        "serve",
-        "--root",
-        root.to_str().unwrap(),
-        "--addr",
-        "127.0.0.1:0",
-    ])
-    .args(args)
-    .stdout(Stdio::piped());
-    cmd.envs(env.iter().copied());
-    let mut child = cmd.spawn().unwrap();
-    // the first line names the address: "mogr serves <root> at http://127.0.0.1:PORT/"
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .split(" at ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches('/')
-        .to_string();
-    Server { child, base, root }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn facts(bytes: &[u8]) -> (mogr::Format, u32, u32) {
-    let p = mogr::codec::probe(bytes, &mogr::Limits::default()).unwrap();
-    (p.format, p.width, p.height)
-}
+mod common;
+use common::{client, facts, raw_exchange, start, start_with};
 
 #[test]
 fn download_over_http() {
@@ -221,26 +150,6 @@ fn bodies_over_the_input_limit_are_413() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 413);
-}
-
-/// Sends `raw` on a new connection and reads until the server closes it or `wait` passes.
-fn raw_exchange(
-    base: &str,
-    raw: &[u8],
-    wait: std::time::Duration,
-) -> (String, std::time::Duration) {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(wait)).unwrap();
-    let started = std::time::Instant::now();
-    conn.write_all(raw).unwrap();
-    let mut got = Vec::new();
-    let _ = conn.read_to_end(&mut got); // EOF, reset or the read timeout
-    (
-        String::from_utf8_lossy(&got).into_owned(),
-        started.elapsed(),
-    )
 }
 
 #[test]

@@ -12,6 +12,15 @@ pub(super) fn decode(bytes: &[u8], limits: &Limits) -> Result<Picture> {
             "it ends before its end-of-image marker (truncated?): upload the whole file",
         ));
     }
+    if let Some((w, h)) = claims_more_than_it_holds(bytes) {
+        return Err(super::bad_input(
+            Format::Jpeg,
+            format!(
+                "its header claims {w}x{h}, far more than its {} bytes can hold",
+                bytes.len()
+            ),
+        ));
+    }
     let mut pic = via_image::decode_still(bytes, Format::Jpeg, limits)?;
     pic.quality = estimate_quality(bytes);
     Ok(pic)
@@ -93,6 +102,20 @@ fn luma_table_sum(b: &[u8]) -> Option<u32> {
         }
         None
     })
+}
+
+/// The size a JPEG's header claims when its entropy-coded data is too short to hold it: every 8×8 block
+/// of the first component costs at least one bit (its DC code), so fewer than one byte per eight blocks
+/// after the first scan's header means a forged header (a 552-byte file claiming 10000x10000 would
+/// otherwise decode into 100 MP of grey).
+fn claims_more_than_it_holds(b: &[u8]) -> Option<(u32, u32)> {
+    let (w, h) = segments(b).find_map(|(marker, seg, _)| {
+        let size = |i: usize| Some(u16::from_be_bytes([*seg.get(i)?, *seg.get(i + 1)?]) as u32);
+        matches!(marker, 0xC0..=0xC2).then(|| Some((size(3)?, size(1)?)))?
+    })?;
+    let (_, _, data) = segments(b).find(|&(marker, _, _)| marker == 0xDA)?;
+    let blocks = w.div_ceil(8) as u64 * h.div_ceil(8) as u64;
+    (8 * ((b.len() - data) as u64) < blocks).then_some((w, h))
 }
 
 /// Whether the file holds its end-of-image marker after the first scan. zune-jpeg fills whatever a
@@ -190,6 +213,18 @@ mod tests {
         let mut trailing = whole.clone();
         trailing.extend_from_slice(b"trailing bytes some cameras add");
         assert!(is_whole(&trailing));
+    }
+
+    #[test]
+    fn a_header_claiming_more_than_the_data_holds_is_refused() {
+        let real = jpeg_at(80);
+        assert_eq!(claims_more_than_it_holds(&real), None);
+        let sof = real.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let mut forged = real.clone();
+        forged[sof + 5..sof + 9].copy_from_slice(&[0x27, 0x10, 0x27, 0x10]); // 10000x10000
+        assert_eq!(claims_more_than_it_holds(&forged), Some((10000, 10000)));
+        let e = decode(&forged, &Limits::default()).unwrap_err();
+        assert!(e.message.contains("claims 10000x10000"), "{e}");
     }
 
     #[test]
