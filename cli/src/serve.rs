@@ -86,6 +86,7 @@ async fn serve(listener: TcpListener, app: axum::Router, guard: Guard) -> Result
             },
             _ = &mut stop => break,
         };
+        let _ = stream.set_nodelay(true); // small responses go out at once, not after a delayed ACK
         let conn =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let conn = graceful.watch(conn);

@@ -196,7 +196,14 @@ fn slow_or_oversized_requests_are_cut_off() {
 
 #[test]
 fn a_full_work_queue_sheds_load_with_503_and_retry_after() {
-    let s = start("busy", &[("MOGR_WORKERS", "1"), ("MOGR_QUEUE", "0")]);
+    let s = start(
+        "busy",
+        &[
+            ("MOGR_WORKERS", "1"),
+            ("MOGR_QUEUE", "0"),
+            ("MOGR_DOWNLOAD_ALLOW_COSTLY", "1"),
+        ],
+    );
     let url = format!(
         "{}/photo.png?imageMogr2/format/avif/profile/persistent",
         s.base

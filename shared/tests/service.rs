@@ -116,6 +116,61 @@ async fn download_converts_informs_and_refuses() {
 }
 
 #[tokio::test]
+async fn public_gets_are_capped_unless_the_operator_allows_more() {
+    let (_dir, service) = setup(Config::default()).await;
+    let get = |query: &str| request("GET", &format!("/photo.jpg?{query}"), &[], vec![]);
+    // re-encoding options are refused before the object is read
+    for costly in [
+        "imageMogr2/format/avif/profile/persistent",
+        "imageMogr2/format/jpg/size-limit/10k",
+    ] {
+        let resp = service.download(get(costly)).await;
+        assert_eq!(resp.status(), 400, "{costly}");
+        assert!(
+            text(resp.body()).contains("MOGR_DOWNLOAD_ALLOW_COSTLY=1"),
+            "{}",
+            text(resp.body())
+        );
+    }
+    // 640x427 to 9999x6671 passes the 40 MP cap; to 3000 wide, 4.7x the longer side; both refused from
+    // the plan, and 3x is fine
+    let resp = service
+        .download(get("imageMogr2/thumbnail/9999x/format/png"))
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(text(resp.body()).contains("the limit is 40000000 pixels"));
+    let resp = service
+        .download(get("imageMogr2/thumbnail/3000x/format/png"))
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(
+        text(resp.body()).contains("more than 4x"),
+        "{}",
+        text(resp.body())
+    );
+    let resp = service
+        .download(get("imageMogr2/thumbnail/1920x/format/jpg"))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    // the operator may allow more
+    let open = Config {
+        download_allow_costly: true,
+        download_max_upscale: 0,
+        ..Config::default()
+    };
+    let (_dir, service) = setup(open).await;
+    let get = |query: &str| request("GET", &format!("/photo.jpg?{query}"), &[], vec![]);
+    let resp = service
+        .download(get("imageMogr2/format/jpg/size-limit/10k"))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let resp = service
+        .download(get("imageMogr2/thumbnail/6000x/format/jpg/quality/10"))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+}
+
+#[tokio::test]
 async fn format_auto_varies_on_accept_even_when_refused() {
     let (_dir, service) = setup(Config::default()).await;
     let avif = [("accept", "image/avif,image/webp,*/*")];

@@ -10,6 +10,10 @@ pub struct Limits {
     pub max_side: u32,
     pub max_frames: u32,
     pub max_output_side: u32,
+    /// Most pixels a step of a rule may produce, all frames together (at most `max_pixels`).
+    pub max_output_pixels: u64,
+    /// How many times the input's longer side a step may make the longer side; 0: no cap.
+    pub max_upscale: u32,
 }
 
 impl Default for Limits {
@@ -20,6 +24,8 @@ impl Default for Limits {
             max_side: 30_000,
             max_frames: 300,
             max_output_side: 9_999,
+            max_output_pixels: 100_000_000,
+            max_upscale: 0,
         }
     }
 }

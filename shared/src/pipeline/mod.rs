@@ -27,8 +27,25 @@ pub fn plan(ops: &[Op], size: (u32, u32), frames: u32, limits: &Limits) -> Resul
     ops.iter().enumerate().try_fold(size, |(w, h), (i, op)| {
         let next = size_after(op, w, h)?;
         check_step(i, op, frames, next, limits)?;
+        check_upscale(i, size, next, limits)?;
         Ok(next)
     })
+}
+
+/// `max_upscale`: no step may make the longer side more than that many times the input's.
+fn check_upscale(i: usize, input: (u32, u32), (w, h): (u32, u32), limits: &Limits) -> Result<()> {
+    let longest = input.0.max(input.1) as u64;
+    if limits.max_upscale > 0 && w.max(h) as u64 > longest * limits.max_upscale as u64 {
+        return Err(Error::invalid(format!(
+            "step {} of the rule would enlarge the {}x{} image to {w}x{h}, more than {}x its longer side, \
+             the limit here",
+            i + 1,
+            input.0,
+            input.1,
+            limits.max_upscale
+        )));
+    }
+    Ok(())
 }
 
 fn check_step(i: usize, op: &Op, frames: u32, (w, h): (u32, u32), limits: &Limits) -> Result<()> {
@@ -38,16 +55,16 @@ fn check_step(i: usize, op: &Op, frames: u32, (w, h): (u32, u32), limits: &Limit
         limits.check_output(w, h)?;
     }
     let total = frames as u64 * w as u64 * h as u64;
-    if total > limits.max_pixels {
+    let max = limits.max_pixels.min(limits.max_output_pixels);
+    if total > max {
         let what = if frames == 1 {
             format!("{w}x{h} = {total} pixels")
         } else {
             format!("{frames} frames of {w}x{h} = {total} pixels")
         };
         return Err(Error::invalid(format!(
-            "step {} of the rule would make {what}; the limit is {} pixels: ask for a smaller result",
+            "step {} of the rule would make {what}; the limit is {max} pixels: ask for a smaller result",
             i + 1,
-            limits.max_pixels
         )));
     }
     Ok(())

@@ -55,6 +55,20 @@ fn the_plan_refuses_before_any_pixel() {
             .starts_with("step 2 of the rule would make 2000x2000"),
         "{e}"
     );
+    // download caps: pixels a step produces, and how far it enlarges
+    let capped = Limits {
+        max_output_pixels: 1_000_000,
+        max_upscale: 4,
+        ..l
+    };
+    let e = plan(&steps[1..], (500, 500), 1, &capped).unwrap_err();
+    assert!(e.message.contains("the limit is 1000000 pixels"), "{e}");
+    let e = plan(&[Op::Thumbnail(Scale::Width(900))], (200, 100), 1, &capped).unwrap_err();
+    assert!(e.message.contains("more than 4x its longer side"), "{e}");
+    assert_eq!(
+        plan(&[Op::Thumbnail(Scale::Width(800))], (200, 100), 1, &capped).unwrap(),
+        (800, 400)
+    );
     // and the pipeline itself refuses the same step if it is ever run unplanned
     let mut p = pic(1000, 1000);
     assert!(run(&mut p, &steps, &tight).is_err());

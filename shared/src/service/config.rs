@@ -22,6 +22,13 @@ pub struct Config {
     /// refused with 503 `SlowDown` (default: twice the workers).
     pub workers: usize,
     pub queue: usize,
+    /// What a download (a public GET) may ask for beyond `limits`: the most pixels a step may produce
+    /// (`MOGR_DOWNLOAD_MAX_PIXELS`, default 40,000,000), how far a step may enlarge the longer side
+    /// (`MOGR_DOWNLOAD_MAX_UPSCALE`, default 4×), and whether it may pick `profile` or `size-limit`,
+    /// which cost more encoding on every request (`MOGR_DOWNLOAD_ALLOW_COSTLY=1`; default no).
+    pub download_max_pixels: u64,
+    pub download_max_upscale: u32,
+    pub download_allow_costly: bool,
 }
 
 impl Default for Config {
@@ -35,6 +42,9 @@ impl Default for Config {
             default_rules: Vec::new(),
             workers: cores(),
             queue: 2 * cores(),
+            download_max_pixels: 40_000_000,
+            download_max_upscale: 4,
+            download_allow_costly: false,
         }
     }
 }
@@ -46,7 +56,7 @@ fn cores() -> usize {
 impl Config {
     /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_DEFAULT_RULES`
     /// (JSON object: key prefix -> Pic-Operations), `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
-    /// `MOGR_WORKERS`/`MOGR_QUEUE`.
+    /// `MOGR_WORKERS`/`MOGR_QUEUE` and `MOGR_DOWNLOAD_*`.
     pub fn from_env() -> Result<Config> {
         let mut c = Config::default();
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -74,6 +84,15 @@ impl Config {
         if let Some(v) = var("MOGR_QUEUE") {
             c.queue = num("MOGR_QUEUE", v)? as usize;
         }
+        if let Some(v) = var("MOGR_DOWNLOAD_MAX_PIXELS") {
+            c.download_max_pixels = num("MOGR_DOWNLOAD_MAX_PIXELS", v)?;
+        }
+        if let Some(v) = var("MOGR_DOWNLOAD_MAX_UPSCALE") {
+            c.download_max_upscale = num("MOGR_DOWNLOAD_MAX_UPSCALE", v)? as u32;
+        }
+        if let Some(v) = var("MOGR_DOWNLOAD_ALLOW_COSTLY") {
+            c.download_allow_costly = matches!(v.as_str(), "1" | "true" | "yes");
+        }
         if let Some(v) = var("MOGR_DEFAULT_RULES") {
             let map: BTreeMap<String, serde_json::Value> =
                 serde_json::from_str(&v).map_err(|e| {
@@ -85,5 +104,14 @@ impl Config {
             }
         }
         Ok(c)
+    }
+
+    /// The limits of a download: `limits` with the download caps on what steps produce.
+    pub fn download_limits(&self) -> Limits {
+        Limits {
+            max_output_pixels: self.download_max_pixels,
+            max_upscale: self.download_max_upscale,
+            ..self.limits
+        }
     }
 }

@@ -53,9 +53,29 @@ pub(super) enum Answer {
 }
 
 impl Service {
+    /// `profile` and `size-limit` cost extra encoding on every GET (a slower encoder, up to eight
+    /// re-encodes): a download may ask for them only if the operator allows it.
+    fn allow_on_download(&self, rule: &Rule) -> Result<()> {
+        let costly = [
+            (rule.profile.is_some(), "profile"),
+            (rule.size_limit.is_some(), "size-limit"),
+        ];
+        match costly.iter().find(|(asked, _)| *asked) {
+            Some((_, name)) if !self.config.download_allow_costly => Err(Error::invalid(format!(
+                "{name} is not available upon download here: it re-encodes on every request. Store the \
+                 result once instead (PUT or POST ?image_process with Pic-Operations), or have the operator \
+                 set MOGR_DOWNLOAD_ALLOW_COSTLY=1"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) async fn answer(&self, d: Download) -> Result<Answer> {
+        if let Query::Rule { rule, .. } = &d.query {
+            self.allow_on_download(rule)?;
+        }
         let obj = self.default_bucket.get(&d.key).await?;
-        let limits = self.config.limits;
+        let limits = self.config.download_limits();
         let json = |bytes: Vec<u8>| Answer::Body {
             bytes,
             content_type: "application/json".into(),
