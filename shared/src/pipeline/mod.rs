@@ -9,9 +9,9 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{imageops, DynamicImage, GenericImageView, Rgba, RgbaImage};
 
 pub fn run(pic: &mut Picture, ops: &[Op], limits: &Limits) -> Result<()> {
-    for op in ops {
+    for (i, op) in ops.iter().enumerate() {
         for frame in &mut pic.frames {
-            if let Some(next) = step(op, &frame.image, limits)? {
+            if let Some(next) = step(i, op, &frame.image, limits)? {
                 frame.image = next;
             }
         }
@@ -110,11 +110,11 @@ fn size_after(op: &Op, w: u32, h: u32) -> Result<(u32, u32)> {
     })
 }
 
-/// One operation on one image; `None` when it leaves the image as it is.
-fn step(op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option<DynamicImage>> {
+/// Operation `i` of a rule on one image; `None` when it leaves the image as it is.
+fn step(i: usize, op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option<DynamicImage>> {
     let (w, h) = img.dimensions();
     let (nw, nh) = size_after(op, w, h)?;
-    check_step(0, op, 1, (nw, nh), limits)?;
+    check_step(i, op, 1, (nw, nh), limits)?;
     Ok(match *op {
         Op::Thumbnail(_) => ((nw, nh) != (w, h))
             .then(|| resize(img, nw, nh))

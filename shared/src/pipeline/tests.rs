@@ -71,7 +71,12 @@ fn the_plan_refuses_before_any_pixel() {
     );
     // and the pipeline itself refuses the same step if it is ever run unplanned
     let mut p = pic(1000, 1000);
-    assert!(run(&mut p, &steps, &tight).is_err());
+    let e = run(&mut p, &steps, &tight).unwrap_err();
+    assert!(
+        e.message
+            .starts_with("step 2 of the rule would make 2000x2000"),
+        "{e}"
+    );
 }
 
 #[test]
