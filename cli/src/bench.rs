@@ -20,9 +20,8 @@ pub struct Measured {
     pub score: f64,
     pub ms: f64,
     pub peak_mib: f64,
-    /// mogr only: the share of the best run spent outside the HEIF/AVIF encoder proper, in ms (the
-    /// process's wall time less libheif's `encoder_ms`, which `RUST_LOG=mogr=debug` prints).
-    pub outside_encoder_ms: Option<f64>,
+    /// mogr only: the best run's time inside the HEIF/AVIF encoder proper (libheif's `encoder_ms`,
+    /// which `RUST_LOG=mogr=debug` prints); the rest of `ms` is everything but the encoder.
     pub encoder_ms: Option<f64>,
 }
 
@@ -245,7 +244,6 @@ pub fn run(inputs: &[PathBuf], runs: u32, profile: Profile) -> Result<()> {
                 score: sc,
                 ms,
                 peak_mib: peak,
-                outside_encoder_ms: encoder_ms.map(|e| ms - e),
                 encoder_ms,
             };
             row(
@@ -277,7 +275,6 @@ pub fn run(inputs: &[PathBuf], runs: u32, profile: Profile) -> Result<()> {
                             score: sc,
                             ms,
                             peak_mib: peak,
-                            outside_encoder_ms: None,
                             encoder_ms: None,
                         };
                         row(&label, job, peer.name, in_bytes.len(), &theirs, Some(&mine));
@@ -490,7 +487,8 @@ fn summary(records: &[Record], startup: &[(&'static str, Option<f64>)]) {
         .filter(mogr)
         .filter(four_mp)
         .filter_map(|r| {
-            let (outside, encoder) = (r.m.outside_encoder_ms?, r.m.encoder_ms?);
+            let encoder = r.m.encoder_ms?;
+            let outside = r.m.ms - encoder;
             let share = outside / encoder;
             let text = format!(
                 "{} {}: {outside:.0} ms outside the encoder's {encoder:.0} ms ({:.0} %)",

@@ -71,12 +71,7 @@ pub(super) fn layout(b: &[u8], limits: &Limits) -> Result<Layout> {
                     )));
                 }
                 frames += 1;
-                if frames > limits.max_frames {
-                    return Err(Error::invalid(format!(
-                        "the animation has more than {} frames, the limit",
-                        limits.max_frames
-                    )));
-                }
+                limits.check_frame_count(frames)?;
                 let local = *b.get(i + 9).ok_or_else(truncated)?;
                 // descriptor (10 bytes), local colour table, LZW minimum code size, image data
                 i = skip_sub_blocks(i + 10 + color_table_len(local) + 1)?;

@@ -6,13 +6,14 @@ use crate::{Error, Result};
 
 /// Decodes the image and estimates the quality it was written with (for COS's relative qualities).
 pub(super) fn decode(bytes: &[u8], limits: &Limits) -> Result<Picture> {
-    if !is_whole(bytes) {
+    let scan = first_scan(bytes);
+    if !scan.as_ref().is_some_and(|s| s.is_whole(bytes)) {
         return Err(super::bad_input(
             Format::Jpeg,
             "it ends before its end-of-image marker (truncated?): upload the whole file",
         ));
     }
-    if let Some((w, h)) = claims_more_than_it_holds(bytes) {
+    if let Some((w, h)) = scan.and_then(|s| s.claims_more_than_it_holds(bytes)) {
         return Err(super::bad_input(
             Format::Jpeg,
             format!(
@@ -104,27 +105,48 @@ fn luma_table_sum(b: &[u8]) -> Option<u32> {
     })
 }
 
-/// The size a JPEG's header claims when its entropy-coded data is too short to hold it: every 8×8 block
-/// of the first component costs at least one bit (its DC code), so fewer than one byte per eight blocks
-/// after the first scan's header means a forged header (a 552-byte file claiming 10000x10000 would
-/// otherwise decode into 100 MP of grey).
-fn claims_more_than_it_holds(b: &[u8]) -> Option<(u32, u32)> {
-    let (w, h) = segments(b).find_map(|(marker, seg, _)| {
-        let size = |i: usize| Some(u16::from_be_bytes([*seg.get(i)?, *seg.get(i + 1)?]) as u32);
-        matches!(marker, 0xC0..=0xC2).then(|| Some((size(3)?, size(1)?)))?
-    })?;
-    let (_, _, data) = segments(b).find(|&(marker, _, _)| marker == 0xDA)?;
-    let blocks = w.div_ceil(8) as u64 * h.div_ceil(8) as u64;
-    (8 * ((b.len() - data) as u64) < blocks).then_some((w, h))
+/// The first scan: where its entropy-coded data starts, and the frame size declared before it.
+struct Scan {
+    size: Option<(u32, u32)>,
+    data: usize,
 }
 
-/// Whether the file holds its end-of-image marker after the first scan. zune-jpeg fills whatever a
-/// truncated file lacks with grey, so a JPEG cut short (a broken upload, or a 500-byte header claiming
-/// 10000x10000) would otherwise "decode". Inside entropy-coded data 0xFF is always followed by 0x00 or
-/// a restart marker, so FF D9 there is the real end; an EXIF thumbnail's own EOI comes before the scan.
-fn is_whole(b: &[u8]) -> bool {
-    let scan = segments(b).find(|&(marker, _, _)| marker == 0xDA);
-    scan.is_some_and(|(_, _, after)| b[after..].windows(2).any(|w| w == [0xFF, 0xD9]))
+/// One walk over the segments up to the first scan.
+fn first_scan(b: &[u8]) -> Option<Scan> {
+    let mut size = None;
+    for (marker, seg, after) in segments(b) {
+        match marker {
+            0xC0..=0xC2 => {
+                let at =
+                    |i: usize| Some(u16::from_be_bytes([*seg.get(i)?, *seg.get(i + 1)?]) as u32);
+                size = at(3).zip(at(1)); // width at 3, height at 1
+            }
+            0xDA => return Some(Scan { size, data: after }),
+            _ => {}
+        }
+    }
+    None
+}
+
+impl Scan {
+    /// Whether the file holds its end-of-image marker after the scan. zune-jpeg fills whatever a
+    /// truncated file lacks with grey, so a JPEG cut short (a broken upload, or a 500-byte header
+    /// claiming 10000x10000) would otherwise "decode". Inside entropy-coded data 0xFF is always followed
+    /// by 0x00 or a restart marker, so FF D9 there is the real end; an EXIF thumbnail's own EOI comes
+    /// before the scan. Searched from the end, where it is, not through megabytes of scan data.
+    fn is_whole(&self, b: &[u8]) -> bool {
+        b[self.data..].windows(2).rev().any(|w| w == [0xFF, 0xD9])
+    }
+
+    /// The size the header claims when the entropy-coded data is too short to hold it: every 8×8 block
+    /// of the first component costs at least one bit (its DC code), so fewer than one byte per eight
+    /// blocks means a forged header (a 552-byte file claiming 10000x10000 would otherwise decode into
+    /// 100 MP of grey).
+    fn claims_more_than_it_holds(&self, b: &[u8]) -> Option<(u32, u32)> {
+        let (w, h) = self.size?;
+        let blocks = w.div_ceil(8) as u64 * h.div_ceil(8) as u64;
+        (8 * ((b.len() - self.data) as u64) < blocks).then_some((w, h))
+    }
 }
 
 /// The first frame, alpha composited onto white.
@@ -175,6 +197,14 @@ mod tests {
     use super::*;
     use crate::codec::Profile;
     use image::DynamicImage;
+
+    fn is_whole(b: &[u8]) -> bool {
+        first_scan(b).is_some_and(|s| s.is_whole(b))
+    }
+
+    fn claims_more_than_it_holds(b: &[u8]) -> Option<(u32, u32)> {
+        first_scan(b)?.claims_more_than_it_holds(b)
+    }
 
     fn jpeg_at(q: u8) -> Vec<u8> {
         let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 64, |x, y| {

@@ -66,14 +66,20 @@ impl Limits {
         Ok(())
     }
 
-    /// Checks that `frames` frames of `width`×`height` stay within the frame and total-pixel limits.
-    pub fn check_frames(&self, frames: u32, width: u32, height: u32) -> Result<()> {
+    /// Checks that an animation holds at most `max_frames` frames.
+    pub fn check_frame_count(&self, frames: u32) -> Result<()> {
         if frames > self.max_frames {
             return Err(Error::invalid(format!(
                 "the animation has more than {} frames, the limit",
                 self.max_frames
             )));
         }
+        Ok(())
+    }
+
+    /// Checks that `frames` frames of `width`×`height` stay within the frame and total-pixel limits.
+    pub fn check_frames(&self, frames: u32, width: u32, height: u32) -> Result<()> {
+        self.check_frame_count(frames)?;
         let total = frames as u64 * width as u64 * height as u64;
         if total > self.max_pixels {
             return Err(Error::invalid(format!(
