@@ -34,6 +34,7 @@ fn encode(img: image::DynamicImage, format: Format) -> Vec<u8> {
         interlace: false,
         strip: false,
         profile: Profile::Download,
+        threads: 1,
     };
     codec::encode(&Picture::still(img, Format::Png), &opts).unwrap()
 }

@@ -181,7 +181,9 @@ fn convert_picture(
         interlace: rule.interlace,
         strip: rule.strip,
         profile,
+        threads: limits.encoder_threads,
     };
+    limits.check_deadline()?;
     let mut bytes = codec::encode(&pic, &opts)?;
 
     if let Some(limit) = rule.size_limit {
@@ -193,6 +195,7 @@ fn convert_picture(
             while lo <= hi {
                 let mid = lo + (hi - lo) / 2;
                 opts.quality = mid;
+                limits.check_deadline()?;
                 let b = codec::encode(&pic, &opts)?;
                 if b.len() as u64 <= limit.bytes {
                     fits = Some((mid, b));

@@ -22,6 +22,8 @@ pub enum Code {
     InternalError,
     /// 503: too much work queued already; the response carries `Retry-After`.
     SlowDown,
+    /// 503: the work ran past the request's deadline and was stopped; nothing was written.
+    ServiceUnavailable,
 }
 
 impl Code {
@@ -35,6 +37,7 @@ impl Code {
             Code::RequestTimeout => "RequestTimeout",
             Code::InternalError => "InternalError",
             Code::SlowDown => "SlowDown",
+            Code::ServiceUnavailable => "ServiceUnavailable",
         }
     }
 
@@ -47,7 +50,7 @@ impl Code {
             Code::NotAcceptable => 406,
             Code::RequestTimeout => 408,
             Code::InternalError => 500,
-            Code::SlowDown => 503,
+            Code::SlowDown | Code::ServiceUnavailable => 503,
         }
     }
 }

@@ -37,6 +37,7 @@ fn encode(pic: &Picture, format: Format, quality: u8) -> Vec<u8> {
         interlace: false,
         strip: false,
         profile: Profile::Download,
+        threads: codec::cores(),
     };
     codec::encode(pic, &opts).unwrap_or_else(|e| panic!("encode {format:?}: {e}"))
 }
@@ -226,6 +227,7 @@ fn icc_and_exif_are_carried_unless_strip() {
             interlace: false,
             strip: true,
             profile: Profile::Download,
+            threads: 1,
         };
         let stripped = decode(&codec::encode(&pic, &opts).unwrap(), Frames::First);
         assert!(

@@ -171,6 +171,41 @@ async fn public_gets_are_capped_unless_the_operator_allows_more() {
 }
 
 #[tokio::test]
+async fn a_download_past_its_deadline_answers_503_and_stores_nothing() {
+    // Every result would be stored under _mogr/large/ and redirected to, were it finished in time.
+    let late = Config {
+        download_deadline: Some(std::time::Duration::from_millis(1)),
+        max_inline_bytes: Some(0),
+        ..Config::default()
+    };
+    let (dir, service) = setup(late).await;
+    let get = |query: &str| request("GET", &format!("/photo.jpg?{query}"), &[], vec![]);
+    let resp = service
+        .download(get("imageMogr2/thumbnail/300x/format/avif"))
+        .await;
+    assert_eq!(resp.status(), 503, "{}", text(resp.body()));
+    let body = text(resp.body());
+    assert!(
+        body.contains("<Code>ServiceUnavailable</Code>") && body.contains("within the 0.0 s"),
+        "{body}"
+    );
+    assert!(!dir.path().join("_mogr").exists(), "nothing is stored");
+    // The original is served as ever: only work has a deadline.
+    assert_eq!(service.download(get("")).await.status(), 200);
+
+    let (dir, service) = setup(Config {
+        max_inline_bytes: Some(0),
+        ..Config::default()
+    })
+    .await;
+    let resp = service
+        .download(get("imageMogr2/thumbnail/300x/format/avif"))
+        .await;
+    assert_eq!(resp.status(), 302, "{}", text(resp.body()));
+    assert!(dir.path().join("_mogr/large").exists());
+}
+
+#[tokio::test]
 async fn format_auto_varies_on_accept_even_when_refused() {
     let (_dir, service) = setup(Config::default()).await;
     let avif = [("accept", "image/avif,image/webp,*/*")];

@@ -46,3 +46,43 @@ fn template_wires_three_functions_from_one_image() {
         assert!(t.contains(needle), "{needle} missing from template.yaml");
     }
 }
+
+/// The `Default:` of a parameter in the template's `Parameters` section.
+fn param_default(t: &str, name: &str) -> u64 {
+    let block = t
+        .split_once(&format!("\n  {name}:\n"))
+        .unwrap_or_else(|| panic!("parameter {name} missing"))
+        .1;
+    let line = block
+        .lines()
+        .take_while(|l| l.starts_with("    "))
+        .find_map(|l| l.trim().strip_prefix("Default:"))
+        .unwrap_or_else(|| panic!("parameter {name} has no default"));
+    line.trim().trim_matches('"').parse().unwrap()
+}
+
+#[test]
+fn template_bounds_work_on_lambda() {
+    let t = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
+    // A download stops before the function's timeout and API Gateway's 30 s, so a client gets mogr's
+    // 503 rather than the gateway's, and nothing is written after the client gave up.
+    let deadline_s = param_default(&t, "DownloadDeadlineMs") as f64 / 1000.0;
+    let timeout_s = param_default(&t, "Timeout") as f64;
+    assert!(
+        deadline_s > 0.0 && deadline_s + 5.0 <= timeout_s.min(30.0),
+        "deadline {deadline_s} s"
+    );
+    assert!(t.contains("MOGR_DOWNLOAD_DEADLINE_MS: !Ref DownloadDeadlineMs"));
+    // Each function's concurrency may be reserved; the API throttles every route.
+    for f in ["Download", "Process", "Upload"] {
+        assert!(
+            t.contains(&format!(
+                "ReservedConcurrentExecutions: !If [Reserve{f}, !Ref {f}Concurrency, !Ref AWS::NoValue]"
+            )),
+            "{f}Function has no reserved-concurrency parameter"
+        );
+    }
+    assert!(param_default(&t, "ApiRateLimit") > 0 && param_default(&t, "ApiBurstLimit") > 0);
+    assert!(t.contains("ThrottlingRateLimit: !Ref ApiRateLimit"));
+    assert!(t.contains("ThrottlingBurstLimit: !Ref ApiBurstLimit"));
+}

@@ -112,19 +112,25 @@ const AV1_FASTEST_ABOVE_PIXELS: u64 = 8_000_000;
 /// Download (measured on 2 cores, BENCHMARKS.md): x265 `ultrafast` writes a 4 MP photo in ~0.3 s where
 /// `faster` took ~1.0 s, at scores 77–83 and fewer bytes at the same quality setting; aom speed 8 takes
 /// ~0.2 s for 4 MP (speed 6: 0.4–1.0 s), and speed 9 keeps an 18 MP photo near 1.6 s (speed 6: 6.2 s).
-fn tune(
-    encoder: &libheif_rs::Encoder<'_>,
-    format: Format,
-    profile: Profile,
-    pixels: u64,
-) -> Result<()> {
+///
+/// Threads are fixed per request (`opts.threads`) instead of each encoder's default (x265: a pool per
+/// NUMA node of every core; aom: every core), so workers × threads bounds the machine's load.
+fn tune(encoder: &libheif_rs::Encoder<'_>, opts: &EncodeOptions, pixels: u64) -> Result<()> {
     let set = |name: &str, v: EncoderParameterValue| {
         encoder.set_parameter_value(name, v).map_err(|e| {
             Error::internal(format!("libheif encoder parameter {name}: {}", e.message))
         })
     };
     use EncoderParameterValue::{Int, String as Str};
-    match (format, profile) {
+    let threads = opts.threads.max(1);
+    match opts.format {
+        Format::Heif => {
+            set("x265:pools", Str(threads.to_string()))?;
+            set("x265:frame-threads", Str("1".into()))?;
+        }
+        _ => set("threads", Int(threads as i32))?,
+    }
+    match (opts.format, opts.profile) {
         (Format::Heif, Profile::Download) => set("preset", Str("ultrafast".into())),
         (Format::Heif, Profile::Persistent) => set("preset", Str("slow".into())),
         (Format::Avif, Profile::Download) if pixels > AV1_FASTEST_ABOVE_PIXELS => {
@@ -269,7 +275,7 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
         .set_quality(EncoderQuality::Lossy(opts.quality.min(100)))
         .map_err(|e| fail("quality", e))?;
     let pixels = img.width() as u64 * img.height() as u64;
-    tune(&encoder, opts.format, opts.profile, pixels)?;
+    tune(&encoder, opts, pixels)?;
 
     let started = std::time::Instant::now();
     let mut himg = ycbcr420_image(img).map_err(|e| fail("image", e))?;

@@ -216,6 +216,7 @@ mod tests {
             interlace: false,
             strip: true,
             profile: Profile::Download,
+            threads: 1,
         };
         encode(
             &Picture::still(img, Format::Jpeg),

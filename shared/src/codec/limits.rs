@@ -1,6 +1,7 @@
 //! [`Limits`]: what one request may cost, checked from headers before pixels are allocated.
 
 use crate::{Code, Error, Result};
+use std::time::{Duration, Instant};
 
 /// Resource limits, checked from headers before pixels are allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,40 @@ pub struct Limits {
     pub max_output_pixels: u64,
     /// How many times the input's longer side a step may make the longer side; 0: no cap.
     pub max_upscale: u32,
+    /// Threads one request's encoder may use (x265's pool, aom's `threads`); at least 1.
+    pub encoder_threads: u32,
+    /// When the request's work must stop; checked between steps, frames and encodes.
+    pub deadline: Option<Deadline>,
+}
+
+/// The moment a request's work must stop, and the budget it was given (for the message). Encoders
+/// cannot be interrupted, so work stops at the next step, frame or encode after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub at: Instant,
+    pub budget: Duration,
+}
+
+impl Deadline {
+    /// `budget` from now.
+    pub fn after(budget: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + budget,
+            budget,
+        }
+    }
+
+    /// The error of a request that ran past its deadline: 503, nothing written.
+    pub fn error(&self) -> Error {
+        Error::new(
+            Code::ServiceUnavailable,
+            format!(
+                "the conversion did not finish within the {:.1} s a download may take, and was stopped; \
+                 ask for a smaller result or a faster format, or store it once with POST ?image_process",
+                self.budget.as_secs_f64()
+            ),
+        )
+    }
 }
 
 impl Default for Limits {
@@ -26,11 +61,26 @@ impl Default for Limits {
             max_output_side: 9_999,
             max_output_pixels: 100_000_000,
             max_upscale: 0,
+            encoder_threads: cores(),
+            deadline: None,
         }
     }
 }
 
+/// The machine's cores: the default number of encoder threads.
+pub fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
 impl Limits {
+    /// Err once the deadline has passed.
+    pub fn check_deadline(&self) -> Result<()> {
+        match self.deadline {
+            Some(d) if Instant::now() >= d.at => Err(d.error()),
+            _ => Ok(()),
+        }
+    }
+
     pub fn check_bytes(&self, n: usize) -> Result<()> {
         if n > self.max_input_bytes {
             return Err(Error::new(

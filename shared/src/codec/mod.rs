@@ -19,7 +19,7 @@ mod via_image;
 mod webp;
 
 pub use format::Format;
-pub use limits::Limits;
+pub use limits::{cores, Deadline, Limits};
 pub(crate) use picture::{flatten, Metadata};
 pub use picture::{Frame, Frames, Picture};
 
@@ -142,6 +142,8 @@ pub struct EncodeOptions {
     /// Drop EXIF and ICC.
     pub strip: bool,
     pub profile: Profile,
+    /// Threads the encoder may use (x265, aom); at least 1.
+    pub threads: u32,
 }
 
 /// Encodes `pic` (all its frames where the format animates, otherwise the first).

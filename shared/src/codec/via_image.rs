@@ -102,6 +102,7 @@ pub(super) fn collect_frames(
     let mut out = Vec::new();
     for frame in frames {
         limits.check_frames(out.len() as u32 + 1, w, h)?;
+        limits.check_deadline()?;
         let frame = frame.map_err(|e| bad_input(format, e))?;
         let (num, den) = frame.delay().numer_denom_ms();
         let delay_ms = num.checked_div(den).unwrap_or(0);

@@ -11,6 +11,7 @@ use image::{imageops, DynamicImage, GenericImageView, Rgba, RgbaImage};
 pub fn run(pic: &mut Picture, ops: &[Op], limits: &Limits) -> Result<()> {
     for (i, op) in ops.iter().enumerate() {
         for frame in &mut pic.frames {
+            limits.check_deadline()?;
             if let Some(next) = step(i, op, &frame.image, limits)? {
                 frame.image = next;
             }

@@ -298,3 +298,24 @@ fn radii_make_transparent_corners() {
     assert_eq!(rgba.get_pixel(0, 0)[3], 0);
     assert_eq!(rgba.get_pixel(40, 40)[3], 255);
 }
+
+#[test]
+fn work_past_its_deadline_stops_at_the_next_step() {
+    let ops = [Op::Thumbnail(Scale::Width(20)), Op::Rotate(90)];
+    let past = Limits {
+        deadline: Some(crate::codec::Deadline::after(std::time::Duration::ZERO)),
+        ..Limits::default()
+    };
+    let mut p = pic(40, 30);
+    let e = run(&mut p, &ops, &past).unwrap_err();
+    assert_eq!(e.code, crate::Code::ServiceUnavailable);
+    assert_eq!((p.width(), p.height()), (40, 30), "no step ran");
+    let ahead = Limits {
+        deadline: Some(crate::codec::Deadline::after(
+            std::time::Duration::from_secs(60),
+        )),
+        ..Limits::default()
+    };
+    run(&mut p, &ops, &ahead).unwrap();
+    assert_eq!((p.width(), p.height()), (15, 20));
+}

@@ -1,8 +1,10 @@
 //! Service settings, read from `MOGR_*` environment variables.
 
+use crate::codec::{cores, Deadline};
 use crate::cos::PicOperations;
 use crate::{Error, Limits, Result};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Service settings; [`Config::from_env`] reads them from `MOGR_*` variables.
 #[derive(Debug, Clone)]
@@ -29,6 +31,10 @@ pub struct Config {
     pub download_max_pixels: u64,
     pub download_max_upscale: u32,
     pub download_allow_costly: bool,
+    /// How long a download's work may take, queue included (`MOGR_DOWNLOAD_DEADLINE_MS`, default
+    /// 20,000: well under API Gateway's 29 s); past it the request answers 503 and writes nothing.
+    /// `None` (`0`): no deadline.
+    pub download_deadline: Option<Duration>,
 }
 
 impl Default for Config {
@@ -40,23 +46,20 @@ impl Default for Config {
             max_inline_bytes: None,
             large_prefix: "_mogr/large/".into(),
             default_rules: Vec::new(),
-            workers: cores(),
-            queue: 2 * cores(),
+            workers: cores() as usize,
+            queue: 2 * cores() as usize,
             download_max_pixels: 40_000_000,
             download_max_upscale: 4,
             download_allow_costly: false,
+            download_deadline: Some(Duration::from_secs(20)),
         }
     }
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Config {
     /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_DEFAULT_RULES`
     /// (JSON object: key prefix -> Pic-Operations), `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
-    /// `MOGR_WORKERS`/`MOGR_QUEUE` and `MOGR_DOWNLOAD_*`.
+    /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS` and `MOGR_DOWNLOAD_*`.
     pub fn from_env() -> Result<Config> {
         let mut c = Config::default();
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -84,6 +87,15 @@ impl Config {
         if let Some(v) = var("MOGR_QUEUE") {
             c.queue = num("MOGR_QUEUE", v)? as usize;
         }
+        if let Some(v) = var("MOGR_ENCODER_THREADS") {
+            c.limits.encoder_threads = (num("MOGR_ENCODER_THREADS", v)? as u32).max(1);
+        }
+        if let Some(v) = var("MOGR_DOWNLOAD_DEADLINE_MS") {
+            c.download_deadline = match num("MOGR_DOWNLOAD_DEADLINE_MS", v)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            };
+        }
         if let Some(v) = var("MOGR_DOWNLOAD_MAX_PIXELS") {
             c.download_max_pixels = num("MOGR_DOWNLOAD_MAX_PIXELS", v)?;
         }
@@ -106,11 +118,13 @@ impl Config {
         Ok(c)
     }
 
-    /// The limits of a download: `limits` with the download caps on what steps produce.
+    /// The limits of a download starting now: `limits` with the download caps on what steps produce
+    /// and the download deadline.
     pub fn download_limits(&self) -> Limits {
         Limits {
             max_output_pixels: self.download_max_pixels,
             max_upscale: self.download_max_upscale,
+            deadline: self.download_deadline.map(Deadline::after),
             ..self.limits
         }
     }

@@ -74,8 +74,8 @@ impl Service {
         if let Query::Rule { rule, .. } = &d.query {
             self.allow_on_download(rule)?;
         }
-        let obj = self.default_bucket.get(&d.key).await?;
         let limits = self.config.download_limits();
+        let obj = self.default_bucket.get(&d.key).await?;
         let json = |bytes: Vec<u8>| Answer::Body {
             bytes,
             content_type: "application/json".into(),
@@ -96,7 +96,7 @@ impl Service {
                 let input = obj.body;
                 let info = self
                     .work
-                    .run(move || info::image_info(&input, &limits))
+                    .run(limits.deadline, move || info::image_info(&input, &limits))
                     .await?;
                 Ok(json(
                     serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?,
@@ -106,7 +106,7 @@ impl Service {
                 let input = obj.body;
                 let rgb = self
                     .work
-                    .run(move || {
+                    .run(limits.deadline, move || {
                         let pic = codec::probe_and_decode(&input, &limits, Frames::First)?;
                         Ok(info::average_rgb(&pic))
                     })
@@ -120,7 +120,7 @@ impl Service {
                 let accept = d.accept;
                 let out = self
                     .work
-                    .run(move || {
+                    .run(limits.deadline, move || {
                         let probe = codec::probe(&body, &limits)?;
                         if rule.format_auto {
                             rule.format =

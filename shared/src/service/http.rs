@@ -220,8 +220,8 @@ pub(super) fn guess_type(body: &[u8]) -> String {
 pub fn error_response(e: &Error, resource: &str, request_id: &str) -> Response<Vec<u8>> {
     if e.is_client_error() {
         tracing::info!(code = e.code.as_str(), error = %e.message, resource, request_id, "request refused");
-    } else if e.code == Code::SlowDown {
-        tracing::warn!(code = e.code.as_str(), error = %e.message, resource, request_id, "request shed");
+    } else if matches!(e.code, Code::SlowDown | Code::ServiceUnavailable) {
+        tracing::warn!(code = e.code.as_str(), error = %e.message, resource, request_id, "request shed or stopped");
     } else {
         tracing::error!(code = e.code.as_str(), error = %e.message, resource, request_id, "request failed");
     }

@@ -111,7 +111,7 @@ impl Service {
         let limits = self.config.limits;
         let (outputs, info) = self
             .work
-            .run(move || {
+            .run(limits.deadline, move || {
                 let source = codec::probe(&input, &limits).and_then(|probe| {
                     // A rule that would fail on its sizes fails before the decode, not after it.
                     for rule in rules.iter().filter(|r| !r.ignore_error) {
