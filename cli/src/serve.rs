@@ -37,6 +37,7 @@ pub struct Guard {
 
 pub async fn run(root: PathBuf, addr: SocketAddr, bucket: String, guard: Guard) -> Result<()> {
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    mogr::bootstrap::limit_malloc_arenas();
     let config = Config::from_env()?;
     let service = Arc::new(Service::new(
         config,

@@ -39,6 +39,43 @@ fn encode(img: image::DynamicImage, format: Format) -> Vec<u8> {
     codec::encode(&Picture::still(img, Format::Png), &opts).unwrap()
 }
 
+/// A HEIF whose primary image is a `rows`×`cols` grid of `tile`×`tile` HEVC tiles (as phones write).
+fn heic_grid(tile: u32, rows: u16, cols: u16) -> Vec<u8> {
+    use libheif_rs::{
+        Channel, ColorSpace, CompressionFormat, EncoderQuality, HeifContext, Image, LibHeif,
+        RgbChroma,
+    };
+    let lib = LibHeif::new();
+    let mut encoder = lib.encoder_for_format(CompressionFormat::Hevc).unwrap();
+    encoder.set_quality(EncoderQuality::Lossy(50)).unwrap();
+    let tiles: Vec<Image> = (0..rows as u32 * cols as u32)
+        .map(|i| {
+            let mut img = Image::new(tile, tile, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
+            img.create_plane(Channel::Interleaved, tile, tile, 8)
+                .unwrap();
+            let plane = img.planes_mut().interleaved.unwrap();
+            for (j, b) in plane.data.iter_mut().enumerate() {
+                *b = (j as u32 * 7 + i * 40) as u8;
+            }
+            img
+        })
+        .collect();
+    let mut ctx = HeifContext::new().unwrap();
+    let rows = std::num::NonZeroU16::new(rows).unwrap();
+    ctx.encode_grid(&tiles, rows, &mut encoder, None).unwrap();
+    ctx.write_to_bytes().unwrap()
+}
+
+/// `heic` (a 2×2 grid of 64×64 tiles, 128×128) with `from` replaced by `to`: the grid's description or
+/// its size property rewritten.
+fn patched(heic: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = heic
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the grid's boxes as libheif writes them");
+    [&heic[..at], to, &heic[at + from.len()..]].concat()
+}
+
 fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut c = (data.len() as u32).to_be_bytes().to_vec();
     c.extend_from_slice(kind);
@@ -102,6 +139,9 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Want)> {
     }));
     let heic = encode(rgba.clone(), Format::Heif);
     let avif = encode(rgba, Format::Avif);
+    let grid = heic_grid(64, 2, 2);
+    let grid_idat = b"idat\0\0\x01\x01\0\x80\0\x80".to_vec();
+    let grid_ispe = b"ispe\0\0\0\0\0\0\0\x80\0\0\0\x80".to_vec();
 
     let mut cases = vec![
         ("zero-bytes.jpg", vec![], Refused),
@@ -151,6 +191,30 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Want)> {
             Refused,
         ),
         ("heif-alpha.heic", heic, Converts),
+        ("heif-grid-2x2.heic", grid.clone(), Converts),
+        // the grid's description (`idat`: version, flags, rows - 1, columns - 1, width, height) and its
+        // `ispe` both claim 60000x60000 from four 64x64 tiles
+        (
+            "heif-grid-60000x60000.heic",
+            patched(
+                &patched(&grid, &grid_idat, b"idat\0\0\x01\x01\xea\x60\xea\x60"),
+                &grid_ispe,
+                b"ispe\0\0\0\0\0\0\xea\x60\0\0\xea\x60",
+            ),
+            Refused,
+        ),
+        // the same claim in the grid's description only: its size property says 128x128
+        (
+            "heif-grid-hidden-60000x60000.heic",
+            patched(&grid, &grid_idat, b"idat\0\0\x01\x01\xea\x60\xea\x60"),
+            Refused,
+        ),
+        // 256x256 tiles announced, four present
+        (
+            "heif-grid-missing-tiles.heic",
+            patched(&grid, &grid_idat, b"idat\0\0\xff\xff\0\x80\0\x80"),
+            Refused,
+        ),
         ("avif-alpha.avif", avif, Converts),
     ];
     // a PNG whose header says 0x0

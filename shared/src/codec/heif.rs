@@ -11,7 +11,7 @@ use libheif_rs::{
 };
 
 fn heif_err(format: Format, e: libheif_rs::HeifError) -> Error {
-    bad_input(format, e.message)
+    bad_input(format, e.message.trim())
 }
 
 /// Width and height of the primary image; `format` (from the brands) names the input in errors.
