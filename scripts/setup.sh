@@ -20,7 +20,8 @@ BUILD=(
   python3 python3-pip python3-venv
 )
 # Test tools from PyPI, pinned: the Lambda runtime emulator and the CloudFormation linter.
-PY_TOOLS=(cargo-lambda==1.9.2 cfn-lint==1.51.0)
+# cos-python-sdk-v5: Tencent's own COS SDK, driven against `mogr serve` by cli/tests/cos_sdk.rs
+PY_TOOLS=(cargo-lambda==1.9.2 cfn-lint==1.51.0 cos-python-sdk-v5==1.9.44)
 
 if [ "${1:-}" = "--runtime" ]; then
   PACKAGES=("${RUNTIME[@]}")
@@ -47,6 +48,7 @@ if [ -z "${1:-}" ]; then
   need_py=0
   command -v cargo-lambda >/dev/null && cargo lambda --version 2>/dev/null | grep -q "1.9.2" || need_py=1
   command -v cfn-lint >/dev/null && cfn-lint --version | grep -q "1.51.0" || need_py=1
+  python3 -m pip show cos-python-sdk-v5 2>/dev/null | grep -q "^Version: 1.9.44$" || need_py=1
   if [ $need_py -eq 1 ]; then
     python3 -m pip install --quiet --user --break-system-packages "${PY_TOOLS[@]}" 2>/dev/null \
       || python3 -m pip install --quiet --user "${PY_TOOLS[@]}"

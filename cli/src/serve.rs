@@ -43,9 +43,12 @@ pub async fn run(root: PathBuf, addr: SocketAddr, bucket: String, guard: Guard) 
         config,
         Arc::new(DirStore::new(bucket, root.clone())),
     ));
-    let app = axum::Router::new()
-        .fallback(handle)
-        .with_state(Server { service, guard });
+    let spellings = cos_spellings().await?;
+    let app = axum::Router::new().fallback(handle).with_state(Server {
+        service,
+        guard,
+        spellings,
+    });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -65,7 +68,8 @@ pub async fn run(root: PathBuf, addr: SocketAddr, bucket: String, guard: Guard) 
 async fn serve(listener: TcpListener, app: axum::Router, guard: Guard) -> Result<()> {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(guard.header_timeout));
+        .header_read_timeout(Duration::from_secs(guard.header_timeout))
+        .preserve_header_case(true);
     let open = Arc::new(Semaphore::new(guard.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let stop = tokio::signal::ctrl_c();
@@ -119,9 +123,54 @@ fn first_image(root: &std::path::Path) -> Option<String> {
 struct Server {
     service: Arc<Service>,
     guard: Guard,
+    /// COS's spelling of response header names (see [`cos_spellings`]).
+    spellings: http::Extensions,
 }
 
-async fn handle(State(Server { service, guard }): State<Server>, req: Request) -> Response {
+/// COS spells some response header names in mixed case (`ETag`, `Content-Length`), and Tencent's
+/// Python SDK hands headers to its caller as a plain dict, as received: `response['ETag']` must match
+/// exactly. hyper writes names in lower case unless a response carries the spellings it recorded
+/// while parsing a request with `preserve_header_case` (a private type, meant for proxies forwarding
+/// them). So a request spelling those names as COS does is parsed once, here, and its spellings are
+/// given to every response.
+async fn cos_spellings() -> Result<http::Extensions> {
+    use tokio::io::AsyncWriteExt;
+    let (mut client, server) = tokio::io::duplex(1024);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let recorder = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(req.extensions().clone());
+        }
+        async { Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new())) }
+    });
+    let conn = http1::Builder::new()
+        .preserve_header_case(true)
+        .serve_connection(TokioIo::new(server), recorder);
+    tokio::spawn(conn);
+    client
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nETag: x\r\nContent-Length: 0\r\nContent-Type: x\r\n\
+              Cache-Control: x\r\nLocation: x\r\nRetry-After: x\r\nVary: x\r\n\r\n",
+        )
+        .await?;
+    Ok(rx.await?)
+}
+
+async fn handle(
+    State(Server {
+        service,
+        guard,
+        spellings,
+    }): State<Server>,
+    req: Request,
+) -> Response {
+    let mut resp = answer(&service, guard, req).await;
+    resp.extensions_mut().extend(spellings);
+    resp
+}
+
+async fn answer(service: &Service, guard: Guard, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let refuse = |e: Error| service::error_response(&e, parts.uri.path(), "local").map(Body::from);
     let limit = service.config.limits.max_input_bytes;
@@ -155,7 +204,7 @@ async fn handle(State(Server { service, guard }): State<Server>, req: Request) -
     let path = req.uri().path().to_string();
     let resp = match method {
         http::Method::GET | http::Method::HEAD => service.download(req).await,
-        http::Method::POST => service.process(req).await,
+        http::Method::POST | http::Method::DELETE => service.process(req).await,
         http::Method::PUT => {
             let resp = service.process(req).await;
             if resp.status().is_success() {
@@ -172,7 +221,7 @@ async fn handle(State(Server { service, guard }): State<Server>, req: Request) -
         }
         m => {
             let e = Error::invalid(format!(
-                "{m} is not supported: use GET, HEAD, POST ?image_process or PUT"
+                "{m} is not supported: use GET, HEAD, POST ?image_process, PUT or DELETE"
             ));
             service::error_response(&e, &path, "local")
         }

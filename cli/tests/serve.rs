@@ -54,10 +54,11 @@ fn errors_over_http() {
         );
     }
     let r = client()
-        .delete(format!("{}/photo.jpg", s.base))
+        .patch(format!("{}/photo.jpg", s.base))
         .send()
         .unwrap();
     assert_eq!(r.status(), 400);
+    assert!(r.headers().contains_key("x-cos-request-id"));
     // the server keeps serving after errors
     assert_eq!(
         client()

@@ -1,6 +1,7 @@
 //! The three ways, in process: `Service` over a `DirStore` in a temporary folder — no S3 server, no
 //! HTTP server, the same functions the Lambdas and `mogr serve` call.
 
+use md5::Digest;
 use mogr::service::{Config, Service, UploadOutcome};
 use mogr::store::{DirStore, Store, OUTPUT_MARKER, PIC_OPERATIONS};
 use mogr::{Code, Format, Limits};
@@ -397,5 +398,130 @@ async fn on_upload_runs_metadata_rules_and_ignores_its_outputs() {
     assert_eq!(
         service.on_upload(".mogr/x").await.unwrap_err().code,
         Code::InvalidArgument
+    );
+}
+
+#[tokio::test]
+async fn cos_clients_get_cos_headers_plain_puts_and_deletes() {
+    let (dir, service) = setup(Config::default()).await;
+    let photo = example("photo.jpg");
+    let md5 = |b: &[u8]| format!("\"{:x}\"", md5::Md5::digest(b));
+    // A plain PUT answers headers only: the body's MD5 as ETag, its CRC64, a request id; user metadata
+    // comes with COS's prefix or S3's.
+    let resp = service
+        .process(request(
+            "PUT",
+            "/plain.jpg",
+            &[("x-cos-meta-owner", "cos"), ("x-amz-meta-team", "s3")],
+            photo.clone(),
+        ))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.body().is_empty());
+    assert_eq!(resp.headers()["etag"], md5(&photo).as_str());
+    let crc = resp.headers()["x-cos-hash-crc64ecma"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(crc.parse::<u64>().is_ok(), "{crc}");
+    assert!(resp.headers().contains_key("x-cos-request-id"));
+    // GET and HEAD give the stored object's ETag, the same CRC64 and the metadata back
+    for method in ["GET", "HEAD"] {
+        let resp = service
+            .download(request(method, "/plain.jpg", &[], vec![]))
+            .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["etag"], md5(&photo).as_str());
+        assert_eq!(resp.headers()["x-cos-hash-crc64ecma"], crc.as_str());
+        assert_eq!(resp.headers()["x-cos-meta-owner"], "cos");
+        assert_eq!(resp.headers()["x-cos-meta-team"], "s3");
+    }
+    // a conversion's headers describe the bytes sent
+    let resp = service
+        .download(request(
+            "GET",
+            "/plain.jpg?imageMogr2/thumbnail/50x/format/png",
+            &[],
+            vec![],
+        ))
+        .await;
+    assert_eq!(resp.headers()["etag"], md5(resp.body()).as_str());
+    assert!(resp.headers().get("x-cos-meta-owner").is_none());
+    // errors carry the request id too
+    let resp = service
+        .download(request("GET", "/nope.jpg", &[], vec![]))
+        .await;
+    assert_eq!(resp.status(), 404);
+    let rid = resp.headers()["x-cos-request-id"].to_str().unwrap();
+    assert!(text(resp.body()).contains(&format!("<RequestId>{rid}</RequestId>")));
+
+    // DELETE: 204, the object and its metadata gone; deleting what is not there is no error
+    for _ in 0..2 {
+        let resp = service
+            .process(request("DELETE", "/plain.jpg", &[], vec![]))
+            .await;
+        assert_eq!(resp.status(), 204, "{}", text(resp.body()));
+    }
+    assert!(!dir.path().join("plain.jpg").exists());
+    assert!(!dir.path().join(".mogr/meta/plain.jpg.json").exists());
+    let resp = service
+        .process(request("DELETE", "/.mogr/meta/photo.jpg.json", &[], vec![]))
+        .await;
+    assert_eq!(resp.status(), 400, "reserved keys cannot be deleted");
+}
+
+#[tokio::test]
+async fn original_info_always_names_the_input_and_its_current_etag() {
+    let (_dir, service) = setup(Config::default()).await;
+    // without is_pic_info: Key, Location and ETag, no ImageInfo
+    let ops = r#"{"rules":[{"fileid":"t.png","rule":"imageMogr2/thumbnail/20x/format/png"}]}"#;
+    let resp = service
+        .process(request(
+            "POST",
+            "/photo.jpg?image_process",
+            &[("pic-operations", ops)],
+            vec![],
+        ))
+        .await;
+    let xml = text(resp.body());
+    let etag = service
+        .bucket()
+        .head("photo.jpg")
+        .await
+        .unwrap()
+        .unwrap()
+        .etag;
+    assert!(
+        xml.starts_with(&format!(
+            "<UploadResult><OriginalInfo><Key>photo.jpg</Key><Location>local.s3.amazonaws.com/photo.jpg\
+             </Location><ETag>&quot;{etag}&quot;</ETag></OriginalInfo>"
+        )),
+        "{xml}"
+    );
+    // a rule that writes over its input: OriginalInfo's ETag is the object's new one
+    let ops = r#"{"rules":[{"fileid":"photo.jpg","rule":"imageMogr2/thumbnail/100x"}]}"#;
+    let resp = service
+        .process(request(
+            "POST",
+            "/photo.jpg?image_process",
+            &[("pic-operations", ops)],
+            vec![],
+        ))
+        .await;
+    let xml = text(resp.body());
+    let now = service
+        .bucket()
+        .head("photo.jpg")
+        .await
+        .unwrap()
+        .unwrap()
+        .etag;
+    assert_ne!(now, etag);
+    assert!(
+        xml.contains(&format!(
+            "<OriginalInfo><Key>photo.jpg</Key><Location>local.s3.amazonaws.com/photo.jpg</Location>\
+             <ETag>&quot;{now}&quot;</ETag>"
+        )),
+        "{xml}"
     );
 }

@@ -239,7 +239,7 @@ async fn post_image_process_stores_outputs() {
         server.get(BUCKET, "p1/a.jpg").await.unwrap().0,
         example("photo.jpg")
     );
-    // without is_pic_info there is no OriginalInfo
+    // without is_pic_info, OriginalInfo names the input but has no ImageInfo (as COS answers)
     let ops = r#"{"rules":[{"fileid":"q.png","rule":"imageMogr2/thumbnail/50x/format/png"}]}"#;
     let resp = service
         .process(request(
@@ -249,7 +249,18 @@ async fn post_image_process_stores_outputs() {
             vec![],
         ))
         .await;
-    assert!(!String::from_utf8_lossy(resp.body()).contains("OriginalInfo"));
+    let xml = String::from_utf8_lossy(resp.body());
+    assert!(
+        xml.contains("<OriginalInfo><Key>p1/a.jpg</Key>") && !xml.contains("<ImageInfo>"),
+        "{xml}"
+    );
+    // S3 answers a DELETE, and the object is gone
+    assert!(server.get(BUCKET, "p1/q.png").await.is_some());
+    let resp = service
+        .process(request("DELETE", "/p1/q.png", &[], vec![]))
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert!(server.get(BUCKET, "p1/q.png").await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
-//! Lambda behind API Gateway: `POST /{key}?image_process` and `PUT /{key}` with `Pic-Operations`
-//! -> service::process.
+//! Lambda behind API Gateway: the writes — `POST /{key}?image_process`, `PUT /{key}` (with or without
+//! `Pic-Operations`) and `DELETE /{key}` -> service::process.
 
 use lambda_http::{run, service_fn, Body, Error, Request, Response};
 

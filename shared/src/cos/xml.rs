@@ -18,13 +18,13 @@ pub struct ProcessResult {
     pub etag: String,
 }
 
-/// The input, reported when `is_pic_info` is 1.
+/// The input: key, location and ETag always (as COS answers), its `ImageInfo` when `is_pic_info` is 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalInfo {
     pub key: String,
     pub location: String,
     pub etag: String,
-    pub info: ImageInfo,
+    pub info: Option<ImageInfo>,
 }
 
 fn quoted(etag: &str) -> String {
@@ -36,21 +36,25 @@ fn quoted(etag: &str) -> String {
 pub fn upload_result_xml(original: Option<&OriginalInfo>, results: &[ProcessResult]) -> String {
     let mut x = String::from("<UploadResult>");
     if let Some(o) = original {
-        let i = &o.info;
         x += &format!(
-            "<OriginalInfo><Key>{}</Key><Location>{}</Location><ETag>{}</ETag><ImageInfo><Format>{}</Format>\
-<Width>{}</Width><Height>{}</Height><Quality>{}</Quality><Ave>{}</Ave><Orientation>{}</Orientation></ImageInfo>\
-</OriginalInfo>",
+            "<OriginalInfo><Key>{}</Key><Location>{}</Location><ETag>{}</ETag>",
             escape(&o.key),
             escape(&o.location),
             quoted(&o.etag),
-            escape(i.format.to_uppercase()),
-            i.width,
-            i.height,
-            i.quality,
-            escape(&i.photo_rgb),
-            i.orientation,
         );
+        if let Some(i) = &o.info {
+            x += &format!(
+                "<ImageInfo><Format>{}</Format><Width>{}</Width><Height>{}</Height><Quality>{}</Quality>\
+<Ave>{}</Ave><Orientation>{}</Orientation></ImageInfo>",
+                escape(i.format.to_uppercase()),
+                i.width,
+                i.height,
+                i.quality,
+                escape(&i.photo_rgb),
+                i.orientation,
+            );
+        }
+        x += "</OriginalInfo>";
     }
     x += "<ProcessResults>";
     for r in results {

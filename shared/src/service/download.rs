@@ -7,7 +7,7 @@ use super::Service;
 use crate::codec::{self, Frames, Profile};
 use crate::convert::{self, Output};
 use crate::rule::Rule;
-use crate::store::{output_metadata, Object};
+use crate::store::{output_metadata, Metadata, Object};
 use crate::{info, Error, Result};
 use md5::{Digest, Md5};
 
@@ -47,6 +47,8 @@ pub(super) enum Answer {
     Body {
         bytes: Vec<u8>,
         content_type: String,
+        /// The stored object's ETag and user metadata, when the answer is the object itself.
+        stored: Option<(String, Metadata)>,
     },
     /// The result is too large to answer inline: it was stored, and this URL serves it.
     Redirect(String),
@@ -79,6 +81,7 @@ impl Service {
         let json = |bytes: Vec<u8>| Answer::Body {
             bytes,
             content_type: "application/json".into(),
+            stored: None,
         };
         match d.query {
             Query::Original | Query::ImageProcess => {
@@ -90,6 +93,7 @@ impl Service {
                 Ok(Answer::Body {
                     bytes: obj.body,
                     content_type,
+                    stored: Some((obj.head.etag, obj.head.metadata)),
                 })
             }
             Query::Info => {
@@ -136,6 +140,7 @@ impl Service {
                     _ => Ok(Answer::Body {
                         content_type: out.format.mime().to_string(),
                         bytes: out.bytes,
+                        stored: None,
                     }),
                 }
             }

@@ -33,32 +33,33 @@ impl Service {
             resp.headers_mut()
                 .insert(header::VARY, HeaderValue::from_static("Accept"));
         }
-        resp
+        with_request_id(resp, &rid)
     }
 
-    /// `POST /<key>?image_process` and `PUT /<key>` with a `Pic-Operations` header.
+    /// The writes: `POST /<key>?image_process`, `PUT /<key>` (with or without a `Pic-Operations`
+    /// header) and `DELETE /<key>`.
     pub async fn process<B: AsRef<[u8]>>(&self, req: Request<B>) -> Response<Vec<u8>> {
         let (rid, resource) = (request_id(&req), req.uri().path().to_string());
-        match self.process_request(&req).await {
-            Ok(xml) => Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "application/xml")
-                .header(header::CONTENT_LENGTH, xml.len())
-                .body(xml.into_bytes())
-                .unwrap_or_default(),
+        let resp = match self.write(&req).await {
+            Ok(written) => written.response(),
             Err(e) => error_response(&e, &resource, &rid),
-        }
+        };
+        with_request_id(resp, &rid)
     }
 
-    async fn process_request<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<String> {
+    async fn write<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<Written> {
         let key = key_of(req.uri().path())?;
+        if req.method() == Method::DELETE {
+            self.default_bucket.delete(&key).await?;
+            return Ok(Written::default());
+        }
         let ops = match req.headers().get("pic-operations") {
             Some(v) => Some(PicOperations::parse(v.to_str().map_err(|_| {
                 Error::invalid("the Pic-Operations header is not valid UTF-8")
             })?)?),
             None => None,
         };
-        let (original, results) = match *req.method() {
+        let ((original, results), stored) = match *req.method() {
             Method::POST => {
                 if !matches!(parse_query(req.uri().query())?, Query::ImageProcess) {
                     return Err(Error::invalid(
@@ -68,7 +69,7 @@ impl Service {
                 let ops = ops.ok_or_else(|| {
                     Error::invalid("POST ?image_process needs a Pic-Operations header")
                 })?;
-                self.post(Post { key, ops }).await
+                (self.post(Post { key, ops }).await?, None)
             }
             Method::PUT => {
                 let body = req.body().as_ref();
@@ -78,6 +79,7 @@ impl Service {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string)
                     .unwrap_or_else(|| guess_type(body));
+                let plain = ops.is_none();
                 let put = Put {
                     key,
                     body,
@@ -85,16 +87,85 @@ impl Service {
                     metadata: user_metadata(req.headers()),
                     ops,
                 };
-                self.put(put).await
+                let (report, etag) = self.put(put).await?;
+                let stored = Some((etag, crc64(body)));
+                if plain {
+                    // COS answers a plain PUT with headers only.
+                    return Ok(Written {
+                        status: StatusCode::OK,
+                        xml: None,
+                        stored,
+                    });
+                }
+                (report, stored)
             }
             ref m => {
                 return Err(Error::invalid(format!(
-                    "{m} is not supported here: use POST ?image_process or PUT"
+                    "{m} is not supported here: use POST ?image_process, PUT or DELETE"
                 )))
             }
-        }?;
-        Ok(cos::upload_result_xml(original.as_ref(), &results))
+        };
+        Ok(Written {
+            status: StatusCode::OK,
+            xml: Some(cos::upload_result_xml(Some(&original), &results)),
+            stored,
+        })
     }
+}
+
+/// What a write answers: its status, an `UploadResult` when rules ran, and for a PUT the stored
+/// object's ETag and CRC64 (the COS SDKs check them against what they sent).
+struct Written {
+    status: StatusCode,
+    xml: Option<String>,
+    stored: Option<(String, u64)>,
+}
+
+impl Default for Written {
+    /// A DELETE's answer: 204, nothing more.
+    fn default() -> Self {
+        Written {
+            status: StatusCode::NO_CONTENT,
+            xml: None,
+            stored: None,
+        }
+    }
+}
+
+impl Written {
+    fn response(self) -> Response<Vec<u8>> {
+        let mut b = Response::builder().status(self.status);
+        if let Some((etag, crc)) = &self.stored {
+            b = b
+                .header(header::ETAG, format!("\"{etag}\""))
+                .header(CRC64, crc.to_string());
+        }
+        let body = match self.xml {
+            Some(xml) => {
+                b = b.header(header::CONTENT_TYPE, "application/xml");
+                xml.into_bytes()
+            }
+            None => Vec::new(),
+        };
+        b.header(header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}
+
+/// COS's checksum header: CRC-64/XZ (ECMA-182 polynomial, reflected) of the object, in decimal.
+const CRC64: &str = "x-cos-hash-crc64ecma";
+
+fn crc64(body: &[u8]) -> u64 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Xz, body)
+}
+
+/// Every answer names its request (`x-cos-request-id`, as COS's do), errors included.
+fn with_request_id(mut resp: Response<Vec<u8>>, rid: &str) -> Response<Vec<u8>> {
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        resp.headers_mut().insert("x-cos-request-id", v);
+    }
+    resp
 }
 
 /// A GET or HEAD read into what it asks; the rule is parsed before storage is touched, so a bad rule
@@ -122,7 +193,7 @@ fn answer_response(
     method: &Method,
     service: &Service,
 ) -> Result<Response<Vec<u8>>> {
-    let (body, content_type) = match answer {
+    let (body, content_type, stored) = match answer {
         Answer::Redirect(url) => {
             return Response::builder()
                 .status(StatusCode::FOUND)
@@ -135,15 +206,26 @@ fn answer_response(
         Answer::Body {
             bytes,
             content_type,
-        } => (bytes, content_type),
+            stored,
+        } => (bytes, content_type, stored),
     };
-    let etag = format!("\"{:x}\"", Md5::digest(&body));
-    let resp = Response::builder()
+    // The object itself carries its stored ETag and user metadata; a conversion, its own digest.
+    let (etag, metadata) = match stored {
+        Some((etag, metadata)) => (etag, metadata),
+        None => (format!("{:x}", Md5::digest(&body)), Metadata::new()),
+    };
+    let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CONTENT_LENGTH, body.len())
-        .header(header::ETAG, etag)
+        .header(header::ETAG, format!("\"{etag}\""))
+        .header(CRC64, crc64(&body).to_string())
         .header(header::CACHE_CONTROL, service.config.cache_control.as_str());
+    for (name, value) in &metadata {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            resp = resp.header(format!("x-cos-meta-{name}"), v);
+        }
+    }
     let body = if method == Method::HEAD {
         Vec::new()
     } else {
@@ -198,12 +280,15 @@ fn request_id<B>(req: &Request<B>) -> String {
     )
 }
 
-/// `x-amz-meta-*` headers as user metadata.
+/// `x-cos-meta-*` (COS) and `x-amz-meta-*` (S3) headers as user metadata.
 fn user_metadata(headers: &HeaderMap) -> Metadata {
     headers
         .iter()
         .filter_map(|(k, v)| {
-            let name = k.as_str().strip_prefix("x-amz-meta-")?;
+            let k = k.as_str();
+            let name = k
+                .strip_prefix("x-cos-meta-")
+                .or_else(|| k.strip_prefix("x-amz-meta-"))?;
             Some((name.to_string(), v.to_str().ok()?.to_string()))
         })
         .collect()
@@ -226,7 +311,7 @@ pub fn error_response(e: &Error, resource: &str, request_id: &str) -> Response<V
         tracing::error!(code = e.code.as_str(), error = %e.message, resource, request_id, "request failed");
     }
     let xml = cos::error_xml(e, resource, request_id);
-    let mut resp = Response::new(xml.into_bytes());
+    let mut resp = with_request_id(Response::new(xml.into_bytes()), request_id);
     *resp.status_mut() =
         StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
@@ -243,6 +328,13 @@ pub fn error_response(e: &Error, resource: &str, request_id: &str) -> Response<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crc64_is_cos_crc64ecma() {
+        // CRC-64/XZ's check value (what COS's SDKs compute with crcmod / Go's crc64.ECMA table)
+        assert_eq!(crc64(b"123456789"), 0x995D_C9BB_DF19_39FA);
+        assert_eq!(crc64(b""), 0);
+    }
 
     #[test]
     fn queries_carry_their_parsed_rule() {

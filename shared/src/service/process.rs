@@ -27,8 +27,8 @@ pub(super) struct Put<'a> {
     pub ops: Option<PicOperations>,
 }
 
-/// What `UploadResult` reports: the input (with `is_pic_info`) and each stored output.
-pub(super) type Report = (Option<OriginalInfo>, Vec<ProcessResult>);
+/// What `UploadResult` reports: the input (its `ImageInfo` with `is_pic_info`) and each stored output.
+pub(super) type Report = (OriginalInfo, Vec<ProcessResult>);
 
 /// Outputs converted and not yet stored, with the input's info when it was asked for.
 #[derive(Default)]
@@ -52,11 +52,12 @@ impl Service {
             .prepare(&post.key, obj.body, &post.ops, want_info)
             .await?;
         let results = self.store_outputs(prepared.outputs, &obj.head.etag).await?;
-        let original = self.original(&post.key, &obj.head.etag, prepared.info);
+        let original = self.original(&post.key, &obj.head.etag, prepared.info, &results);
         Ok((original, results))
     }
 
-    pub(super) async fn put(&self, put: Put<'_>) -> Result<Report> {
+    /// Stores the upload and its rules' outputs; returns the report and the upload's own ETag.
+    pub(super) async fn put(&self, put: Put<'_>) -> Result<(Report, String)> {
         self.config.limits.check_bytes(put.body.len())?;
         let ops = put.ops.unwrap_or(PicOperations {
             is_pic_info: 0,
@@ -77,16 +78,31 @@ impl Service {
             )
             .await?;
         let results = self.store_outputs(prepared.outputs, &etag).await?;
-        Ok((self.original(&put.key, &etag, prepared.info), results))
+        let original = self.original(&put.key, &etag, prepared.info, &results);
+        Ok(((original, results), etag))
     }
 
-    fn original(&self, key: &str, etag: &str, info: Option<ImageInfo>) -> Option<OriginalInfo> {
-        Some(OriginalInfo {
+    /// The input as it is now: when a rule wrote over it (its fileid is the input's own key), the
+    /// ETag is the output's.
+    fn original(
+        &self,
+        key: &str,
+        etag: &str,
+        info: Option<ImageInfo>,
+        results: &[ProcessResult],
+    ) -> OriginalInfo {
+        let location = self.location(self.default_bucket.name(), key);
+        let etag = results
+            .iter()
+            .rev()
+            .find(|r| r.location == location)
+            .map_or(etag, |r| r.etag.as_str());
+        OriginalInfo {
             key: key.to_string(),
-            location: self.location(self.default_bucket.name(), key),
+            location,
             etag: etag.to_string(),
-            info: info?,
-        })
+            info,
+        }
     }
 
     /// Validates every rule (grammar, fileid, bucket), then decodes `input` once and converts it by

@@ -124,6 +124,19 @@ impl Store for DirStore {
         check_key(key)?;
         Ok(format!("/{}", super::encode_key(key)))
     }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            // a folder is not an object: nothing to delete under that key
+            Err(_) if path.is_dir() => return Ok(()),
+            Err(e) => return Err(Error::internal(format!("deleting {key:?}: {e}"))),
+        }
+        let _ = tokio::fs::remove_file(self.sidecar(key)).await;
+        Ok(())
+    }
 }
 
 impl DirStore {

@@ -58,6 +58,8 @@ pub trait Store: Send + Sync {
     ) -> Result<String>;
     /// A URL a client can GET the object from (a presigned URL on S3, a path locally).
     async fn url(&self, key: &str) -> Result<String>;
+    /// Deletes an object; deleting one that does not exist succeeds, as in S3 and COS.
+    async fn delete(&self, key: &str) -> Result<()>;
 }
 
 /// The metadata that marks an object as one of mogr's outputs, made from the source with `source_etag`.

@@ -154,6 +154,18 @@ impl Store for S3Store {
             .to_string())
     }
 
+    async fn delete(&self, key: &str) -> Result<()> {
+        super::check_key(key)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteObject", key, e))?;
+        Ok(())
+    }
+
     async fn url(&self, key: &str) -> Result<String> {
         let cfg = PresigningConfig::expires_in(Duration::from_secs(900))
             .map_err(|e| Error::internal(e.to_string()))?;

@@ -1,0 +1,151 @@
+"""Tencent's own Python SDK (cos-python-sdk-v5, pinned in scripts/setup.sh) against `mogr serve`.
+
+Run by cli/tests/cos_sdk.rs: `python3 cos_sdk.py <host:port> <served folder> <sample image>`. Each call
+checks what the SDK returns — headers, parsed XML, files — not just that it did not raise.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+
+import crcmod
+from qcloud_cos import CosConfig, CosS3Client
+from qcloud_cos.cos_exception import CosServiceError
+
+HOST, ROOT, SAMPLE = sys.argv[1], sys.argv[2], sys.argv[3]
+BUCKET = "examplebucket-1250000000"
+
+# A custom domain sends every request to mogr as http://<host>/<key>; the signature is not checked
+# by mogr serve, but the SDK signs as it would for COS.
+client = CosS3Client(
+    CosConfig(Domain=HOST, Scheme="http", SecretId="AKIDexample", SecretKey="secret", Region="ap-guangzhou")
+)
+crc64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
+
+with open(SAMPLE, "rb") as f:
+    photo = f.read()
+checks = 0
+
+
+def check(ok, what):
+    global checks
+    if not ok:
+        raise AssertionError(what)
+    checks += 1
+
+
+def quoted_md5(body):
+    return '"%s"' % hashlib.md5(body).hexdigest()
+
+
+# put_object: the ETag the Java SDK compares with the body's MD5, the CRC64 the Go SDK checks, a request id
+resp = client.put_object(Bucket=BUCKET, Key="sdk/photo.jpg", Body=photo, Metadata={"x-cos-meta-owner": "sdk-test"})
+check(resp["ETag"] == quoted_md5(photo), "put_object ETag %r" % resp.get("ETag"))
+check(resp["x-cos-hash-crc64ecma"] == str(crc64(photo)), "put_object CRC64 %r" % resp.get("x-cos-hash-crc64ecma"))
+check(resp.get("x-cos-request-id"), "put_object request id")
+check(os.path.exists(os.path.join(ROOT, "sdk", "photo.jpg")), "the object is in the served folder")
+
+# get_object: the same bytes, ETag, CRC64 and user metadata
+resp = client.get_object(Bucket=BUCKET, Key="sdk/photo.jpg")
+body = resp["Body"].get_raw_stream().read()
+check(body == photo, "get_object body")
+check(resp["ETag"] == quoted_md5(photo), "get_object ETag")
+check(resp["x-cos-hash-crc64ecma"] == str(crc64(photo)), "get_object CRC64")
+check(resp.get("x-cos-meta-owner") == "sdk-test", "get_object metadata %r" % resp)
+check(resp.get("x-cos-request-id"), "get_object request id")
+
+# head_object: the same facts as GET, no body
+resp = client.head_object(Bucket=BUCKET, Key="sdk/photo.jpg")
+check(resp["ETag"] == quoted_md5(photo), "head_object ETag")
+check(resp["Content-Length"] == str(len(photo)), "head_object length %r" % resp.get("Content-Length"))
+check(resp.get("x-cos-meta-owner") == "sdk-test", "head_object metadata")
+check(resp["Content-Type"] == "image/jpeg", "head_object type %r" % resp.get("Content-Type"))
+
+# download_file: the SDK's resumable download compares the file's CRC64 with the object's
+with tempfile.TemporaryDirectory() as tmp:
+    dest = os.path.join(tmp, "copy.jpg")
+    client.download_file(Bucket=BUCKET, Key="sdk/photo.jpg", DestFilePath=dest)
+    with open(dest, "rb") as f:
+        check(f.read() == photo, "download_file body")
+
+# ci_put_object: upon upload, the original and each rule's output, reported as COS reports them
+ops = {
+    "is_pic_info": 1,
+    "rules": [
+        {"fileid": "small.heic", "rule": "imageMogr2/thumbnail/200x/format/heif"},
+        {"fileid": "/sdk/out/small.webp", "rule": "imageMogr2/thumbnail/120x/format/webp"},
+    ],
+}
+resp, data = client.ci_put_object(Bucket=BUCKET, Key="sdk/up.jpg", Body=photo, PicOperations=json.dumps(ops))
+check(resp["ETag"] == quoted_md5(photo), "ci_put_object ETag")
+original = data["OriginalInfo"]
+check(original["Key"] == "sdk/up.jpg", "OriginalInfo Key %r" % original)
+check(original["ETag"] == quoted_md5(photo), "OriginalInfo ETag")
+check(original["ImageInfo"]["Format"] == "JPEG", "ImageInfo Format")
+outputs = data["ProcessResults"]["Object"]
+check([o["Key"] for o in outputs] == ["sdk/small.heic", "sdk/out/small.webp"], "ProcessResults %r" % outputs)
+check(outputs[0]["Format"] == "heif" and outputs[0]["Width"] == "200", "heif output %r" % outputs[0])
+with open(os.path.join(ROOT, "sdk", "out", "small.webp"), "rb") as f:
+    webp = f.read()
+check(webp[8:12] == b"WEBP" and outputs[1]["ETag"] == quoted_md5(webp), "the webp output is stored")
+
+# without is_pic_info: OriginalInfo still names the input, without ImageInfo
+resp, data = client.ci_put_object(
+    Bucket=BUCKET, Key="sdk/up2.jpg", Body=photo,
+    PicOperations=json.dumps({"rules": [{"fileid": "up2.avif", "rule": "imageMogr2/format/avif"}]}),
+)
+check(data["OriginalInfo"]["Key"] == "sdk/up2.jpg" and "ImageInfo" not in data["OriginalInfo"], "%r" % data)
+check(data["ProcessResults"]["Object"]["Format"] == "avif", "one output %r" % data)
+
+# ci_image_process: in cloud, over the object already stored
+resp, data = client.ci_image_process(
+    Bucket=BUCKET, Key="sdk/photo.jpg",
+    PicOperations=json.dumps({"is_pic_info": 1, "rules": [{"fileid": "cloud.avif", "rule": "imageMogr2/thumbnail/100x/format/avif"}]}),
+)
+out = data["ProcessResults"]["Object"]
+check(out["Key"] == "sdk/cloud.avif" and out["Width"] == "100", "ci_image_process %r" % data)
+check(data["OriginalInfo"]["ImageInfo"]["Width"] == "640", "ci_image_process OriginalInfo")
+
+# ci_get_object: upon download, to a file
+with tempfile.TemporaryDirectory() as tmp:
+    dest = os.path.join(tmp, "small.avif")
+    resp = client.ci_get_object(Bucket=BUCKET, Key="sdk/photo.jpg", DestImagePath=dest, Rule="imageMogr2/thumbnail/160x/format/avif")
+    with open(dest, "rb") as f:
+        avif = f.read()
+    check(avif[4:12] == b"ftypavif", "ci_get_object wrote an AVIF")
+    check(resp["Content-Type"] == "image/avif", "ci_get_object type")
+    check(resp["x-cos-hash-crc64ecma"] == str(crc64(avif)), "ci_get_object CRC64 of what was sent")
+
+# ci_get_image_info: the SDK hands back the JSON body as bytes
+resp, data = client.ci_get_image_info(Bucket=BUCKET, Key="sdk/photo.jpg")
+data = json.loads(data)
+check(data["format"] == "jpeg" and data["width"] == "640" and data["height"] == "427", "ci_get_image_info %r" % data)
+
+# errors are parsed by the SDK: code, message, status, request id
+for call, want_status, want_code in [
+    (lambda: client.get_object(Bucket=BUCKET, Key="sdk/missing.jpg"), 404, "NoSuchKey"),
+    (lambda: client.ci_get_object(Bucket=BUCKET, Key="sdk/photo.jpg", DestImagePath=os.devnull, Rule="imageMogr2/thumbnail/80xx"), 400, "InvalidArgument"),
+]:
+    try:
+        call()
+        check(False, "an error was expected")
+    except CosServiceError as e:
+        check(e.get_status_code() == want_status, "status %r" % e.get_status_code())
+        check(e.get_error_code() == want_code, "code %r" % e.get_error_code())
+        check(e.get_error_msg(), "message")
+        check(e.get_request_id(), "request id")
+
+# delete_object: gone afterwards; deleting again is no error
+resp = client.delete_object(Bucket=BUCKET, Key="sdk/photo.jpg")
+check(resp.get("x-cos-request-id"), "delete_object request id")
+check(not os.path.exists(os.path.join(ROOT, "sdk", "photo.jpg")), "deleted from the folder")
+try:
+    client.head_object(Bucket=BUCKET, Key="sdk/photo.jpg")
+    check(False, "head_object after delete")
+except CosServiceError as e:
+    check(e.get_status_code() == 404, "head after delete %r" % e.get_status_code())
+client.delete_object(Bucket=BUCKET, Key="sdk/photo.jpg")
+
+print("cos-python-sdk-v5: %d checks passed" % checks)
