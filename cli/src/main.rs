@@ -58,9 +58,11 @@ enum Command {
         root: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
-        /// The bucket name used in Location and in Pic-Operations' `bucket`.
-        #[arg(long, default_value = "local")]
-        bucket: String,
+        /// The bucket's name, used in Location and matched against Pic-Operations' `bucket`. Without
+        /// it the bucket is called "local" and answers to any name a rule's `bucket` gives it (code
+        /// written for COS names its real bucket; locally there is only this one).
+        #[arg(long)]
+        bucket: Option<String>,
         #[command(flatten)]
         guard: serve::Guard,
     },

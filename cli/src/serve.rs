@@ -35,14 +35,21 @@ pub struct Guard {
     pub max_connections: usize,
 }
 
-pub async fn run(root: PathBuf, addr: SocketAddr, bucket: String, guard: Guard) -> Result<()> {
+pub async fn run(
+    root: PathBuf,
+    addr: SocketAddr,
+    bucket: Option<String>,
+    guard: Guard,
+) -> Result<()> {
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     mogr::bootstrap::limit_malloc_arenas();
     let config = Config::from_env()?;
-    let service = Arc::new(Service::new(
-        config,
-        Arc::new(DirStore::new(bucket, root.clone())),
-    ));
+    let store = DirStore::new(bucket.as_deref().unwrap_or("local"), root.clone());
+    let mut service = Service::new(config, Arc::new(store));
+    if bucket.is_none() {
+        service = service.answer_to_any_bucket_name();
+    }
+    let service = Arc::new(service);
     let spellings = cos_spellings().await?;
     let app = axum::Router::new().fallback(handle).with_state(Server {
         service,

@@ -99,6 +99,18 @@ resp, data = client.ci_put_object(
 check(data["OriginalInfo"]["Key"] == "sdk/up2.jpg" and "ImageInfo" not in data["OriginalInfo"], "%r" % data)
 check(data["ProcessResults"]["Object"]["Format"] == "avif", "one output %r" % data)
 
+# the SDKs' own example rule (imageView2), the rule naming the COS bucket, a URL-encoded fileid
+ops = {"rules": [
+    {"fileid": "view.png", "rule": "imageView2/format/png", "bucket": BUCKET},
+    {"fileid": "%E7%BC%A9%E7%95%A5.webp", "rule": "imageView2/1/w/90/h/60/format/webp"},
+]}
+resp, data = client.ci_put_object(Bucket=BUCKET, Key="sdk/view.jpg", Body=photo, PicOperations=json.dumps(ops))
+outputs = data["ProcessResults"]["Object"]
+check([o["Key"] for o in outputs] == ["sdk/view.png", "sdk/\u7f29\u7565.webp"], "imageView2 outputs %r" % outputs)
+check(outputs[0]["Format"] == "png" and outputs[0]["Width"] == "640", "imageView2/format/png %r" % outputs[0])
+check((outputs[1]["Width"], outputs[1]["Height"]) == ("90", "60"), "imageView2 mode 1 %r" % outputs[1])
+check(os.path.exists(os.path.join(ROOT, "sdk", "\u7f29\u7565.webp")), "the decoded fileid is the file's name")
+
 # ci_image_process: in cloud, over the object already stored
 resp, data = client.ci_image_process(
     Bucket=BUCKET, Key="sdk/photo.jpg",
@@ -118,6 +130,14 @@ with tempfile.TemporaryDirectory() as tmp:
     check(resp["Content-Type"] == "image/avif", "ci_get_object type")
     check(resp["x-cos-hash-crc64ecma"] == str(crc64(avif)), "ci_get_object CRC64 of what was sent")
 
+# ci_get_object with imageView2: mode 2 fits inside 100x100
+with tempfile.TemporaryDirectory() as tmp:
+    dest = os.path.join(tmp, "view.webp")
+    client.ci_get_object(Bucket=BUCKET, Key="sdk/photo.jpg", DestImagePath=dest, Rule="imageView2/2/w/100/h/100/format/webp")
+    with open(dest, "rb") as f:
+        view = f.read()
+    check(view[8:12] == b"WEBP", "ci_get_object imageView2 wrote a WebP")
+
 # ci_get_image_info: the SDK hands back the JSON body as bytes
 resp, data = client.ci_get_image_info(Bucket=BUCKET, Key="sdk/photo.jpg")
 data = json.loads(data)
@@ -127,6 +147,8 @@ check(data["format"] == "jpeg" and data["width"] == "640" and data["height"] == 
 for call, want_status, want_code in [
     (lambda: client.get_object(Bucket=BUCKET, Key="sdk/missing.jpg"), 404, "NoSuchKey"),
     (lambda: client.ci_get_object(Bucket=BUCKET, Key="sdk/photo.jpg", DestImagePath=os.devnull, Rule="imageMogr2/thumbnail/80xx"), 400, "InvalidArgument"),
+    # a processor mogr does not implement is refused, never answered with the untouched original
+    (lambda: client.ci_get_object(Bucket=BUCKET, Key="sdk/photo.jpg", DestImagePath=os.devnull, Rule="imageSlim"), 400, "InvalidArgument"),
 ]:
     try:
         call()

@@ -149,6 +149,9 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
 
 /// What a rule asks that no input can give.
 fn check_rule(rule: &Rule) -> Result<()> {
+    if let Some(why) = &rule.refused {
+        return Err(crate::Error::invalid(why.clone()));
+    }
     if rule.format_auto && rule.format.is_none() {
         return Err(crate::Error::invalid(
             "format/auto picks a format from a download request's Accept header, so it works upon download \

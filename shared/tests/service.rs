@@ -525,3 +525,43 @@ async fn original_info_always_names_the_input_and_its_current_etag() {
         "{xml}"
     );
 }
+
+#[tokio::test]
+async fn image_view2_unknown_processors_and_ignore_error_at_parse_time() {
+    let (_dir, service) = setup(Config::default()).await;
+    let get = |q: &str| request("GET", &format!("/photo.jpg?{q}"), &[], vec![]);
+    // mode 1: cover 100x100 and crop the centre
+    let resp = service.download(get("imageView2/1/w/100/format/png")).await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    assert_eq!(facts(resp.body()), (Format::Png, 100, 100));
+    // mode 0 on a landscape 640x427: the long edge at most 320
+    let resp = service.download(get("imageView2/0/w/320")).await;
+    assert_eq!(facts(resp.body()), (Format::Jpeg, 320, 214));
+    // unknown processors are a 400 naming them, not the original
+    let resp = service
+        .download(get("watermark/1/image/aHR0cDovL2V4YW1wbGU"))
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(text(resp.body()).contains("&quot;watermark&quot; is not a processor"));
+    // a value past its limits with ignore-error/1: the original, upon download and in Pic-Operations
+    let resp = service
+        .download(get("imageMogr2/thumbnail/20000x/ignore-error/1"))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    assert_eq!(resp.body(), &example("photo.jpg"));
+    let ops =
+        r#"{"rules":[{"fileid":"big.jpg","rule":"imageMogr2/thumbnail/20000x/ignore-error/1"}]}"#;
+    let resp = service
+        .process(request(
+            "POST",
+            "/photo.jpg?image_process",
+            &[("pic-operations", ops)],
+            vec![],
+        ))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    assert_eq!(
+        service.bucket().get("big.jpg").await.unwrap().body,
+        example("photo.jpg")
+    );
+}

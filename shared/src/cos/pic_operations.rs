@@ -54,6 +54,16 @@ impl PicOperations {
 /// bucket root), anything else is relative to the input's folder. The result must be a valid key
 /// ([`store::check_key`]); a trailing `/` is refused with its own hint.
 pub fn resolve_fileid(input_key: &str, fileid: &str) -> Result<String> {
+    // COS documents fileids as URL-encoded: `%E7%85%A7.heic` names `照.heic`.
+    let decoded = percent_encoding::percent_decode_str(fileid)
+        .decode_utf8()
+        .map_err(|_| {
+            Error::invalid(format!(
+                "fileid {:?} is not valid UTF-8 once percent-decoded",
+                truncate(fileid, 80)
+            ))
+        })?;
+    let fileid = decoded.as_ref();
     let bad = |why: &str| {
         Error::invalid(format!(
             "fileid {:?} is invalid: {why}",
@@ -117,6 +127,13 @@ mod tests {
             resolve_fileid("照片/a.jpg", "缩略 图.heic").unwrap(),
             "照片/缩略 图.heic"
         );
+        // fileids are URL-decoded, as COS documents; what they decode to is checked like any key
+        assert_eq!(
+            resolve_fileid("p/a.jpg", "%E7%BC%A9%E7%95%A5%20x.heic").unwrap(),
+            "p/缩略 x.heic"
+        );
+        assert!(resolve_fileid("p/a.jpg", "%2E%2E/%2E%2E/x.jpg").is_err());
+        assert!(resolve_fileid("p/a.jpg", "%FF.jpg").is_err());
     }
 
     #[test]

@@ -90,6 +90,8 @@ fn size_after(op: &Op, w: u32, h: u32) -> Result<(u32, u32)> {
             (width.min(w - x), height.min(h - y))
         }
         Op::Crop { width, height, .. } => (width.unwrap_or(w).min(w), height.unwrap_or(h).min(h)),
+        Op::CropEdges { long, short } if w >= h => (long.min(w), short.min(h)),
+        Op::CropEdges { long, short } => (short.min(w), long.min(h)),
         Op::IRadius(r) => {
             let side = 2 * r.min(w / 2).min(h / 2).max(1);
             (side.min(w), side.min(h))
@@ -126,6 +128,10 @@ fn step(i: usize, op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option
             gravity, dx, dy, ..
         } => {
             let (x, y) = place(gravity, w, h, nw, nh, dx, dy);
+            Some(img.crop_imm(x, y, nw, nh))
+        }
+        Op::CropEdges { .. } => {
+            let (x, y) = place(Gravity::Center, w, h, nw, nh, 0, 0);
             Some(img.crop_imm(x, y, nw, nh))
         }
         Op::IRadius(_) => Some(inscribed_circle(img, nw)),
@@ -184,6 +190,16 @@ pub fn scaled_size(scale: Scale, w: u32, h: u32) -> (u32, u32) {
         }
         Scale::Cover { width, height } => by((width as f64 / fw).max(height as f64 / fh)),
         Scale::Exact { width, height } => (width, height),
+        Scale::Edges { long, short, cover } => {
+            let (l, s) = (fw.max(fh), fw.min(fh));
+            let factors = [long.map(|t| t as f64 / l), short.map(|t| t as f64 / s)];
+            let given = factors.into_iter().flatten();
+            by(if cover {
+                given.fold(0.0, f64::max)
+            } else {
+                given.fold(f64::INFINITY, f64::min)
+            })
+        }
         Scale::Area(a) => {
             let s = (a as f64 / (fw * fh)).sqrt();
             // floor, so that the result never exceeds the area

@@ -81,7 +81,13 @@ fn the_plan_refuses_before_any_pixel() {
 
 #[test]
 fn every_scale_gives_the_documented_size() {
+    let edges = |long, short, cover| Scale::Edges { long, short, cover };
     let cases = [
+        // imageView2's long and short edges, of an 800x600 (landscape) image
+        (edges(Some(400), None, false), (400, 300)),
+        (edges(None, Some(150), false), (200, 150)),
+        (edges(Some(400), Some(150), false), (200, 150)),
+        (edges(Some(1000), Some(900), true), (1200, 900)),
         (Scale::Percent(50), (400, 300)),
         (Scale::WidthPercent(50), (400, 600)),
         (Scale::HeightPercent(50), (800, 300)),
@@ -148,6 +154,16 @@ fn every_scale_gives_the_documented_size() {
     for (scale, want) in cases {
         assert_eq!(scaled_size(scale, 800, 600), want, "{scale:?}");
     }
+    // imageView2 mode 5 on a portrait image: the long edge runs down
+    let mode5 = [
+        Op::Thumbnail(edges(Some(300), Some(200), true)),
+        Op::CropEdges {
+            long: 300,
+            short: 200,
+        },
+    ];
+    assert_eq!(dims_after(&mode5, 600, 800), (200, 300));
+    assert_eq!(dims_after(&mode5, 800, 600), (300, 200));
     assert_eq!(
         dims_after(&[Op::Thumbnail(Scale::Width(100))], 800, 600),
         (100, 75)

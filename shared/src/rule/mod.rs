@@ -32,6 +32,9 @@ pub struct Rule {
     pub ignore_error: bool,
     /// Encoder profile picked in the rule (`/profile/download|persistent`); `None` lets the entry point pick.
     pub profile: Option<Profile>,
+    /// Why the rule cannot be honoured, found while parsing a rule with `ignore-error/1` (a value past
+    /// its limits): such a rule answers the original.
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +77,11 @@ pub enum Op {
     },
     /// `/sharpen/<10-300>`
     Sharpen(u32),
+    /// imageView2 mode 5: the centre `long`×`short` along the image's long and short edges.
+    CropEdges {
+        long: u32,
+        short: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,6 +108,13 @@ pub enum Scale {
     Exact { width: u32, height: u32 },
     /// `<Area>@`: at most Area pixels, keeping the aspect ratio.
     Area(u64),
+    /// imageView2 modes 0, 4, 5: sizes for the long and the short edge, whichever way the image lies;
+    /// the largest size within them, or with `cover` the smallest size reaching them.
+    Edges {
+        long: Option<u32>,
+        short: Option<u32>,
+        cover: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -17,8 +17,36 @@ const OPERATIONS: &str = "one of thumbnail, pad, color, cut, crop, gravity, dx, 
 auto-orient, flip, format, quality, rquality, lquality, interlace, strip, blur, sharpen, size-limit, \
 ignore-error, profile";
 
-/// Parses a whole rule (`imageMogr2/...|imageMogr2/...`). The string must already be URL-decoded.
+/// Parses a whole rule (`imageMogr2/...|imageView2/...`). The string must already be URL-decoded.
+///
+/// With `ignore-error/1` anywhere in the rule, a value out of its limits (`thumbnail/20000x`) is not a
+/// parse error: the rule parses to one that answers the original (COS: "returns the original when
+/// processing fails for size or parameter limits"), its [`Rule::refused`] saying why. An unknown
+/// operation or processor is still an error.
 pub fn parse(rule: &str) -> Result<Rule, RuleError> {
+    parse_all(rule).or_else(|e| {
+        let structural = ["rule", "pipeline", "processor", "operation", "imageMogr2"];
+        if asks_ignore_error(rule) && !structural.contains(&e.context.as_str()) {
+            Ok(Rule {
+                ignore_error: true,
+                refused: Some(e.to_string()),
+                ..Rule::default()
+            })
+        } else {
+            Err(e)
+        }
+    })
+}
+
+/// Whether some segment of `rule` holds `/ignore-error/1`.
+fn asks_ignore_error(rule: &str) -> bool {
+    rule.split('|').any(|segment| {
+        let toks: Vec<&str> = segment.split('/').collect();
+        toks.windows(2).any(|w| w == ["ignore-error", "1"])
+    })
+}
+
+fn parse_all(rule: &str) -> Result<Rule, RuleError> {
     if rule.len() > MAX_RULE_LEN {
         let cut = rule.char_indices().nth(16).map_or(rule.len(), |(i, _)| i);
         let tok = Tok {
@@ -73,11 +101,14 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
         toks.pop();
     }
     let head = toks[0];
+    if head.text == "imageView2" {
+        return parse_view2(&toks, out);
+    }
     if head.text != "imageMogr2" {
         let expected = if head.text.is_empty() {
-            "imageMogr2 (an empty segment: check for a doubled or trailing |)"
+            "imageMogr2 or imageView2 (an empty segment: check for a doubled or trailing |)"
         } else {
-            "imageMogr2 (the only processor mogr implements)"
+            "imageMogr2 or imageView2 (the processors mogr implements)"
         };
         return Err(err("processor", head, expected));
     }
@@ -171,23 +202,8 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
                     _ => return Err(err("flip", a, "vertical or horizontal")),
                 }));
             }
-            "format" => {
-                let a = arg("<format>")?;
-                // a later format in the pipeline replaces an earlier one, auto included
-                (out.format, out.format_auto) = match a.text {
-                    "auto" => (None, true),
-                    _ => (Some(parse_format(a)?), false),
-                };
-            }
-            "quality" => {
-                let a = arg("<0-100> or <0-100>!")?;
-                let (digits, forced) = match a.text.strip_suffix('!') {
-                    Some(d) => (d, true),
-                    None => (a.text, false),
-                };
-                let q =
-                    num(digits, 0, 100).ok_or_else(|| err("quality", a, "<0-100> or <0-100>!"))?;
-                out.quality = Some(Quality::Absolute { q: q as u8, forced });
+            "format" | "quality" | "interlace" | "ignore-error" => {
+                setting(name.text, arg(setting_arg(name.text))?, out)?
             }
             "rquality" => {
                 out.quality = Some(Quality::Relative(
@@ -199,7 +215,6 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
                     number(arg("<0-100>")?, "lquality", 0, 100)? as u8
                 ))
             }
-            "interlace" => out.interlace = flag(arg("0 or 1")?, "interlace")?,
             "strip" => out.strip = true,
             "blur" => {
                 let a = arg("<radius>x<sigma>")?;
@@ -213,7 +228,6 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
                 .ops
                 .push(Op::Sharpen(number(arg("<10-300>")?, "sharpen", 10, 300)?)),
             "size-limit" => out.size_limit = Some(parse_size_limit(arg("<n>k or <n>k!")?)?),
-            "ignore-error" => out.ignore_error = flag(arg("0 or 1")?, "ignore-error")?,
             "profile" => {
                 let a = arg("download or persistent")?;
                 out.profile = Some(
@@ -233,6 +247,153 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
         }
     }
     finish_segment(&mut out.ops, first_op, pending)
+}
+
+/// What follows an output setting's name.
+fn setting_arg(name: &str) -> &'static str {
+    match name {
+        "format" => "<format>",
+        "quality" => "<0-100> or <0-100>!",
+        _ => "0 or 1",
+    }
+}
+
+/// The output settings imageMogr2 and imageView2 share: `format`, `quality` (imageView2's `q`),
+/// `interlace`, `ignore-error`.
+fn setting(name: &str, a: Tok<'_>, out: &mut Rule) -> Result<(), RuleError> {
+    match name {
+        "format" => {
+            // a later format in the pipeline replaces an earlier one, auto included
+            (out.format, out.format_auto) = match a.text {
+                "auto" => (None, true),
+                _ => (Some(parse_format(a)?), false),
+            };
+        }
+        "quality" => {
+            let (digits, forced) = match a.text.strip_suffix('!') {
+                Some(d) => (d, true),
+                None => (a.text, false),
+            };
+            let q = num(digits, 0, 100).ok_or_else(|| err("quality", a, setting_arg(name)))?;
+            out.quality = Some(Quality::Absolute { q: q as u8, forced });
+        }
+        "interlace" => out.interlace = flag(a, "interlace")?,
+        _ => out.ignore_error = flag(a, "ignore-error")?,
+    }
+    Ok(())
+}
+
+/// `imageView2/<mode>/w/<W>/h/<H>[/format/<f>][/q/<q>][/interlace/<0|1>][/ignore-error/1]`, COS's
+/// thumbnail templates, as the operations imageMogr2 has. Modes 0, 4 and 5 size the long and the short
+/// edge (`w` and `h`), whichever way the image lies; 1–3 the width and the height:
+///
+/// - 0: long edge at most `w`, short edge at most `h` (one given: that edge alone);
+/// - 1: cover `w`×`h`, then crop its centre to `w`×`h` (one given: a square);
+/// - 2: fit inside `w`×`h` (one given: that side alone);
+/// - 3: cover `w`×`h`, no crop (one given: the other the same);
+/// - 4: long edge at least `w`, short edge at least `h` (one given: the other the same);
+/// - 5: as 4, then crop the centre to `w`×`h` along the long and short edges (one given: a square).
+fn parse_view2(toks: &[Tok<'_>], out: &mut Rule) -> Result<(), RuleError> {
+    let head = toks[0];
+    let Some(&first) = toks.get(1) else {
+        let at = Tok {
+            text: "",
+            offset: head.offset + head.text.len(),
+        };
+        return Err(err(
+            "imageView2",
+            at,
+            "a mode from 0 to 5, or format/q/interlace, after imageView2/",
+        ));
+    };
+    // The mode comes first, and only sizes need one: `imageView2/format/png` converts alone.
+    let (mode, rest) = if !first.text.is_empty() && first.text.bytes().all(|b| b.is_ascii_digit()) {
+        (Some(number(first, "imageView2 mode", 0, 5)?), &toks[2..])
+    } else {
+        (None, &toks[1..])
+    };
+    let (mut w, mut h) = (None, None);
+    let mut it = rest.iter().copied();
+    while let Some(name) = it.next() {
+        let a = it.next().ok_or_else(|| {
+            let at = Tok {
+                text: "",
+                offset: name.offset + name.text.len(),
+            };
+            err("imageView2", at, format!("a value after /{}/", name.text))
+        })?;
+        match name.text {
+            "w" => w = Some(number(a, "w", 1, MAX_SIDE)?),
+            "h" => h = Some(number(a, "h", 1, MAX_SIDE)?),
+            "q" => setting("quality", a, out)?,
+            "format" | "interlace" | "ignore-error" => setting(name.text, a, out)?,
+            _ => {
+                return Err(err(
+                    "operation",
+                    name,
+                    "one of w, h, format, q, interlace, ignore-error (imageView2's parameters)",
+                ))
+            }
+        }
+    }
+    let mode = match (mode, w, h) {
+        (None, None, None) => return Ok(()),
+        (None, _, _) => {
+            return Err(err(
+                "imageView2",
+                first,
+                "a mode from 0 to 5 before w and h (imageView2/<mode>/w/<W>/h/<H>)",
+            ))
+        }
+        (Some(_), None, None) => {
+            return Err(err("imageView2", first, "w, h or both after the mode"))
+        }
+        (Some(mode), _, _) => mode,
+    };
+    let both = |w: Option<u32>, h: Option<u32>| {
+        let (w, h) = (w.or(h).unwrap_or(1), h.or(w).unwrap_or(1));
+        (w, h)
+    };
+    let centre = |width, height| Op::Crop {
+        width: Some(width),
+        height: Some(height),
+        gravity: Gravity::Center,
+        dx: 0,
+        dy: 0,
+    };
+    match mode {
+        0 => out.ops.push(Op::Thumbnail(Scale::Edges {
+            long: w,
+            short: h,
+            cover: false,
+        })),
+        1 => {
+            let (width, height) = both(w, h);
+            out.ops.push(Op::Thumbnail(Scale::Cover { width, height }));
+            out.ops.push(centre(width, height));
+        }
+        2 => out.ops.push(Op::Thumbnail(match (w, h) {
+            (Some(width), Some(height)) => Scale::Fit { width, height },
+            (Some(width), None) => Scale::Width(width),
+            _ => Scale::Height(h.unwrap_or(1)),
+        })),
+        3 => {
+            let (width, height) = both(w, h);
+            out.ops.push(Op::Thumbnail(Scale::Cover { width, height }));
+        }
+        _ => {
+            let (long, short) = both(w, h);
+            out.ops.push(Op::Thumbnail(Scale::Edges {
+                long: Some(long),
+                short: Some(short),
+                cover: true,
+            }));
+            if mode == 5 {
+                out.ops.push(Op::CropEdges { long, short });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn finish_segment(ops: &mut Vec<Op>, first: usize, p: Pending<'_>) -> Result<(), RuleError> {

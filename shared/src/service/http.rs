@@ -54,9 +54,11 @@ impl Service {
             return Ok(Written::default());
         }
         let ops = match req.headers().get("pic-operations") {
-            Some(v) => Some(PicOperations::parse(v.to_str().map_err(|_| {
-                Error::invalid("the Pic-Operations header is not valid UTF-8")
-            })?)?),
+            // COS takes the JSON as raw UTF-8 (file names in other scripts), not only ASCII
+            Some(v) => Some(PicOperations::parse(
+                std::str::from_utf8(v.as_bytes())
+                    .map_err(|_| Error::invalid("the Pic-Operations header is not valid UTF-8"))?,
+            )?),
             None => None,
         };
         let ((original, results), stored) = match *req.method() {
@@ -234,18 +236,22 @@ fn answer_response(
     resp.body(body).map_err(|e| Error::internal(e.to_string()))
 }
 
-/// What the query string asks for: the first `imageMogr2...`, `imageInfo`, `imageAve` or
-/// `image_process` parameter, percent-decoded; the rule is parsed here.
+/// What the query string asks for: the first `imageMogr2...`/`imageView2...`, `imageInfo`, `imageAve` or
+/// `image_process` parameter, percent-decoded; the rule is parsed here. Any other parameter without a
+/// value names a processor mogr does not implement (`?watermark/...`, `?imageSlim`): a 400 naming it,
+/// never the untouched original, so a client can tell. Parameters with values (`response-*`,
+/// `versionId`, signatures, cache busters) are not processors and leave the answer alone.
 pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
     let Some(q) = q else {
         return Ok(Query::Original);
     };
-    for part in q.split('&') {
-        let decoded = percent_decode_str(part).decode_utf8().map_err(|_| {
+    for part in q.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = part.split_once('=').unwrap_or((part, ""));
+        let decoded = percent_decode_str(name).decode_utf8().map_err(|_| {
             Error::invalid("the query string is not valid UTF-8 after percent-decoding")
         })?;
-        let p = decoded.trim_end_matches('=');
-        if p.starts_with("imageMogr2") {
+        let p = decoded.as_ref();
+        if p.starts_with("imageMogr2") || p.starts_with("imageView2") {
             return Ok(Query::Rule {
                 rule: crate::parse(p)?,
                 text: p.to_string(),
@@ -255,6 +261,13 @@ pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
             "imageInfo" => return Ok(Query::Info),
             "imageAve" => return Ok(Query::Ave),
             "image_process" => return Ok(Query::ImageProcess),
+            _ if value.is_empty() => {
+                let processor: String = p.split('/').next().unwrap_or(p).chars().take(40).collect();
+                return Err(Error::invalid(format!(
+                    "{processor:?} is not a processor mogr implements: use imageMogr2, imageView2, \
+                     imageInfo or imageAve"
+                )));
+            }
             _ => {}
         }
     }
@@ -359,5 +372,21 @@ mod tests {
             parse_query(Some("x=1&imageAve")).unwrap(),
             Query::Ave
         ));
+        // the COS SDK sends a rule as a parameter without a value, percent-encoded
+        let Query::Rule { rule, .. } =
+            parse_query(Some("imageView2%2F2%2Fw%2F100%2Fformat%2Fpng=")).unwrap()
+        else {
+            panic!("a rule query");
+        };
+        assert_eq!(rule.format, Some(Format::Png));
+        // parameters with values are not processors; ones without are, and unknown ones are refused
+        assert!(matches!(
+            parse_query(Some("response-content-type=image%2Fpng&v=3")).unwrap(),
+            Query::Original
+        ));
+        for unknown in ["watermark/1/image/aHR0cA", "imageSlim", "x=1&exif"] {
+            let e = parse_query(Some(unknown)).unwrap_err();
+            assert!(e.message.contains("not a processor mogr implements"), "{e}");
+        }
     }
 }

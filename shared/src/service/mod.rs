@@ -34,6 +34,8 @@ pub struct Service {
     default_bucket: Arc<dyn Store>,
     others: BTreeMap<String, Arc<dyn Store>>,
     work: Arc<Work>,
+    /// Whether any bucket name in a rule means the served bucket (see [`Service::answer_to_any_bucket_name`]).
+    any_name: bool,
 }
 
 impl Service {
@@ -43,7 +45,15 @@ impl Service {
             config,
             default_bucket: bucket,
             others: BTreeMap::new(),
+            any_name: false,
         }
+    }
+
+    /// A rule's `bucket`, whatever name it gives, means the served bucket: for a local server with one
+    /// bucket, where code written for COS names its real bucket (`examplebucket-1250000000`).
+    pub fn answer_to_any_bucket_name(mut self) -> Service {
+        self.any_name = true;
+        self
     }
 
     /// Allows Pic-Operations' `bucket` field to name this bucket.
@@ -60,7 +70,12 @@ impl Service {
     fn bucket_named(&self, name: Option<&str>) -> Result<Arc<dyn Store>> {
         match name {
             None => Ok(self.default_bucket.clone()),
-            Some(n) if n == self.default_bucket.name() => Ok(self.default_bucket.clone()),
+            Some(n)
+                if n == self.default_bucket.name()
+                    || (self.any_name && !self.others.contains_key(n)) =>
+            {
+                Ok(self.default_bucket.clone())
+            }
             Some(n) => self.others.get(n).cloned().ok_or_else(|| {
                 Error::new(
                     Code::AccessDenied,

@@ -250,7 +250,7 @@ fn pipelines() {
         "processor"
     );
     assert_eq!(
-        parse("imageView2/1/w/100").unwrap_err().context,
+        parse("watermark/1/image/aHR0cA").unwrap_err().context,
         "processor"
     );
     assert_eq!(ok("imageMogr2/format/heif/").format, Some(Format::Heif));
@@ -266,6 +266,120 @@ fn hostile_rules_are_errors() {
     assert!(parse("imageMogr2//format/png").is_err());
     assert!(parse("imageMogr2/format").is_err());
     assert!(parse("").is_err());
+}
+
+#[test]
+fn image_view2_maps_onto_the_same_operations() {
+    use crate::rule::{Op, Scale};
+    let thumb = |s: &str| ok(s).ops;
+    assert_eq!(
+        thumb("imageView2/2/w/100/h/80"),
+        [Op::Thumbnail(Scale::Fit {
+            width: 100,
+            height: 80
+        })]
+    );
+    assert_eq!(
+        thumb("imageView2/2/w/100"),
+        [Op::Thumbnail(Scale::Width(100))]
+    );
+    assert_eq!(
+        thumb("imageView2/2/h/80"),
+        [Op::Thumbnail(Scale::Height(80))]
+    );
+    // 1: cover, then the centre; one side given means a square
+    assert_eq!(
+        thumb("imageView2/1/w/50"),
+        [
+            Op::Thumbnail(Scale::Cover {
+                width: 50,
+                height: 50
+            }),
+            Op::Crop {
+                width: Some(50),
+                height: Some(50),
+                gravity: Gravity::Center,
+                dx: 0,
+                dy: 0
+            }
+        ]
+    );
+    assert_eq!(
+        thumb("imageView2/3/h/60"),
+        [Op::Thumbnail(Scale::Cover {
+            width: 60,
+            height: 60
+        })]
+    );
+    assert_eq!(
+        thumb("imageView2/0/w/300"),
+        [Op::Thumbnail(Scale::Edges {
+            long: Some(300),
+            short: None,
+            cover: false
+        })]
+    );
+    assert_eq!(
+        thumb("imageView2/5/w/300/h/200"),
+        [
+            Op::Thumbnail(Scale::Edges {
+                long: Some(300),
+                short: Some(200),
+                cover: true
+            }),
+            Op::CropEdges {
+                long: 300,
+                short: 200
+            }
+        ]
+    );
+    // the SDKs' own example, and the output settings imageMogr2 has
+    let r = ok("imageView2/format/png");
+    assert_eq!((r.ops.len(), r.format), (0, Some(Format::Png)));
+    let r = ok("imageView2/2/w/100/format/webp/q/75/interlace/1|imageMogr2/rotate/90");
+    assert_eq!(r.format, Some(Format::Webp));
+    assert_eq!(
+        r.quality,
+        Some(Quality::Absolute {
+            q: 75,
+            forced: false
+        })
+    );
+    assert_eq!(r.ops.len(), 2);
+    for (bad, context) in [
+        ("imageView2", "imageView2"),
+        ("imageView2/6/w/10", "imageView2 mode"),
+        ("imageView2/2", "imageView2"),
+        ("imageView2/2/w/0", "w"),
+        ("imageView2/2/w/100/x/1", "operation"),
+        ("imageView2/2/w", "imageView2"),
+        ("imageView2/w/100", "imageView2"),
+    ] {
+        assert_eq!(parse(bad).unwrap_err().context, context, "{bad}");
+    }
+}
+
+#[test]
+fn ignore_error_turns_a_value_past_its_limits_into_the_original() {
+    let r = ok("imageMogr2/thumbnail/20000x/ignore-error/1");
+    assert!(r.ignore_error && r.ops.is_empty());
+    assert!(
+        r.refused
+            .as_deref()
+            .unwrap()
+            .starts_with("thumbnail \"20000x\""),
+        "{r:?}"
+    );
+    assert!(ok("imageMogr2/ignore-error/1|imageMogr2/rotate/400")
+        .refused
+        .is_some());
+    // without it, or for an unknown operation or processor, it stays an error
+    assert!(parse("imageMogr2/thumbnail/20000x").is_err());
+    assert!(parse("imageMogr2/teleport/1/ignore-error/1").is_err());
+    assert!(parse("watermark/1/ignore-error/1").is_err());
+    assert!(ok("imageMogr2/thumbnail/200x/ignore-error/1")
+        .refused
+        .is_none());
 }
 
 proptest! {
