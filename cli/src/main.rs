@@ -1,6 +1,7 @@
 //! The `mogr` command: convert local files with imageMogr2 rules, inspect images, and run the demo.
 
 mod bench;
+mod multipart;
 mod serve;
 
 use anyhow::{Context, Result};

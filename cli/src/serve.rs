@@ -14,7 +14,7 @@ use mogr::service::{self, Config, Service};
 use mogr::store::DirStore;
 use mogr::Error;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -53,6 +53,7 @@ pub async fn run(
     let spellings = cos_spellings().await?;
     let app = axum::Router::new().fallback(handle).with_state(Server {
         service,
+        root: Arc::new(root.clone()),
         guard,
         spellings,
     });
@@ -129,6 +130,7 @@ fn first_image(root: &std::path::Path) -> Option<String> {
 #[derive(Clone)]
 struct Server {
     service: Arc<Service>,
+    root: Arc<PathBuf>,
     guard: Guard,
     /// COS's spelling of response header names (see [`cos_spellings`]).
     spellings: http::Extensions,
@@ -167,17 +169,37 @@ async fn cos_spellings() -> Result<http::Extensions> {
 async fn handle(
     State(Server {
         service,
+        root,
         guard,
         spellings,
     }): State<Server>,
     req: Request,
 ) -> Response {
-    let mut resp = answer(&service, guard, req).await;
+    let mut resp = answer(&service, &root, guard, req).await;
     resp.extensions_mut().extend(spellings);
     resp
 }
 
-async fn answer(service: &Service, guard: Guard, req: Request) -> Response {
+/// A PUT, then the upload notification a bucket would send for it (before the PUT is answered, so what
+/// a client reads afterwards is final).
+pub(crate) async fn put_and_notify<B: AsRef<[u8]>>(
+    service: &Service,
+    req: http::Request<B>,
+) -> http::Response<Vec<u8>> {
+    let path = req.uri().path().to_string();
+    let resp = service.process(req).await;
+    if resp.status().is_success() {
+        if let Ok(key) = mogr::store::key_of(&path) {
+            match service.on_upload(&key).await {
+                Ok(outcome) => tracing::info!(key, outcome = ?outcome, "upload notification"),
+                Err(e) => tracing::warn!(key, error = %e, "upload notification failed"),
+            }
+        }
+    }
+    resp
+}
+
+async fn answer(service: &Service, root: &Path, guard: Guard, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let refuse = |e: Error| service::error_response(&e, parts.uri.path(), "local").map(Body::from);
     let limit = service.config.limits.max_input_bytes;
@@ -207,25 +229,15 @@ async fn answer(service: &Service, guard: Guard, req: Request) -> Response {
         }
     };
     let req = http::Request::from_parts(parts, bytes);
+    if let Some(resp) = crate::multipart::route(service, root, &req).await {
+        return resp.map(Body::from);
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let resp = match method {
         http::Method::GET | http::Method::HEAD => service.download(req).await,
         http::Method::POST | http::Method::DELETE => service.process(req).await,
-        http::Method::PUT => {
-            let resp = service.process(req).await;
-            if resp.status().is_success() {
-                if let Ok(key) = mogr::store::key_of(&path) {
-                    match service.on_upload(&key).await {
-                        Ok(outcome) => {
-                            tracing::info!(key, outcome = ?outcome, "upload notification")
-                        }
-                        Err(e) => tracing::warn!(key, error = %e, "upload notification failed"),
-                    }
-                }
-            }
-            resp
-        }
+        http::Method::PUT => put_and_notify(service, req).await,
         m => {
             let e = Error::invalid(format!(
                 "{m} is not supported: use GET, HEAD, POST ?image_process, PUT or DELETE"

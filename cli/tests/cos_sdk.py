@@ -159,6 +159,51 @@ for call, want_status, want_code in [
         check(e.get_error_msg(), "message")
         check(e.get_request_id(), "request id")
 
+# upload_file: above its part size (1 MB) the SDK goes multipart — list uploads, initiate, parts, complete
+big = os.urandom(2_500_000)
+with tempfile.TemporaryDirectory() as tmp:
+    src = os.path.join(tmp, "big.bin")
+    with open(src, "wb") as f:
+        f.write(big)
+    resp = client.upload_file(Bucket=BUCKET, Key="sdk/big.bin", LocalFilePath=src, PartSize=1, MAXThread=2)
+check(resp.get("Key") == "sdk/big.bin" and resp.get("ETag"), "upload_file result %r" % resp)
+with open(os.path.join(ROOT, "sdk", "big.bin"), "rb") as f:
+    check(f.read() == big, "the three parts joined in order")
+resp = client.head_object(Bucket=BUCKET, Key="sdk/big.bin")
+check(resp["x-cos-hash-crc64ecma"] == str(crc64(big)), "multipart object CRC64")
+check(client.list_multipart_uploads(Bucket=BUCKET, Prefix="sdk/").get("Upload") is None, "no upload left in progress")
+
+# the multipart calls one by one, with Pic-Operations on complete (as COS honours them)
+up = client.create_multipart_upload(Bucket=BUCKET, Key="sdk/parts.jpg", ContentType="image/jpeg")
+uid = up["UploadId"]
+half = len(photo) // 2
+etags = [client.upload_part(Bucket=BUCKET, Key="sdk/parts.jpg", Body=chunk, PartNumber=n, UploadId=uid)["ETag"]
+         for n, chunk in [(1, photo[:half]), (2, photo[half:])]]
+listed = client.list_parts(Bucket=BUCKET, Key="sdk/parts.jpg", UploadId=uid)
+check([p["ETag"] for p in listed["Part"]] == etags, "list_parts %r" % listed)
+uploads = client.list_multipart_uploads(Bucket=BUCKET, Prefix="sdk/parts")["Upload"]
+uploads = uploads if isinstance(uploads, list) else [uploads]  # one element comes as a dict
+check([u["UploadId"] for u in uploads] == [uid], "list_multipart_uploads %r" % uploads)
+done = client.complete_multipart_upload(
+    Bucket=BUCKET, Key="sdk/parts.jpg", UploadId=uid,
+    MultipartUpload={"Part": [{"PartNumber": 1, "ETag": etags[0]}, {"PartNumber": 2, "ETag": etags[1]}]},
+    PicOperations=json.dumps({"rules": [{"fileid": "parts.avif", "rule": "imageMogr2/thumbnail/64x/format/avif"}]}),
+)
+check(done["Key"] == "sdk/parts.jpg" and done["ETag"] == quoted_md5(photo), "complete %r" % done)
+check(done["ProcessResults"]["Object"]["Key"] == "sdk/parts.avif", "complete ran the rule %r" % done)
+check(os.path.exists(os.path.join(ROOT, "sdk", "parts.avif")), "the rule's output is stored")
+resp = client.get_object(Bucket=BUCKET, Key="sdk/parts.jpg")
+check(resp["Body"].get_raw_stream().read() == photo and resp["Content-Type"] == "image/jpeg", "completed object")
+# abort: the parts go, and the id is unknown afterwards
+up = client.create_multipart_upload(Bucket=BUCKET, Key="sdk/gone.jpg")
+client.upload_part(Bucket=BUCKET, Key="sdk/gone.jpg", Body=photo, PartNumber=1, UploadId=up["UploadId"])
+client.abort_multipart_upload(Bucket=BUCKET, Key="sdk/gone.jpg", UploadId=up["UploadId"])
+try:
+    client.list_parts(Bucket=BUCKET, Key="sdk/gone.jpg", UploadId=up["UploadId"])
+    check(False, "list_parts after abort")
+except CosServiceError as e:
+    check(e.get_status_code() == 404 and e.get_error_code() == "NoSuchUpload", "after abort %r" % e.get_error_code())
+
 # delete_object: gone afterwards; deleting again is no error
 resp = client.delete_object(Bucket=BUCKET, Key="sdk/photo.jpg")
 check(resp.get("x-cos-request-id"), "delete_object request id")

@@ -296,3 +296,68 @@ fn a_client_that_goes_away_leaves_the_queue() {
         );
     });
 }
+
+#[test]
+fn multipart_uploads_refuse_what_does_not_add_up() {
+    let s = start("multipart", &[("MOGR_MAX_INPUT_BYTES", "1000000")]);
+    let url = |q: &str| format!("{}/big.bin?{q}", s.base);
+    let xml = client()
+        .post(url("uploads"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let id = xml
+        .split("<UploadId>")
+        .nth(1)
+        .and_then(|r| r.split("</UploadId>").next())
+        .unwrap()
+        .to_string();
+    let etags: Vec<String> = (1..=2)
+        .map(|n| {
+            let r = client()
+                .put(url(&format!("partNumber={n}&uploadId={id}")))
+                .body(vec![n as u8; 600_000])
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()["etag"]
+                .to_str()
+                .unwrap()
+                .trim_matches('"')
+                .to_string()
+        })
+        .collect();
+    let complete = |parts: &str| {
+        let r = client()
+            .post(url(&format!("uploadId={id}")))
+            .body(format!(
+                "<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>"
+            ))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let part = |n: u32, etag: &str| {
+        format!("<Part><PartNumber>{n}</PartNumber><ETag>\"{etag}\"</ETag></Part>")
+    };
+    // an ETag that was not uploaded, parts out of order, the whole over the input limit
+    let (status, body) = complete(&part(1, "00"));
+    assert_eq!(status, 400);
+    assert!(body.contains("InvalidPart"), "{body}");
+    let (status, body) = complete(&(part(2, &etags[1]) + &part(1, &etags[0])));
+    assert!(status == 400 && body.contains("InvalidPartOrder"), "{body}");
+    let (status, body) = complete(&(part(1, &etags[0]) + &part(2, &etags[1])));
+    assert_eq!(status, 413, "{body}");
+    assert!(!s.root.join("big.bin").exists(), "nothing stored");
+    // an id that is not one (or tries to leave the uploads folder) is NoSuchUpload
+    for bad in ["nope", "..%2F..%2Fphoto.jpg", ""] {
+        let r = client()
+            .put(url(&format!("partNumber=1&uploadId={bad}")))
+            .body("x")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 404, "{bad}");
+        assert!(r.text().unwrap().contains("<Code>NoSuchUpload</Code>"));
+    }
+}

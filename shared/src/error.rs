@@ -14,6 +14,8 @@ pub enum Code {
     AccessDenied,
     /// 404
     NoSuchKey,
+    /// 404: a multipart upload id that does not exist (or was completed or aborted).
+    NoSuchUpload,
     /// 406: `format/auto` found no format the request's Accept header admits.
     NotAcceptable,
     /// 408: the client did not send its request in time.
@@ -33,6 +35,7 @@ impl Code {
             Code::EntityTooLarge => "EntityTooLarge",
             Code::AccessDenied => "AccessDenied",
             Code::NoSuchKey => "NoSuchKey",
+            Code::NoSuchUpload => "NoSuchUpload",
             Code::NotAcceptable => "NotAcceptable",
             Code::RequestTimeout => "RequestTimeout",
             Code::InternalError => "InternalError",
@@ -46,7 +49,7 @@ impl Code {
             Code::InvalidArgument => 400,
             Code::EntityTooLarge => 413,
             Code::AccessDenied => 403,
-            Code::NoSuchKey => 404,
+            Code::NoSuchKey | Code::NoSuchUpload => 404,
             Code::NotAcceptable => 406,
             Code::RequestTimeout => 408,
             Code::InternalError => 500,

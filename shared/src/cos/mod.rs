@@ -1,5 +1,7 @@
-//! COS's wire formats: the `Pic-Operations` header ([`pic_operations`]) and the XML bodies ([`xml`]).
+//! COS's wire formats: the `Pic-Operations` header ([`pic_operations`]) and the XML bodies ([`xml`],
+//! [`multipart`]).
 
+pub mod multipart;
 pub mod pic_operations;
 pub mod xml;
 

@@ -294,7 +294,7 @@ fn request_id<B>(req: &Request<B>) -> String {
 }
 
 /// `x-cos-meta-*` (COS) and `x-amz-meta-*` (S3) headers as user metadata.
-fn user_metadata(headers: &HeaderMap) -> Metadata {
+pub fn user_metadata(headers: &HeaderMap) -> Metadata {
     headers
         .iter()
         .filter_map(|(k, v)| {

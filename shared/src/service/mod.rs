@@ -16,7 +16,7 @@ mod process;
 mod upload;
 mod work;
 
-pub use self::http::error_response;
+pub use self::http::{error_response, user_metadata};
 pub use config::Config;
 pub use upload::UploadOutcome;
 pub use work::Work;
@@ -92,6 +92,11 @@ impl Service {
         std::iter::once(self.default_bucket.name().to_string())
             .chain(self.others.keys().cloned())
             .collect()
+    }
+
+    /// `Location` of an object in the served bucket, as `UploadResult` gives it.
+    pub fn location_of(&self, key: &str) -> String {
+        self.location(self.default_bucket.name(), key)
     }
 
     /// `Location` of an object: `<host>/<key>`.

@@ -1,0 +1,329 @@
+//! Multipart upload for `mogr serve`, as COS and S3 do it, so that the SDKs' `upload_file` works for
+//! files above their part size: initiate (`POST /<key>?uploads`), upload part (`PUT
+//! /<key>?partNumber=N&uploadId=ID`), list parts (`GET /<key>?uploadId=ID`), list uploads (`GET
+//! /?uploads`), complete (`POST /<key>?uploadId=ID`, with `Pic-Operations` honoured as on a PUT) and
+//! abort (`DELETE /<key>?uploadId=ID`).
+//!
+//! Parts wait in `<root>/.mogr/uploads/<id>/` (outside the keys a client can name). Complete joins them
+//! and hands the whole object to the service as the PUT it stands for, so the object and its rules'
+//! outputs are stored all or nothing, exactly as a PUT's.
+
+use md5::{Digest, Md5};
+use mogr::cos::multipart::{self, Part, Upload};
+use mogr::service::{self, Service};
+use mogr::store::{encode_key, key_of, Metadata};
+use mogr::{Code, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+type Req = http::Request<bytes::Bytes>;
+type Resp = http::Response<Vec<u8>>;
+
+/// What initiate was told, for complete.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    key: String,
+    content_type: Option<String>,
+    metadata: Metadata,
+}
+
+/// Answers a multipart request, or `None` when `req` is not one.
+pub async fn route(service: &Service, root: &Path, req: &Req) -> Option<Resp> {
+    let params = params(req.uri().query());
+    let has = |name: &str| params.contains_key(name);
+    let id = params.get("uploadId").map(String::as_str);
+    let uploads = Uploads {
+        dir: root.join(".mogr/uploads"),
+        bucket: service.bucket().name().to_string(),
+    };
+    let path = req.uri().path();
+    let result = match (req.method().as_str(), id) {
+        ("GET", None) if has("uploads") && path == "/" => Ok(xml(multipart::list_uploads_xml(
+            &uploads.bucket,
+            params.get("prefix").map_or("", String::as_str),
+            &uploads.list(params.get("prefix").map_or("", String::as_str)),
+        ))),
+        ("POST", None) if has("uploads") => uploads.initiate(req).await,
+        ("PUT", Some(id)) if has("partNumber") => {
+            uploads
+                .put_part(req, id, params.get("partNumber").map_or("", String::as_str))
+                .await
+        }
+        ("GET", Some(id)) => uploads.list_parts(req, id),
+        ("POST", Some(id)) => uploads.complete(service, req, id).await,
+        ("DELETE", Some(id)) => uploads.abort(req, id).await,
+        _ => return None,
+    };
+    Some(result.unwrap_or_else(|e| service::error_response(&e, path, "local")))
+}
+
+/// The query's parameters, percent-decoded; a parameter without a value maps to "".
+fn params(query: Option<&str>) -> BTreeMap<String, String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn xml(body: String) -> Resp {
+    http::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body.into_bytes())
+        .unwrap_or_default()
+}
+
+fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::internal(format!("{what}: {e}"))
+}
+
+struct Uploads {
+    dir: PathBuf,
+    bucket: String,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Uploads {
+    /// The folder of upload `id`, which must exist and belong to `key`.
+    fn folder(&self, id: &str, key: &str) -> Result<(PathBuf, Pending)> {
+        let missing = || {
+            Error::new(
+                Code::NoSuchUpload,
+                format!("there is no upload {id:?} for {key:?}: initiate one with POST ?uploads"),
+            )
+        };
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(missing());
+        }
+        let folder = self.dir.join(id);
+        let pending: Pending = std::fs::read(folder.join("upload.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(missing)?;
+        if pending.key != key {
+            return Err(missing());
+        }
+        Ok((folder, pending))
+    }
+
+    fn list(&self, prefix: &str) -> Vec<Upload> {
+        let mut found: Vec<(std::time::SystemTime, Upload)> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let id = entry.file_name().into_string().ok()?;
+                let meta = entry.path().join("upload.json");
+                let pending: Pending = serde_json::from_slice(&std::fs::read(&meta).ok()?).ok()?;
+                let started = std::fs::metadata(&meta).ok()?.modified().ok()?;
+                pending.key.starts_with(prefix).then_some((
+                    started,
+                    Upload {
+                        key: pending.key,
+                        id,
+                    },
+                ))
+            })
+            .collect();
+        found.sort_by_key(|(started, _)| *started);
+        found.into_iter().map(|(_, u)| u).collect()
+    }
+
+    async fn initiate(&self, req: &Req) -> Result<Resp> {
+        let key = key_of(req.uri().path())?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = format!(
+            "{nanos:x}{:x}{:x}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let pending = Pending {
+            key: key.clone(),
+            content_type: req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            metadata: service::user_metadata(req.headers()),
+        };
+        let folder = self.dir.join(&id);
+        tokio::fs::create_dir_all(&folder)
+            .await
+            .map_err(io("creating the upload's folder"))?;
+        let json = serde_json::to_vec(&pending).map_err(|e| Error::internal(e.to_string()))?;
+        tokio::fs::write(folder.join("upload.json"), json)
+            .await
+            .map_err(io("writing the upload's description"))?;
+        Ok(xml(multipart::initiate_xml(
+            &self.bucket,
+            &Upload { key, id },
+        )))
+    }
+
+    async fn put_part(&self, req: &Req, id: &str, number: &str) -> Result<Resp> {
+        let key = key_of(req.uri().path())?;
+        let (folder, _) = self.folder(id, &key)?;
+        let n: u32 = number
+            .parse()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "partNumber {number:?} is not a whole number from 1 to 10000"
+                ))
+            })?;
+        let body = req.body();
+        let tmp = folder.join(format!("{n}.tmp{}", SEQ.fetch_add(1, Ordering::Relaxed)));
+        tokio::fs::write(&tmp, body)
+            .await
+            .map_err(io("writing the part"))?;
+        tokio::fs::rename(&tmp, folder.join(format!("{n}.part")))
+            .await
+            .map_err(io("storing the part"))?;
+        Ok(http::Response::builder()
+            .header(http::header::ETAG, format!("\"{:x}\"", Md5::digest(body)))
+            .header(http::header::CONTENT_LENGTH, 0)
+            .body(Vec::new())
+            .unwrap_or_default())
+    }
+
+    fn parts(folder: &Path) -> Vec<(Part, PathBuf)> {
+        let mut parts: Vec<(Part, PathBuf)> = std::fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let number = name.strip_suffix(".part")?.parse().ok()?;
+                let body = std::fs::read(entry.path()).ok()?;
+                let part = Part {
+                    number,
+                    etag: format!("{:x}", Md5::digest(&body)),
+                    size: body.len() as u64,
+                };
+                Some((part, entry.path()))
+            })
+            .collect();
+        parts.sort_by_key(|(p, _)| p.number);
+        parts
+    }
+
+    fn list_parts(&self, req: &Req, id: &str) -> Result<Resp> {
+        let key = key_of(req.uri().path())?;
+        let (folder, _) = self.folder(id, &key)?;
+        let parts: Vec<Part> = Self::parts(&folder).into_iter().map(|(p, _)| p).collect();
+        Ok(xml(multipart::list_parts_xml(
+            &self.bucket,
+            &Upload {
+                key,
+                id: id.to_string(),
+            },
+            &parts,
+        )))
+    }
+
+    /// Joins the listed parts and stores the object as a PUT of it would (rules included); the parts
+    /// stay if that fails, so the client may try again or abort.
+    async fn complete(&self, service: &Service, req: &Req, id: &str) -> Result<Resp> {
+        let key = key_of(req.uri().path())?;
+        let (folder, pending) = self.folder(id, &key)?;
+        let listed = multipart::parse_complete(req.body())?;
+        let stored: BTreeMap<u32, (Part, PathBuf)> = Self::parts(&folder)
+            .into_iter()
+            .map(|(p, path)| (p.number, (p, path)))
+            .collect();
+        let limit = service.config.limits.max_input_bytes;
+        let mut body = Vec::new();
+        let mut previous = 0;
+        for (number, etag) in &listed {
+            if *number <= previous {
+                return Err(Error::invalid(format!(
+                    "InvalidPartOrder: part {number} comes after part {previous}; list the parts in \
+                     ascending order"
+                )));
+            }
+            previous = *number;
+            let (part, path) = stored
+                .get(number)
+                .filter(|(p, _)| &p.etag == etag)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "InvalidPart: part {number} with ETag {etag:?} was not uploaded to {id}; \
+                         list the parts with GET ?uploadId={id}"
+                    ))
+                })?;
+            if body.len() as u64 + part.size > limit as u64 {
+                return Err(Error::new(
+                    Code::EntityTooLarge,
+                    format!("the object would be over {limit} bytes, the limit"),
+                ));
+            }
+            body.extend(tokio::fs::read(path).await.map_err(io("reading a part"))?);
+        }
+        let mut put = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri(format!("/{}", encode_key(&key)));
+        if let Some(ct) = &pending.content_type {
+            put = put.header(http::header::CONTENT_TYPE, ct);
+        }
+        for (name, value) in &pending.metadata {
+            put = put.header(format!("x-cos-meta-{name}"), value);
+        }
+        if let Some(ops) = req.headers().get("pic-operations") {
+            put = put.header("pic-operations", ops);
+        }
+        let put = put
+            .body(body)
+            .map_err(|e| Error::invalid(format!("the upload's stored headers: {e}")))?;
+        let resp = crate::serve::put_and_notify(service, put).await;
+        if !resp.status().is_success() {
+            return Ok(resp);
+        }
+        let etag = resp
+            .headers()
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string();
+        let report = String::from_utf8_lossy(resp.body());
+        let processed = report
+            .strip_prefix("<UploadResult>")
+            .and_then(|r| r.strip_suffix("</UploadResult>"));
+        let _ = tokio::fs::remove_dir_all(&folder).await;
+        Ok(xml(multipart::complete_xml(
+            &service.location_of(&key),
+            &self.bucket,
+            &key,
+            &etag,
+            processed,
+        )))
+    }
+
+    async fn abort(&self, req: &Req, id: &str) -> Result<Resp> {
+        let key = key_of(req.uri().path())?;
+        let (folder, _) = self.folder(id, &key)?;
+        tokio::fs::remove_dir_all(&folder)
+            .await
+            .map_err(io("removing the upload's parts"))?;
+        Ok(http::Response::builder()
+            .status(http::StatusCode::NO_CONTENT)
+            .body(Vec::new())
+            .unwrap_or_default())
+    }
+}
