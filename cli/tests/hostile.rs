@@ -35,6 +35,7 @@ fn encode(img: image::DynamicImage, format: Format) -> Vec<u8> {
         strip: false,
         profile: Profile::Download,
         threads: 1,
+        optimized: false,
     };
     codec::encode(&Picture::still(img, Format::Png), &opts).unwrap()
 }

@@ -185,6 +185,7 @@ fn convert_picture(
         strip: rule.strip,
         profile,
         threads: limits.encoder_threads,
+        optimized: rule.yjpeg,
     };
     limits.check_deadline()?;
     let mut bytes = codec::encode(&pic, &opts)?;

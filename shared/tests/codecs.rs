@@ -38,6 +38,7 @@ fn encode(pic: &Picture, format: Format, quality: u8) -> Vec<u8> {
         strip: false,
         profile: Profile::Download,
         threads: codec::cores(),
+        optimized: false,
     };
     codec::encode(pic, &opts).unwrap_or_else(|e| panic!("encode {format:?}: {e}"))
 }
@@ -228,6 +229,7 @@ fn icc_and_exif_are_carried_unless_strip() {
             strip: true,
             profile: Profile::Download,
             threads: 1,
+            optimized: false,
         };
         let stripped = decode(&codec::encode(&pic, &opts).unwrap(), Frames::First);
         assert!(

@@ -144,6 +144,8 @@ pub struct EncodeOptions {
     pub profile: Profile,
     /// Threads the encoder may use (x265, aom); at least 1.
     pub threads: u32,
+    /// JPEG only: mozjpeg's smaller encoding (`format/yjpeg`).
+    pub optimized: bool,
 }
 
 /// Encodes `pic` (all its frames where the format animates, otherwise the first).

@@ -22,6 +22,9 @@ pub struct Rule {
     /// `/format/auto` (a mogr extension): the download entry point picks AVIF, HEIF, WebP or a classic
     /// format from the request's `Accept` header and answers `Vary: Accept`.
     pub format_auto: bool,
+    /// `/format/yjpeg` (COS's optimised JPEG): a JPEG written with mozjpeg's trellis quantisation and
+    /// optimised progressive scans, smaller at the same quality (BENCHMARKS.md).
+    pub yjpeg: bool,
     pub quality: Option<Quality>,
     /// `/interlace/1`: progressive JPEG (interlaced PNG/GIF are not written; the flag is ignored there).
     pub interlace: bool,

@@ -6,6 +6,7 @@ use super::token::{
     parse_size_limit, sides, Tok, MAX_SIDE,
 };
 use super::{Flip, Gravity, Op, Quality, Rule, Scale};
+use crate::codec::Format;
 
 pub use super::token::RuleError;
 
@@ -263,10 +264,11 @@ fn setting_arg(name: &str) -> &'static str {
 fn setting(name: &str, a: Tok<'_>, out: &mut Rule) -> Result<(), RuleError> {
     match name {
         "format" => {
-            // a later format in the pipeline replaces an earlier one, auto included
-            (out.format, out.format_auto) = match a.text {
-                "auto" => (None, true),
-                _ => (Some(parse_format(a)?), false),
+            // a later format in the pipeline replaces an earlier one, auto and yjpeg included
+            (out.format, out.format_auto, out.yjpeg) = match a.text {
+                "auto" => (None, true, false),
+                "yjpeg" => (Some(Format::Jpeg), false, true),
+                _ => (Some(parse_format(a)?), false, false),
             };
         }
         "quality" => {
