@@ -183,7 +183,7 @@ pub(super) fn parse_format(tok: Tok<'_>) -> Result<Format, RuleError> {
 encoder, so mogr cannot produce it; use format/avif or format/heif for the same compression",
         )),
         name => Format::from_name(name).ok_or_else(|| {
-            err("format", tok, "one of jpg, jpeg, png, gif, webp, bmp, tiff, heif, heic, avif, auto")
+            err("format", tok, "one of jpg, jpeg, yjpeg, png, gif, webp, bmp, tiff, heif, heic, avif, auto")
         }),
     }
 }
