@@ -43,6 +43,18 @@ async fn setup(config: Config) -> (tempfile::TempDir, Service) {
     (dir, Service::new(config, store))
 }
 
+/// `POST /photo.jpg?image_process` with `ops` as Pic-Operations.
+async fn post_photo(service: &Service, ops: &str) -> http::Response<Vec<u8>> {
+    service
+        .process(request(
+            "POST",
+            "/photo.jpg?image_process",
+            &[("pic-operations", ops)],
+            vec![],
+        ))
+        .await
+}
+
 fn facts(bytes: &[u8]) -> (Format, u32, u32) {
     let p = mogr::codec::probe(bytes, &Limits::default()).expect("an image");
     (p.format, p.width, p.height)
@@ -322,14 +334,7 @@ async fn a_bad_rule_stores_nothing_and_ignore_error_answers_the_original() {
     let (_dir, service) = setup(tight).await;
     let ops =
         r#"{"rules":[{"fileid":"same.jpg","rule":"imageMogr2/thumbnail/!1000p/ignore-error/1"}]}"#;
-    let resp = service
-        .process(request(
-            "POST",
-            "/photo.jpg?image_process",
-            &[("pic-operations", ops)],
-            vec![],
-        ))
-        .await;
+    let resp = post_photo(&service, ops).await;
     assert_eq!(resp.status(), 200, "{}", text(resp.body()));
     assert_eq!(
         service.bucket().get("same.jpg").await.unwrap().body,
@@ -475,14 +480,7 @@ async fn original_info_always_names_the_input_and_its_current_etag() {
     let (_dir, service) = setup(Config::default()).await;
     // without is_pic_info: Key, Location and ETag, no ImageInfo
     let ops = r#"{"rules":[{"fileid":"t.png","rule":"imageMogr2/thumbnail/20x/format/png"}]}"#;
-    let resp = service
-        .process(request(
-            "POST",
-            "/photo.jpg?image_process",
-            &[("pic-operations", ops)],
-            vec![],
-        ))
-        .await;
+    let resp = post_photo(&service, ops).await;
     let xml = text(resp.body());
     let etag = service
         .bucket()
@@ -500,14 +498,7 @@ async fn original_info_always_names_the_input_and_its_current_etag() {
     );
     // a rule that writes over its input: OriginalInfo's ETag is the object's new one
     let ops = r#"{"rules":[{"fileid":"photo.jpg","rule":"imageMogr2/thumbnail/100x"}]}"#;
-    let resp = service
-        .process(request(
-            "POST",
-            "/photo.jpg?image_process",
-            &[("pic-operations", ops)],
-            vec![],
-        ))
-        .await;
+    let resp = post_photo(&service, ops).await;
     let xml = text(resp.body());
     let now = service
         .bucket()
@@ -551,14 +542,7 @@ async fn image_view2_unknown_processors_and_ignore_error_at_parse_time() {
     assert_eq!(resp.body(), &example("photo.jpg"));
     let ops =
         r#"{"rules":[{"fileid":"big.jpg","rule":"imageMogr2/thumbnail/20000x/ignore-error/1"}]}"#;
-    let resp = service
-        .process(request(
-            "POST",
-            "/photo.jpg?image_process",
-            &[("pic-operations", ops)],
-            vec![],
-        ))
-        .await;
+    let resp = post_photo(&service, ops).await;
     assert_eq!(resp.status(), 200, "{}", text(resp.body()));
     assert_eq!(
         service.bucket().get("big.jpg").await.unwrap().body,
