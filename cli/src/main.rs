@@ -54,10 +54,12 @@ enum Command {
     },
     /// Serve a folder as the bucket over HTTP: GET ?imageMogr2/..., POST ?image_process, PUT with Pic-Operations.
     Serve {
-        /// The folder that acts as the bucket.
+        /// The folder that acts as the bucket; it must exist.
         #[arg(long, default_value = "examples")]
         root: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        /// Where to listen: `host:port` (`127.0.0.1:8080`, `localhost:9000`, `0.0.0.0:8080` for every
+        /// interface) or a bare port (`8080`, on 127.0.0.1).
+        #[arg(long, default_value = "127.0.0.1:8080", value_parser = serve::parse_addr)]
         addr: std::net::SocketAddr,
         /// The bucket's name, used in Location and matched against Pic-Operations' `bucket`. Without
         /// it the bucket is called "local" and answers to any name a rule's `bucket` gives it (code

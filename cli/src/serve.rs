@@ -41,9 +41,21 @@ pub async fn run(
     bucket: Option<String>,
     guard: Guard,
 ) -> Result<()> {
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    if !root.is_dir() {
+        anyhow::bail!(
+            "{} is not a folder: name the folder to serve with --root, or create it first (mkdir -p {})",
+            root.display(),
+            root.display()
+        );
+    }
     mogr::bootstrap::limit_malloc_arenas();
-    let config = Config::from_env()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let mut config = Config::from_env()?;
+    // `Location` in UploadResult names this server unless the operator names a public host.
+    config.public_host.get_or_insert_with(|| local.to_string());
     let store = DirStore::new(bucket.as_deref().unwrap_or("local"), root.clone());
     let mut service = Service::new(config, Arc::new(store));
     if bucket.is_none() {
@@ -57,10 +69,6 @@ pub async fn run(
         guard,
         spellings,
     });
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
     println!("mogr serves {} at http://{local}/", root.display());
     if let Some(sample) = first_image(&root) {
         println!(
@@ -69,6 +77,28 @@ pub async fn run(
         );
     }
     serve(listener, app, guard).await
+}
+
+/// `--addr`: `host:port` (a name is resolved, IPv4 first) or a bare port on 127.0.0.1.
+pub fn parse_addr(s: &str) -> std::result::Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let hint = "give host:port (127.0.0.1:8080, localhost:8080) or a bare port (8080)";
+    let found: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not an address to listen on ({e}): {hint}"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?} resolves to no address: {hint}"))
 }
 
 /// hyper's HTTP/1 server with a timer, so that its header-read timeout fires (`axum::serve` runs

@@ -361,3 +361,67 @@ fn multipart_uploads_refuse_what_does_not_add_up() {
         assert!(r.text().unwrap().contains("<Code>NoSuchUpload</Code>"));
     }
 }
+
+#[test]
+fn root_must_exist_addr_takes_a_port_or_a_name_and_location_names_the_server() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mogr"))
+        .args(["serve", "--root", "/no/such/folder", "--addr", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/folder is not a folder"), "{err}");
+    assert!(!std::path::Path::new("/no/such/folder").exists());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mogr"))
+        .args(["serve", "--addr", "no such host:x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bare port"), "{err}");
+
+    let root = std::env::temp_dir().join(format!("mogr-addr-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    for addr in ["0", "localhost:0"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mogr"))
+            .args(["serve", "--root", root.to_str().unwrap(), "--addr", addr])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let base = line
+            .split(" at ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .trim_end_matches('/');
+        assert!(base.starts_with("http://127.0.0.1:"), "{addr}: {line}");
+        // Location in UploadResult is this server's address
+        let photo = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/photo.jpg"
+        ));
+        let r = client()
+            .put(format!("{base}/p.jpg"))
+            .header(
+                "Pic-Operations",
+                r#"{"rules":[{"fileid":"p.webp","rule":"imageMogr2/format/webp"}]}"#,
+            )
+            .body(photo.unwrap())
+            .send()
+            .unwrap();
+        let xml = r.text().unwrap();
+        let host = base.trim_start_matches("http://");
+        assert!(
+            xml.contains(&format!("<Location>{host}/p.webp</Location>")),
+            "{xml}"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
