@@ -549,3 +549,27 @@ async fn image_view2_unknown_processors_and_ignore_error_at_parse_time() {
         example("photo.jpg")
     );
 }
+
+#[tokio::test]
+async fn a_raw_utf8_pic_operations_header_and_encoded_fileids() {
+    let (dir, service) = setup(Config::default()).await;
+    // the header as COS takes it: raw UTF-8, not only ASCII; one fileid raw, one URL-encoded
+    let ops = r#"{"rules":[{"fileid":"缩略.webp","rule":"imageMogr2/thumbnail/40x/format/webp"},{"fileid":"%E5%9B%BE.png","rule":"imageView2/2/w/30/format/png"}]}"#;
+    let resp = service
+        .process(request(
+            "PUT",
+            "/照片/p.jpg",
+            &[("pic-operations", ops)],
+            example("photo.jpg"),
+        ))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    assert_eq!(
+        facts(&std::fs::read(dir.path().join("照片/缩略.webp")).unwrap()),
+        (Format::Webp, 40, 27)
+    );
+    assert_eq!(
+        facts(&std::fs::read(dir.path().join("照片/图.png")).unwrap()),
+        (Format::Png, 30, 20)
+    );
+}
