@@ -4,7 +4,8 @@
 //! /?uploads`), complete (`POST /<key>?uploadId=ID`, with `Pic-Operations` honoured as on a PUT) and
 //! abort (`DELETE /<key>?uploadId=ID`).
 //!
-//! Parts wait in `<root>/.mogr/uploads/<id>/` (outside the keys a client can name). Complete joins them
+//! Parts wait in `<root>/.mogr/uploads/<id>/<number>.<etag>.part` (outside the keys a client can name;
+//! the name carries the ETag, so listing and completing read no part twice). Complete joins them
 //! and hands the whole object to the service as the PUT it stands for, so the object and its rules'
 //! outputs are stored all or nothing, exactly as a PUT's.
 
@@ -39,11 +40,12 @@ pub async fn route(service: &Service, root: &Path, req: &Req) -> Option<Resp> {
         bucket: service.bucket().name().to_string(),
     };
     let path = req.uri().path();
+    let prefix = params.get("prefix").map_or("", String::as_str);
     let result = match (req.method().as_str(), id) {
         ("GET", None) if has("uploads") && path == "/" => Ok(xml(multipart::list_uploads_xml(
             &uploads.bucket,
-            params.get("prefix").map_or("", String::as_str),
-            &uploads.list(params.get("prefix").map_or("", String::as_str)),
+            prefix,
+            &uploads.list(prefix),
         ))),
         ("POST", None) if has("uploads") => uploads.initiate(req).await,
         ("PUT", Some(id)) if has("partNumber") => {
@@ -188,20 +190,28 @@ impl Uploads {
                 ))
             })?;
         let body = req.body();
+        let etag = format!("{:x}", Md5::digest(body));
         let tmp = folder.join(format!("{n}.tmp{}", SEQ.fetch_add(1, Ordering::Relaxed)));
         tokio::fs::write(&tmp, body)
             .await
             .map_err(io("writing the part"))?;
-        tokio::fs::rename(&tmp, folder.join(format!("{n}.part")))
+        tokio::fs::rename(&tmp, folder.join(format!("{n}.{etag}.part")))
             .await
             .map_err(io("storing the part"))?;
+        // a part sent again replaces the earlier one
+        for (old, path) in Self::parts(&folder) {
+            if old.number == n && old.etag != etag {
+                let _ = tokio::fs::remove_file(path).await;
+            }
+        }
         Ok(http::Response::builder()
-            .header(http::header::ETAG, format!("\"{:x}\"", Md5::digest(body)))
+            .header(http::header::ETAG, format!("\"{etag}\""))
             .header(http::header::CONTENT_LENGTH, 0)
             .body(Vec::new())
             .unwrap_or_default())
     }
 
+    /// The stored parts, from their names (`<number>.<etag>.part`) and sizes: no part is read.
     fn parts(folder: &Path) -> Vec<(Part, PathBuf)> {
         let mut parts: Vec<(Part, PathBuf)> = std::fs::read_dir(folder)
             .into_iter()
@@ -209,12 +219,11 @@ impl Uploads {
             .flatten()
             .filter_map(|entry| {
                 let name = entry.file_name().into_string().ok()?;
-                let number = name.strip_suffix(".part")?.parse().ok()?;
-                let body = std::fs::read(entry.path()).ok()?;
+                let (number, etag) = name.strip_suffix(".part")?.split_once('.')?;
                 let part = Part {
-                    number,
-                    etag: format!("{:x}", Md5::digest(&body)),
-                    size: body.len() as u64,
+                    number: number.parse().ok()?,
+                    etag: etag.to_string(),
+                    size: entry.metadata().ok()?.len(),
                 };
                 Some((part, entry.path()))
             })

@@ -111,15 +111,6 @@ struct Tally {
     rss: Vec<(usize, u64)>,
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn thirty_two_clients_get_answers_not_failures_and_memory_stays_flat() {
     let requests: usize = std::env::var("MOGR_LOAD_REQUESTS")
@@ -173,23 +164,19 @@ fn thirty_two_clients_get_answers_not_failures_and_memory_stays_flat() {
                         req = req.timeout(Duration::from_millis(3));
                     }
                     let t = Instant::now();
-                    let resp = match req.send().await {
-                        Ok(resp) => resp,
+                    let answer = async {
+                        let resp = req.send().await?;
+                        let status = resp.status().as_u16();
+                        let retry = resp.headers().get("retry-after").cloned();
+                        Ok::<_, reqwest::Error>((status, retry, resp.bytes().await?))
+                    };
+                    let (status, retry, body) = match answer.await {
+                        Ok(answer) => answer,
                         Err(e) if matches!(kind, Kind::Abandoned) && e.is_timeout() => {
                             tally.lock().unwrap().abandoned += 1;
                             continue;
                         }
                         Err(e) => panic!("{path}: no answer: {e}"),
-                    };
-                    let status = resp.status().as_u16();
-                    let retry = resp.headers().get("retry-after").cloned();
-                    let body = match resp.bytes().await {
-                        Ok(b) => b,
-                        Err(e) if matches!(kind, Kind::Abandoned) && e.is_timeout() => {
-                            tally.lock().unwrap().abandoned += 1;
-                            continue;
-                        }
-                        Err(e) => panic!("{path}: body: {e}"),
                     };
                     let took = t.elapsed();
                     let text = || String::from_utf8_lossy(&body).into_owned();
@@ -220,7 +207,7 @@ fn thirty_two_clients_get_answers_not_failures_and_memory_stays_flat() {
                     *t.statuses.entry(status).or_default() += 1;
                     t.all.push(took);
                     if i % 250 == 0 {
-                        t.rss.push((i, rss_kib(pid)));
+                        t.rss.push((i, common::status_kib(pid, "VmRSS:")));
                     }
                 }
             }));

@@ -43,6 +43,11 @@ async fn setup(config: Config) -> (tempfile::TempDir, Service) {
     (dir, Service::new(config, store))
 }
 
+/// `GET /photo.jpg?<query>`.
+fn get(query: &str) -> http::Request<Vec<u8>> {
+    request("GET", &format!("/photo.jpg?{query}"), &[], vec![])
+}
+
 /// `POST /photo.jpg?image_process` with `ops` as Pic-Operations.
 async fn post_photo(service: &Service, ops: &str) -> http::Response<Vec<u8>> {
     service
@@ -131,7 +136,6 @@ async fn download_converts_informs_and_refuses() {
 #[tokio::test]
 async fn public_gets_are_capped_unless_the_operator_allows_more() {
     let (_dir, service) = setup(Config::default()).await;
-    let get = |query: &str| request("GET", &format!("/photo.jpg?{query}"), &[], vec![]);
     // re-encoding options are refused before the object is read
     for costly in [
         "imageMogr2/format/avif/profile/persistent",
@@ -172,7 +176,6 @@ async fn public_gets_are_capped_unless_the_operator_allows_more() {
         ..Config::default()
     };
     let (_dir, service) = setup(open).await;
-    let get = |query: &str| request("GET", &format!("/photo.jpg?{query}"), &[], vec![]);
     let resp = service
         .download(get("imageMogr2/format/jpg/size-limit/10k"))
         .await;
@@ -192,7 +195,6 @@ async fn a_download_past_its_deadline_answers_503_and_stores_nothing() {
         ..Config::default()
     };
     let (dir, service) = setup(late).await;
-    let get = |query: &str| request("GET", &format!("/photo.jpg?{query}"), &[], vec![]);
     let resp = service
         .download(get("imageMogr2/thumbnail/300x/format/avif"))
         .await;
@@ -520,7 +522,6 @@ async fn original_info_always_names_the_input_and_its_current_etag() {
 #[tokio::test]
 async fn image_view2_unknown_processors_and_ignore_error_at_parse_time() {
     let (_dir, service) = setup(Config::default()).await;
-    let get = |q: &str| request("GET", &format!("/photo.jpg?{q}"), &[], vec![]);
     // mode 1: cover 100x100 and crop the centre
     let resp = service.download(get("imageView2/1/w/100/format/png")).await;
     assert_eq!(resp.status(), 200, "{}", text(resp.body()));

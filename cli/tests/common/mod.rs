@@ -48,19 +48,33 @@ pub fn start_with(name: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
     .stdout(Stdio::piped());
     cmd.envs(env.iter().copied());
     let mut child = cmd.spawn().unwrap();
-    // the first line names the address: "mogr serves <root> at http://127.0.0.1:PORT/"
+    let base = base_url(&mut child);
+    Server { child, base, root }
+}
+
+/// The address a starting `mogr serve` prints on its first line: "mogr serves <root> at
+/// http://127.0.0.1:PORT/" (its stdout must be piped).
+pub fn base_url(child: &mut Child) -> String {
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let base = line
-        .split(" at ")
+    line.split(" at ")
         .nth(1)
-        .unwrap()
+        .unwrap_or_else(|| panic!("not the server's first line: {line:?}"))
         .trim()
         .trim_end_matches('/')
-        .to_string();
-    Server { child, base, root }
+        .to_string()
+}
+
+/// A field of `/proc/<pid>/status` in KiB (Linux), e.g. `VmRSS:`.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc status"))
 }
 
 pub fn client() -> reqwest::blocking::Client {
@@ -98,15 +112,8 @@ pub fn raw_exchange(
 impl Server {
     /// The server's resident set now and at its peak, in KiB (Linux `/proc`).
     pub fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or_else(|| panic!("{name} in /proc status"))
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        let pid = self.child.id();
+        (status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"))
     }
 
     /// Whether the server process is still running.

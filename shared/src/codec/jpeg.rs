@@ -149,6 +149,29 @@ impl Scan {
     }
 }
 
+/// Width and height as a JPEG frame header holds them.
+fn sides(rgb: &image::RgbImage) -> Result<(u16, u16)> {
+    let (w, h) = (rgb.width(), rgb.height());
+    match (u16::try_from(w), u16::try_from(h)) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(Error::invalid(format!(
+            "JPEG cannot hold {w}x{h}: at most 65535 px a side"
+        ))),
+    }
+}
+
+/// 4:2:0 is the web's norm; from quality 90 the chroma detail is worth keeping (4:4:4).
+fn full_chroma(quality: u8) -> bool {
+    quality >= 90
+}
+
+/// The APP1 segment carrying `exif`. A segment holds at most 65533 bytes: a larger EXIF block is
+/// dropped rather than corrupted.
+fn exif_app1(exif: &[u8]) -> Option<Vec<u8>> {
+    let app1 = [&b"Exif\0\0"[..], exif].concat();
+    (app1.len() <= 65533).then_some(app1)
+}
+
 /// The first frame, alpha composited onto white.
 pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) -> Result<Vec<u8>> {
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
@@ -156,15 +179,8 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
     if opts.optimized {
         return encode_mozjpeg(&rgb, opts, meta);
     }
+    let (w16, h16) = sides(&rgb)?;
     let (w, h) = (rgb.width(), rgb.height());
-    let (w16, h16) = match (u16::try_from(w), u16::try_from(h)) {
-        (Ok(w), Ok(h)) => (w, h),
-        _ => {
-            return Err(Error::invalid(format!(
-                "JPEG cannot hold {w}x{h}: at most 65535 px a side"
-            )))
-        }
-    };
     let mut out = Vec::with_capacity((w as usize * h as usize) / 4);
     let mut enc = Encoder::new(&mut out, opts.quality.clamp(1, 100));
     enc.set_progressive(opts.interlace);
@@ -172,8 +188,7 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
     // `image`, and so behind mogr's own reads), though libjpeg reads it: keep the standard tables there.
     // The round-trip tests catch a regression.
     enc.set_optimized_huffman_tables(opts.interlace);
-    // 4:2:0 is the web's norm; above 90 the chroma detail is worth keeping.
-    enc.set_sampling_factor(if opts.quality >= 90 {
+    enc.set_sampling_factor(if full_chroma(opts.quality) {
         SamplingFactor::F_1_1
     } else {
         SamplingFactor::F_2_2
@@ -182,13 +197,8 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
     if let Some(icc) = meta.icc {
         enc.add_icc_profile(icc).map_err(meta_err)?;
     }
-    if let Some(exif) = meta.exif {
-        let mut app1 = b"Exif\0\0".to_vec();
-        app1.extend_from_slice(exif);
-        // An APP segment holds at most 65533 bytes; a larger EXIF block is dropped rather than corrupted.
-        if app1.len() <= 65533 {
-            enc.add_app_segment(1, &app1).map_err(meta_err)?;
-        }
+    if let Some(app1) = meta.exif.and_then(exif_app1) {
+        enc.add_app_segment(1, &app1).map_err(meta_err)?;
     }
     enc.encode(rgb.as_raw(), w16, h16, ColorType::Rgb)
         .map_err(|e| Error::internal(format!("JPEG encoding failed: {e}")))?;
@@ -204,12 +214,7 @@ fn encode_mozjpeg(
     meta: Metadata<'_>,
 ) -> Result<Vec<u8>> {
     let fail = |e: std::io::Error| Error::internal(format!("yjpeg (mozjpeg) encoding failed: {e}"));
-    let (w, h) = (rgb.width(), rgb.height());
-    if w > 65_535 || h > 65_535 {
-        return Err(Error::invalid(format!(
-            "JPEG cannot hold {w}x{h}: at most 65535 px a side"
-        )));
-    }
+    let (w, h) = sides(rgb)?;
     let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
     c.set_size(w as usize, h as usize);
     // libjpeg's tables scaled by libjpeg's formula, as plain JPEG's encoder does (mozjpeg's own
@@ -217,7 +222,11 @@ fn encode_mozjpeg(
     let q = opts.quality.clamp(1, 100) as f32;
     c.set_luma_qtable(&mozjpeg::qtable::AnnexK_Luma.scaled(q, q));
     c.set_chroma_qtable(&mozjpeg::qtable::AnnexK_Chroma.scaled(q, q));
-    let sub = if opts.quality >= 90 { (1, 1) } else { (2, 2) };
+    let sub = if full_chroma(opts.quality) {
+        (1, 1)
+    } else {
+        (2, 2)
+    };
     c.set_chroma_sampling_pixel_sizes(sub, sub);
     let mut c = c
         .start_compress(Vec::with_capacity((w as usize * h as usize) / 5))
@@ -225,12 +234,8 @@ fn encode_mozjpeg(
     if let Some(icc) = meta.icc {
         c.write_icc_profile(icc);
     }
-    if let Some(exif) = meta.exif {
-        let mut app1 = b"Exif\0\0".to_vec();
-        app1.extend_from_slice(exif);
-        if app1.len() <= 65533 {
-            c.write_marker(mozjpeg::Marker::APP(1), &app1);
-        }
+    if let Some(app1) = meta.exif.and_then(exif_app1) {
+        c.write_marker(mozjpeg::Marker::APP(1), &app1);
     }
     c.write_scanlines(rgb.as_raw()).map_err(fail)?;
     c.finish().map_err(fail)
