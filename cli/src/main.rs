@@ -1,6 +1,7 @@
 //! The `mogr` command: convert local files with imageMogr2 rules, inspect images, and run the demo.
 
 mod bench;
+mod index;
 mod multipart;
 mod serve;
 
@@ -8,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use mogr::codec::{self, Format, Frames};
 use mogr::{Limits, Profile};
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -141,17 +142,94 @@ fn read_input(input: &str) -> Result<Vec<u8>> {
 }
 
 fn convert(input: &str, rule: &str, output: &str, profile: Profile) -> Result<()> {
-    let rule = mogr::parse(rule.strip_prefix('?').unwrap_or(rule))?;
+    let mut rule = mogr::parse(rule.strip_prefix('?').unwrap_or(rule))?;
+    let to_stdout = output == "-";
+    if to_stdout && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "refusing to write image bytes to a terminal: redirect standard output \
+             (`-o - > out.heic`) or name a file (`-o out.heic`)"
+        );
+    }
+    let wanted = if to_stdout {
+        None
+    } else {
+        format_of_path(output)
+    };
+    if let Some(wanted) = wanted {
+        match rule.format {
+            // the rule names none: the output's extension decides
+            None if !rule.format_auto => rule.format = Some(wanted),
+            Some(f) if f != wanted => anyhow::bail!(
+                "the rule writes {} but --output {output} says {}: change the rule's format/ or \
+                 the file's extension",
+                f.name(),
+                wanted.name()
+            ),
+            _ => {}
+        }
+    }
     let bytes = read_input(input)?;
     let out = mogr::convert(&bytes, &rule, &Limits::default(), profile)?;
-    if output == "-" {
+    if let Some(w) = out.warning() {
+        eprintln!("mogr: warning: {w}");
+    }
+    if let Some(wanted) = wanted.filter(|&w| w != out.format) {
+        // format/auto, or ignore-error answering the original: nothing is written under a wrong name
+        anyhow::bail!(
+            "the conversion gave {} (the rule {}) but --output {output} says {}: name the file .{}",
+            out.format.name(),
+            if out.is_original {
+                "answered the original"
+            } else {
+                "chose it"
+            },
+            wanted.name(),
+            out.format.extension()
+        );
+    }
+    if to_stdout {
         std::io::stdout()
             .write_all(&out.bytes)
             .context("writing standard output")?;
     } else {
         std::fs::write(output, &out.bytes).with_context(|| format!("cannot write {output}"))?;
+        if std::io::stderr().is_terminal() {
+            eprintln!("{}", summary(output, bytes.len(), &out));
+        }
     }
     Ok(())
+}
+
+/// The format a file name's extension stands for (`.webp`, `.HEIC`, `.jpe`), if any.
+fn format_of_path(path: &str) -> Option<Format> {
+    let ext = Path::new(path).extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "jpe" | "jfif" => Some(Format::Jpeg),
+        "hif" => Some(Format::Heif),
+        other => Format::from_name(other),
+    }
+}
+
+/// `wrote small.webp: 640×427, 27.9 KB, −75 %`: what a conversion wrote, for a person at a terminal.
+fn summary(name: &str, input_len: usize, out: &mogr::Output) -> String {
+    let change = 100.0 * (out.bytes.len() as f64 / input_len.max(1) as f64 - 1.0);
+    let sign = if change < 0.0 { "\u{2212}" } else { "+" };
+    format!(
+        "wrote {name}: {}\u{d7}{}, {}, {sign}{:.0} %",
+        out.width,
+        out.height,
+        human_bytes(out.bytes.len()),
+        change.abs()
+    )
+}
+
+/// Bytes in B, KB or MB (powers of 1000, one decimal).
+fn human_bytes(n: usize) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
+        _ => format!("{:.1} MB", n as f64 / 1e6),
+    }
 }
 
 fn info(input: &str) -> Result<()> {
@@ -178,35 +256,61 @@ fn demo(dir: &Path, out: Option<&Path>) -> Result<()> {
         .collect();
     files.sort();
     if let Some(out) = out {
-        std::fs::create_dir_all(out)?;
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     }
     let limits = Limits::default();
-    println!(
-        "{:<16} {:>9}  {:<5} {:>9} {:>7} {:>8} {:>7}",
-        "input", "bytes", "to", "bytes", "saved", "ssimu2", "ms"
-    );
+    let mut skipped = Vec::new();
+    let mut inputs = Vec::new();
     for path in files {
-        let bytes = std::fs::read(&path)?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let name = path
             .file_name()
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
-        let Ok(reference) = codec::probe_and_decode(&bytes, &limits, Frames::First) else {
-            continue; // not an image
-        };
-        for format in DEMO_FORMATS {
+        match codec::probe_and_decode(&bytes, &limits, Frames::First) {
+            Ok(reference) => inputs.push((name, bytes, reference)),
+            Err(e) => skipped.push(format!("{name} ({})", e.message)),
+        }
+    }
+    if inputs.is_empty() {
+        anyhow::bail!(
+            "no images in {}: put JPEG, PNG, GIF, WebP, BMP, TIFF, HEIF or AVIF files there{}",
+            dir.display(),
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" (skipped: {})", skipped.join(", "))
+            }
+        );
+    }
+    println!(
+        "{:<16} {:>9}  {:<5} {:>9} {:>7} {:>8} {:>7}",
+        "input", "bytes", "to", "bytes", "saved", "ssimu2", "ms"
+    );
+    // per output format: input bytes, output bytes, score sum, ms
+    let mut totals = [(0usize, 0usize, 0.0f64, 0.0f64); DEMO_FORMATS.len()];
+    let mut notes = Vec::new();
+    for (name, bytes, reference) in &inputs {
+        for (format, total) in DEMO_FORMATS.iter().zip(totals.iter_mut()) {
             let rule = mogr::parse(&format!("imageMogr2/format/{}", format.name()))?;
             let t = Instant::now();
-            let res = mogr::convert(&bytes, &rule, &limits, Profile::Persistent)
+            let res = mogr::convert(bytes, &rule, &limits, Profile::Persistent)
                 .with_context(|| format!("{name} -> {}", format.name()))?;
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             let decoded = codec::probe_and_decode(&res.bytes, &limits, Frames::First)?;
             let score =
                 mogr::score::ssimulacra2(reference.first(), decoded.first()).unwrap_or(f64::NAN);
             let saved = 100.0 * (1.0 - res.bytes.len() as f64 / bytes.len() as f64);
+            let mark = if let Some(w) = res.warning() {
+                notes.push(format!("{name} -> {}: {w}", format.name()));
+                "*"
+            } else {
+                " "
+            };
             println!(
-                "{:<16} {:>9}  {:<5} {:>9} {:>6.1}% {:>8.1} {:>7.0}",
+                "{:<16} {:>9}  {:<5} {:>9} {:>6.1}%{mark}{:>7.1} {:>7.0}",
                 name,
                 bytes.len(),
                 format.name(),
@@ -215,14 +319,49 @@ fn demo(dir: &Path, out: Option<&Path>) -> Result<()> {
                 score,
                 ms
             );
+            *total = (
+                total.0 + bytes.len(),
+                total.1 + res.bytes.len(),
+                total.2 + score,
+                total.3 + ms,
+            );
             if let Some(out) = out {
-                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-                std::fs::write(
-                    out.join(format!("{stem}.{}", format.extension())),
-                    &res.bytes,
-                )?;
+                // `photo.jpg` and `photo.png` both have outputs: each is named after its whole input name
+                let path = out.join(format!("{name}.{}", format.extension()));
+                std::fs::write(&path, &res.bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
         }
+    }
+    println!();
+    for (format, (input, output, scores, ms)) in DEMO_FORMATS.iter().zip(totals) {
+        println!(
+            "{:<16} {:>9}  {:<5} {:>9} {:>6.1}% {:>7.1} {:>7.0}",
+            format!("total ({})", inputs.len()),
+            input,
+            format.name(),
+            output,
+            100.0 * (1.0 - output as f64 / input as f64),
+            scores / inputs.len() as f64,
+            ms
+        );
+    }
+    println!(
+        "\nbytes: input and output sizes; saved: 1 - output/input; ssimu2: SSIMULACRA2 of the output \
+         against the input (70 high quality, 90 visually lossless; totals give the mean); ms: conversion \
+         time. Persistent profile, default qualities."
+    );
+    for note in &notes {
+        println!("* {note}");
+    }
+    if let Some(out) = out {
+        println!(
+            "outputs written to {} as <input name>.<format>",
+            out.display()
+        );
+    }
+    for s in &skipped {
+        eprintln!("mogr: skipped {s}");
     }
     Ok(())
 }

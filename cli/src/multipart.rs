@@ -58,11 +58,11 @@ pub async fn route(service: &Service, root: &Path, req: &Req) -> Option<Resp> {
         ("DELETE", Some(id)) => uploads.abort(req, id).await,
         _ => return None,
     };
-    Some(result.unwrap_or_else(|e| service::error_response(&e, path, "local")))
+    Some(result.unwrap_or_else(|e| service::error_response(&e, path, &service::request_id(req))))
 }
 
 /// The query's parameters, percent-decoded; a parameter without a value maps to "".
-fn params(query: Option<&str>) -> BTreeMap<String, String> {
+pub(crate) fn params(query: Option<&str>) -> BTreeMap<String, String> {
     let decode = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
             .decode_utf8_lossy()

@@ -14,7 +14,7 @@ use mogr::service::{self, Config, Service};
 use mogr::store::DirStore;
 use mogr::Error;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -56,8 +56,11 @@ pub async fn run(
     let mut config = Config::from_env()?;
     // `Location` in UploadResult names this server unless the operator names a public host.
     config.public_host.get_or_insert_with(|| local.to_string());
-    let store = DirStore::new(bucket.as_deref().unwrap_or("local"), root.clone());
-    let mut service = Service::new(config, Arc::new(store));
+    let store = Arc::new(DirStore::new(
+        bucket.as_deref().unwrap_or("local"),
+        root.clone(),
+    ));
+    let mut service = Service::new(config, store.clone());
     if bucket.is_none() {
         service = service.answer_to_any_bucket_name();
     }
@@ -65,6 +68,7 @@ pub async fn run(
     let spellings = cos_spellings().await?;
     let app = axum::Router::new().fallback(handle).with_state(Server {
         service,
+        store,
         root: Arc::new(root.clone()),
         guard,
         spellings,
@@ -160,6 +164,8 @@ fn first_image(root: &std::path::Path) -> Option<String> {
 #[derive(Clone)]
 struct Server {
     service: Arc<Service>,
+    /// The same store as the service's, for listings.
+    store: Arc<DirStore>,
     root: Arc<PathBuf>,
     guard: Guard,
     /// COS's spelling of response header names (see [`cos_spellings`]).
@@ -196,17 +202,21 @@ async fn cos_spellings() -> Result<http::Extensions> {
     Ok(rx.await?)
 }
 
-async fn handle(
-    State(Server {
-        service,
-        root,
-        guard,
-        spellings,
-    }): State<Server>,
-    req: Request,
-) -> Response {
-    let mut resp = answer(&service, &root, guard, req).await;
-    resp.extensions_mut().extend(spellings);
+async fn handle(State(server): State<Server>, mut req: Request) -> Response {
+    // One id per request, for the service's answer, the access log and the client.
+    let rid = service::request_id(&req);
+    if let Ok(v) = http::HeaderValue::from_str(&rid) {
+        req.headers_mut().insert("x-request-id", v);
+    }
+    let log = service::AccessLog::start(&req);
+    let mut resp = answer(&server, req).await;
+    if !resp.headers().contains_key("x-cos-request-id") {
+        if let Ok(v) = http::HeaderValue::from_str(&rid) {
+            resp.headers_mut().insert("x-cos-request-id", v);
+        }
+    }
+    let mut resp = log.finish(resp).map(Body::from);
+    resp.extensions_mut().extend(server.spellings);
     resp
 }
 
@@ -229,9 +239,17 @@ pub(crate) async fn put_and_notify<B: AsRef<[u8]>>(
     resp
 }
 
-async fn answer(service: &Service, root: &Path, guard: Guard, req: Request) -> Response {
+async fn answer(server: &Server, req: Request) -> http::Response<Vec<u8>> {
+    let Server {
+        service,
+        store,
+        root,
+        guard,
+        ..
+    } = server;
     let (parts, body) = req.into_parts();
-    let refuse = |e: Error| service::error_response(&e, parts.uri.path(), "local").map(Body::from);
+    let rid = service::request_id(&http::Request::from_parts(parts.clone(), ()));
+    let refuse = |e: Error| service::error_response(&e, parts.uri.path(), &rid);
     let limit = service.config.limits.max_input_bytes;
     let too_large = || {
         Error::new(
@@ -260,7 +278,10 @@ async fn answer(service: &Service, root: &Path, guard: Guard, req: Request) -> R
     };
     let req = http::Request::from_parts(parts, bytes);
     if let Some(resp) = crate::multipart::route(service, root, &req).await {
-        return resp.map(Body::from);
+        return resp;
+    }
+    if let Some(resp) = crate::index::route(store, &req).await {
+        return resp;
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -272,8 +293,8 @@ async fn answer(service: &Service, root: &Path, guard: Guard, req: Request) -> R
             let e = Error::invalid(format!(
                 "{m} is not supported: use GET, HEAD, POST ?image_process, PUT or DELETE"
             ));
-            service::error_response(&e, &path, "local")
+            service::error_response(&e, &path, &rid)
         }
     };
-    resp.map(Body::from)
+    resp
 }

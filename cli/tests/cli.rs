@@ -157,3 +157,240 @@ fn header_bombs_fail_before_pixels_are_allocated() {
         assert!(peak_kib < 64 * 1024, "{name}: peak RSS {peak_kib} KiB");
     }
 }
+
+fn convert_to(input: &str, rule: &str, output: &str) -> std::process::Output {
+    mogr()
+        .args(["convert", repo(input).to_str().unwrap(), "--rule", rule])
+        .args(["--output", output])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_output_extension_decides_the_format_when_the_rule_names_none() {
+    for (name, format) in [
+        ("small.webp", mogr::Format::Webp),
+        ("small.HEIC", mogr::Format::Heif),
+        ("small.avif", mogr::Format::Avif),
+        ("small.png", mogr::Format::Png),
+    ] {
+        let path = tmp(name);
+        let out = convert_to(
+            "examples/photo.jpg",
+            "imageMogr2/thumbnail/200x",
+            path.to_str().unwrap(),
+        );
+        assert!(out.status.success(), "{name}: {out:?}");
+        // not a terminal: nothing on stderr
+        assert!(out.stderr.is_empty(), "{name}: {out:?}");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(mogr::Format::sniff(&bytes).unwrap(), format, "{name}");
+    }
+    // an extension mogr does not know leaves the input's format
+    let path = tmp("small.out");
+    let out = convert_to(
+        "examples/photo.jpg",
+        "imageMogr2/thumbnail/200x",
+        path.to_str().unwrap(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(mogr::Format::sniff(&bytes).unwrap(), mogr::Format::Jpeg);
+}
+
+#[test]
+fn a_rule_format_contradicting_the_extension_is_an_error_naming_both() {
+    let path = tmp("contradiction.jpg");
+    let out = convert_to(
+        "examples/photo.png",
+        "imageMogr2/format/webp",
+        path.to_str().unwrap(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("webp") && err.contains("jpeg") && err.contains("contradiction.jpg"),
+        "{err}"
+    );
+    assert!(!path.exists(), "nothing written under the wrong name");
+    // ignore-error answering the original (a PNG) is not written as .webp either
+    let path = tmp("ignored.webp");
+    let out = convert_to(
+        "examples/photo.png",
+        "imageMogr2/thumbnail/20000x/ignore-error/1",
+        path.to_str().unwrap(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("original") && err.contains(".png"), "{err}");
+    assert!(!path.exists());
+}
+
+/// Runs `mogr <args>` with a pseudo-terminal as its standard streams (util-linux `script`) and returns what
+/// it printed there.
+fn in_terminal(args: &[&str]) -> String {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_mogr"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux script runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn at_a_terminal_a_summary_line_and_no_binary() {
+    let photo = repo("examples/photo.jpg");
+    let path = tmp("summary.webp");
+    let shown = in_terminal(&[
+        "convert",
+        photo.to_str().unwrap(),
+        "-r",
+        "imageMogr2/thumbnail/320x",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let expect = format!(
+        "wrote {}: 320\u{d7}214, {:.1} KB, \u{2212}",
+        path.display(),
+        len as f64 / 1e3
+    );
+    assert!(shown.contains(&expect), "{expect:?} in {shown:?}");
+    let shown = in_terminal(&[
+        "convert",
+        photo.to_str().unwrap(),
+        "-r",
+        "imageMogr2/format/webp",
+        "-o",
+        "-",
+    ]);
+    assert!(
+        shown.contains("refusing to write image bytes to a terminal"),
+        "{shown:?}"
+    );
+    assert!(!shown.contains("RIFF"), "no image bytes: {shown:?}");
+}
+
+/// A small sample converted by the library, as `format`.
+fn sample(format: &str, width: u32) -> Vec<u8> {
+    let rule = mogr::parse(&format!("imageMogr2/thumbnail/{width}x/format/{format}")).unwrap();
+    let photo = std::fs::read(repo("examples/photo.jpg")).unwrap();
+    mogr::convert(
+        &photo,
+        &rule,
+        &mogr::Limits::default(),
+        mogr::Profile::Download,
+    )
+    .unwrap()
+    .bytes
+}
+
+#[test]
+fn a_truncated_input_is_an_error_in_every_format() {
+    for format in ["jpeg", "png", "webp", "heif", "avif", "tiff", "bmp", "gif"] {
+        let whole = sample(format, 200);
+        let cut = tmp(&format!("cut.{format}"));
+        std::fs::write(&cut, &whole[..whole.len() * 2 / 3]).unwrap();
+        let out = mogr()
+            .args([
+                "convert",
+                cut.to_str().unwrap(),
+                "-r",
+                "imageMogr2/format/png",
+            ])
+            .args(["-o", tmp("cut-out.png").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {err}");
+        assert!(err.contains("could not be decoded"), "{format}: {err}");
+    }
+}
+
+#[test]
+fn dropping_animation_frames_is_a_warning() {
+    let gif = repo("examples/animated.gif");
+    let frames = mogr::codec::probe(&std::fs::read(&gif).unwrap(), &mogr::Limits::default())
+        .unwrap()
+        .frames;
+    assert!(frames > 1);
+    let out = convert_to(
+        "examples/animated.gif",
+        "imageMogr2/format/png",
+        tmp("still.png").to_str().unwrap(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("mogr: warning: kept the first of {frames} frames")),
+        "{err}"
+    );
+    // an animated output keeps them, and says nothing
+    let out = convert_to(
+        "examples/animated.gif",
+        "imageMogr2/thumbnail/50x",
+        tmp("moving.webp").to_str().unwrap(),
+    );
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+}
+
+#[test]
+fn demo_keeps_every_output_reports_skips_and_totals() {
+    let dir = tmp("demo-in");
+    let out_dir = tmp("demo-out");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pic.jpg"), sample("jpeg", 96)).unwrap();
+    std::fs::write(dir.join("pic.png"), sample("png", 96)).unwrap();
+    std::fs::copy(repo("examples/animated.gif"), dir.join("moving.gif")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
+    let out = mogr()
+        .args([
+            "demo",
+            dir.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    // pic.jpg's outputs and pic.png's are different files
+    let a = std::fs::read(out_dir.join("pic.jpg.heic")).unwrap();
+    let b = std::fs::read(out_dir.join("pic.png.heic")).unwrap();
+    assert_ne!(a, b);
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 3 * 6);
+    assert!(stderr.contains("skipped notes.txt"), "{stderr}");
+    for format in ["heif", "avif", "webp", "jpeg", "png", "gif"] {
+        let total = stdout
+            .lines()
+            .find(|l| l.starts_with("total (3)") && l.contains(&format!(" {format} ")));
+        assert!(total.is_some(), "a totals row for {format}: {stdout}");
+    }
+    assert!(stdout.contains("ssimu2: SSIMULACRA2"), "{stdout}");
+    assert!(
+        stdout.contains("* moving.gif -> heif: kept the first of"),
+        "{stdout}"
+    );
+    // a folder without images is an error, not an empty table
+    let empty = tmp("demo-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "not an image").unwrap();
+    let out = mogr()
+        .args(["demo", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no images in") && err.contains("notes.txt"),
+        "{err}"
+    );
+}

@@ -204,6 +204,35 @@ try:
 except CosServiceError as e:
     check(e.get_status_code() == 404 and e.get_error_code() == "NoSuchUpload", "after abort %r" % e.get_error_code())
 
+# list_objects: what the folder holds, one level deep with a delimiter, page by page with a marker.
+# The SDK always asks for encoding-type=url and decodes the keys again, unless its caller asks for it.
+here = os.path.join(ROOT, "sdk")
+files = sorted("sdk/" + n for n in os.listdir(here) if os.path.isfile(os.path.join(here, n)))
+folders = sorted("sdk/" + n + "/" for n in os.listdir(here) if os.path.isdir(os.path.join(here, n)))
+listed = client.list_objects(Bucket=BUCKET, Prefix="sdk/", Delimiter="/")
+check(sorted(c["Key"] for c in listed.get("Contents", [])) == files, "list_objects keys %r" % listed)
+check(sorted(p["Prefix"] for p in listed.get("CommonPrefixes", [])) == folders, "list_objects folders %r" % listed)
+check(listed["IsTruncated"] == "false", "list_objects IsTruncated %r" % listed["IsTruncated"])
+with open(os.path.join(here, "parts.jpg"), "rb") as f:
+    parts_md5 = quoted_md5(f.read())
+entry = [c for c in listed["Contents"] if c["Key"] == "sdk/parts.jpg"][0]
+check(entry["ETag"] == parts_md5 and entry["Size"] == str(len(photo)), "list_objects entry %r" % entry)
+raw = client.list_objects(Bucket=BUCKET, Prefix="sdk/", Delimiter="/", EncodingType="url")
+check("sdk/%E7%BC%A9%E7%95%A5.webp" in [c["Key"] for c in raw["Contents"]], "url-encoded keys %r" % raw)
+paged, marker = [], ""
+while True:
+    page = client.list_objects(Bucket=BUCKET, Prefix="sdk/", Delimiter="/", MaxKeys=2, Marker=marker)
+    got = [c["Key"] for c in page.get("Contents", [])] + [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+    check(len(got) <= 2, "max-keys 2 %r" % got)
+    paged += got
+    if page["IsTruncated"] != "true":
+        break
+    marker = page["NextMarker"]
+check(sorted(paged) == sorted(files + folders), "paged listing %r" % paged)
+top = client.list_objects(Bucket=BUCKET, Delimiter="/")
+check(any(p["Prefix"] == "sdk/" for p in top.get("CommonPrefixes", [])), "the bucket's top level %r" % top)
+check(all(not c["Key"].startswith(".mogr") for c in top.get("Contents", [])), "mogr's bookkeeping is not listed")
+
 # delete_object: gone afterwards; deleting again is no error
 resp = client.delete_object(Bucket=BUCKET, Key="sdk/photo.jpg")
 check(resp.get("x-cos-request-id"), "delete_object request id")

@@ -425,3 +425,215 @@ fn root_must_exist_addr_takes_a_port_or_a_name_and_location_names_the_server() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `GET <base><path>`: status, content type and body as text.
+fn get_text(base: &str, path: &str, accept: &str) -> (u16, String, String) {
+    let r = client()
+        .get(format!("{base}{path}"))
+        .header("Accept", accept)
+        .send()
+        .unwrap();
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    (r.status().as_u16(), ct, r.text().unwrap())
+}
+
+/// The text of every `<tag>` in `xml`, in order.
+fn all_of(xml: &str, tag: &str) -> Vec<String> {
+    xml.split(&format!("<{tag}>"))
+        .skip(1)
+        .map(|s| s.split(&format!("</{tag}>")).next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_bucket_lists_as_s3_and_cos_list_it() {
+    let s = start("list", &[]);
+    std::fs::create_dir_all(s.root.join("sub/deeper")).unwrap();
+    std::fs::copy(s.root.join("photo.png"), s.root.join("sub/a.png")).unwrap();
+    std::fs::copy(s.root.join("photo.png"), s.root.join("sub/deeper/b.png")).unwrap();
+    // a PUT leaves bookkeeping under .mogr/, which is not an object
+    let r = client()
+        .put(format!("{}/sub/c.jpg", s.base))
+        .header("x-cos-meta-owner", "me")
+        .body(std::fs::read(s.root.join("photo.jpg")).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(s.root.join(".mogr").exists());
+
+    let xml_type = "application/xml";
+    let (status, ct, xml) = get_text(&s.base, "/", "*/*");
+    assert_eq!((status, ct.as_str()), (200, xml_type), "{xml}");
+    assert!(xml.contains("<ListBucketResult"), "{xml}");
+    assert_eq!(
+        all_of(&xml, "Key"),
+        [
+            "photo.jpg",
+            "photo.png",
+            "sub/a.png",
+            "sub/c.jpg",
+            "sub/deeper/b.png"
+        ]
+    );
+    let md5 = format!(
+        "&quot;{:x}&quot;",
+        <md5::Md5 as md5::Digest>::digest(std::fs::read(s.root.join("photo.png")).unwrap())
+    );
+    assert_eq!(all_of(&xml, "ETag")[1], md5);
+    let size = std::fs::metadata(s.root.join("photo.png")).unwrap().len();
+    assert_eq!(all_of(&xml, "Size")[1], size.to_string());
+
+    let (_, _, xml) = get_text(&s.base, "/?delimiter=/", "*/*");
+    assert_eq!(all_of(&xml, "Key"), ["photo.jpg", "photo.png"]);
+    assert_eq!(all_of(&xml, "Prefix")[1..], ["sub/"]);
+    // a folder path lists that folder, one level deep
+    for path in ["/sub/", "/?prefix=sub/&delimiter=/"] {
+        let (_, _, xml) = get_text(&s.base, path, "*/*");
+        assert_eq!(all_of(&xml, "Key"), ["sub/a.png", "sub/c.jpg"], "{path}");
+        assert!(
+            xml.contains("<CommonPrefixes><Prefix>sub/deeper/</Prefix></CommonPrefixes>"),
+            "{path}: {xml}"
+        );
+    }
+    // V2 page by page, also path-style (`/<bucket>?list-type=2`, as the S3 SDKs send it)
+    for start in ["/?list-type=2&max-keys=2", "/local?list-type=2&max-keys=2"] {
+        let (mut keys, mut path) = (Vec::new(), start.to_string());
+        loop {
+            let (status, _, xml) = get_text(&s.base, &path, "*/*");
+            assert_eq!(status, 200, "{xml}");
+            assert!(all_of(&xml, "KeyCount")[0].parse::<usize>().unwrap() <= 2);
+            keys.extend(all_of(&xml, "Key"));
+            match all_of(&xml, "NextContinuationToken").first() {
+                Some(t) => path = format!("{start}&continuation-token={t}"),
+                None => break,
+            }
+        }
+        assert_eq!(keys.len(), 5, "{start}: {keys:?}");
+    }
+    // what a listing cannot take is a COS error naming the parameter
+    for (path, needle) in [
+        ("/?max-keys=lots", "max-keys"),
+        (
+            "/?list-type=2&continuation-token=nonsense",
+            "continuation-token",
+        ),
+    ] {
+        let (status, _, xml) = get_text(&s.base, path, "*/*");
+        assert_eq!(status, 400, "{path}: {xml}");
+        assert!(
+            xml.contains("<Code>InvalidArgument</Code>") && xml.contains(needle),
+            "{path}: {xml}"
+        );
+    }
+    // objects are still objects
+    let (status, ct, _) = get_text(&s.base, "/sub/a.png", "*/*");
+    assert_eq!((status, ct.as_str()), (200, "image/png"));
+}
+
+#[test]
+fn a_browser_gets_an_html_index_with_thumbnails_and_links() {
+    let s = start("index", &[]);
+    std::fs::create_dir_all(s.root.join("sub")).unwrap();
+    std::fs::copy(s.root.join("photo.png"), s.root.join("sub/a b.png")).unwrap();
+    std::fs::write(s.root.join("notes.txt"), "not an image").unwrap();
+    let html_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let (status, ct, html) = get_text(&s.base, "/", html_accept);
+    assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(html.contains("<a href=\"/sub/\">sub/</a>"), "{html}");
+    assert!(
+        html.contains("href=\"/photo.jpg?imageMogr2/format/avif\""),
+        "{html}"
+    );
+    assert!(html.contains("href=\"/photo.png?imageInfo\""), "{html}");
+    assert!(html.contains("href=\"/notes.txt\""), "{html}");
+    // each thumbnail is a real conversion
+    let thumb = html
+        .split("<img loading=\"lazy\" alt=\"\" src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = client().get(format!("{}{thumb}", s.base)).send().unwrap();
+    assert_eq!(r.status(), 200, "{thumb}");
+    let (format, w, h) = facts(&r.bytes().unwrap());
+    assert_eq!(format, mogr::Format::Webp);
+    assert!(w <= 320 && h <= 240, "{w}x{h}");
+    // a folder page links up and percent-encodes names
+    let (_, _, html) = get_text(&s.base, "/sub/", html_accept);
+    assert!(html.contains("href=\"/\">\u{2191} up"), "{html}");
+    assert!(html.contains("href=\"/sub/a%20b.png\""), "{html}");
+    // a listing request from a browser is still XML
+    let (_, ct, _) = get_text(&s.base, "/?list-type=2", html_accept);
+    assert_eq!(ct, "application/xml");
+}
+
+#[test]
+fn every_request_is_one_plain_access_log_line() {
+    let log_path = std::env::temp_dir().join(format!("mogr-access-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let s = common::start_logging("access", &[], &[], log.into());
+    let rule = "imageMogr2/thumbnail/100x/format/webp";
+    let r = client()
+        .get(format!("{}/photo.jpg?{rule}", s.base))
+        .send()
+        .unwrap();
+    let (status, bytes) = (r.status(), r.bytes().unwrap().len());
+    assert_eq!(status, 200);
+    let missing = client()
+        .get(format!("{}/missing.png", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let listed = client().get(format!("{}/", s.base)).send().unwrap();
+    assert_eq!(listed.status(), 200);
+    // the line is written after the response: wait for all three
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&log_path).unwrap();
+        if text.matches(" request method=").count() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes in a file: {text:?}"
+    );
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" request method="))
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for (line, want) in lines.iter().zip([
+        format!("method=GET key=photo.jpg rule={rule} status=200 bytes={bytes} ms="),
+        "method=GET key=missing.png rule= status=404 bytes=".to_string(),
+        "method=GET key= rule= status=200 bytes=".to_string(),
+    ]) {
+        assert!(line.contains(&want), "{want:?} in {line:?}");
+        assert!(line.contains("request_id=mogr-"), "{line}");
+    }
+}
+
+#[test]
+fn a_conversion_that_drops_frames_says_so_in_a_header() {
+    let s = start("frames", &[]);
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/animated.gif"),
+        s.root.join("animated.gif"),
+    )
+    .unwrap();
+    let r = client()
+        .get(format!("{}/animated.gif?imageMogr2/format/png", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let warning = r.headers()["x-mogr-warning"].to_str().unwrap();
+    assert!(warning.starts_with("kept the first of "), "{warning}");
+    let r = client()
+        .get(format!("{}/animated.gif?imageMogr2/format/webp", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-mogr-warning").is_none());
+}

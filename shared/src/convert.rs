@@ -16,6 +16,21 @@ pub struct Output {
     pub quality: u8,
     /// True when the input was returned unchanged (`ignore-error`, or `size-limit/..!` with a larger result).
     pub is_original: bool,
+    /// Frames of an animated input left out because the output format holds one picture.
+    pub frames_dropped: u32,
+}
+
+impl Output {
+    /// What the output lost that the input had, in words for a person (ASCII: it goes in a header).
+    pub fn warning(&self) -> Option<String> {
+        (self.frames_dropped > 0).then(|| {
+            format!(
+                "kept the first of {} frames: {} is not animated here (format/webp or format/gif keep every frame)",
+                self.frames_dropped + 1,
+                self.format.name()
+            )
+        })
+    }
 }
 
 /// Default quality when a rule gives none. HEIF and AVIF values are calibrated per profile so that typical
@@ -144,6 +159,7 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
             100
         },
         is_original: true,
+        frames_dropped: 0,
     })
 }
 
@@ -224,5 +240,10 @@ fn convert_picture(
         height: pic.height(),
         quality: opts.quality,
         is_original: false,
+        frames_dropped: if format.is_animated() {
+            0
+        } else {
+            probe.frames.saturating_sub(1)
+        },
     })
 }

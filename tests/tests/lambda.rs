@@ -14,6 +14,20 @@ struct Function {
     emulator: Child,
     binary: Child,
     port: u16,
+    /// The binary's standard error: its JSON log lines.
+    log: std::path::PathBuf,
+}
+
+impl Function {
+    /// The JSON log lines whose message is `message`.
+    fn logged(&self, message: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
 }
 
 impl Drop for Function {
@@ -22,6 +36,10 @@ impl Drop for Function {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if std::thread::panicking() {
+            eprint!("{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -71,6 +89,7 @@ fn start(name: &str, server: &S3Server) -> Function {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let log = std::env::temp_dir().join(format!("mogr-lambda-{}-{name}.log", std::process::id()));
     // The variables a Lambda execution environment gives a custom runtime, pointed at the emulator.
     let binary = Command::new(binary(name))
         .envs(server.env())
@@ -82,13 +101,14 @@ fn start(name: &str, server: &S3Server) -> Function {
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     Function {
         emulator,
         binary,
         port,
+        log,
     }
 }
 
@@ -162,6 +182,28 @@ async fn lambda_functions_under_the_runtime_emulator() {
     let resp = invoke(&download, &bad).await;
     assert_eq!(resp["statusCode"], 400);
     assert!(String::from_utf8_lossy(&http_body(&resp)).contains("<Code>InvalidArgument</Code>"));
+    // one JSON access-log line per request
+    let lines = download.logged("request");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let (first, last) = (&lines[0], &lines[2]);
+    assert_eq!(
+        (&first["method"], &first["key"], &first["status"]),
+        (&"GET".into(), &"photo.png".into(), &200.into()),
+        "{first}"
+    );
+    assert_eq!(first["rule"], "imageMogr2/thumbnail/320x/format/heif");
+    assert!(
+        first["bytes"].as_u64() > Some(0) && first["ms"].is_number(),
+        "{first}"
+    );
+    assert!(
+        first["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+        "{first}"
+    );
+    assert_eq!(
+        (&last["status"], &last["rule"]),
+        (&400.into(), &"imageMogr2/thumbnail/80xx".into())
+    );
 
     // process: POST /photo.jpg?image_process with two rules
     let resp = invoke(&process, &event("apigw-post-image-process.json")).await;

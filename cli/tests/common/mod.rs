@@ -26,6 +26,11 @@ pub fn start(name: &str, env: &[(&str, &str)]) -> Server {
 
 /// [`start`] with extra `mogr serve` arguments.
 pub fn start_with(name: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
+    start_logging(name, env, args, Stdio::inherit())
+}
+
+/// [`start_with`], its log (standard error) going to `log`.
+pub fn start_logging(name: &str, env: &[(&str, &str)], args: &[&str], log: Stdio) -> Server {
     let root = std::env::temp_dir().join(format!("mogr-serve-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
@@ -45,7 +50,8 @@ pub fn start_with(name: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
         "127.0.0.1:0",
     ])
     .args(args)
-    .stdout(Stdio::piped());
+    .stdout(Stdio::piped())
+    .stderr(log);
     cmd.envs(env.iter().copied());
     let mut child = cmd.spawn().unwrap();
     let base = base_url(&mut child);

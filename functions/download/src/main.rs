@@ -8,7 +8,8 @@ async fn main() -> Result<(), Error> {
     let service = mogr::bootstrap::service_from_env().await?;
     let service = &service;
     run(service_fn(move |req: Request| async move {
-        Ok::<Response<Body>, Error>(service.download(req).await.map(Body::from))
+        let log = mogr::service::AccessLog::start(&req);
+        Ok::<Response<Body>, Error>(log.finish(service.download(req).await).map(Body::from))
     }))
     .await
 }

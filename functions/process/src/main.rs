@@ -9,7 +9,8 @@ async fn main() -> Result<(), Error> {
     let service = mogr::bootstrap::service_from_env().await?;
     let service = &service;
     run(service_fn(move |req: Request| async move {
-        Ok::<Response<Body>, Error>(service.process(req).await.map(Body::from))
+        let log = mogr::service::AccessLog::start(&req);
+        Ok::<Response<Body>, Error>(log.finish(service.process(req).await).map(Body::from))
     }))
     .await
 }

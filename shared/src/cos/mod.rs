@@ -1,6 +1,7 @@
 //! COS's wire formats: the `Pic-Operations` header ([`pic_operations`]) and the XML bodies ([`xml`],
-//! [`multipart`]).
+//! [`multipart`], [`list`]).
 
+pub mod list;
 pub mod multipart;
 pub mod pic_operations;
 pub mod xml;

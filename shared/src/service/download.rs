@@ -49,6 +49,8 @@ pub(super) enum Answer {
         content_type: String,
         /// The stored object's ETag and user metadata, when the answer is the object itself.
         stored: Option<(String, Metadata)>,
+        /// What a conversion lost (dropped frames), for the `x-mogr-warning` header.
+        warning: Option<String>,
     },
     /// The result is too large to answer inline: it was stored, and this URL serves it.
     Redirect(String),
@@ -82,6 +84,7 @@ impl Service {
             bytes,
             content_type: "application/json".into(),
             stored: None,
+            warning: None,
         };
         match d.query {
             Query::Original | Query::ImageProcess => {
@@ -94,6 +97,7 @@ impl Service {
                     bytes: obj.body,
                     content_type,
                     stored: Some((obj.head.etag, obj.head.metadata)),
+                    warning: None,
                 })
             }
             Query::Info => {
@@ -139,6 +143,7 @@ impl Service {
                     }
                     _ => Ok(Answer::Body {
                         content_type: out.format.mime().to_string(),
+                        warning: out.warning(),
                         bytes: out.bytes,
                         stored: None,
                     }),

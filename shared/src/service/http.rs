@@ -195,7 +195,7 @@ fn answer_response(
     method: &Method,
     service: &Service,
 ) -> Result<Response<Vec<u8>>> {
-    let (body, content_type, stored) = match answer {
+    let (body, content_type, stored, warning) = match answer {
         Answer::Redirect(url) => {
             return Response::builder()
                 .status(StatusCode::FOUND)
@@ -209,7 +209,8 @@ fn answer_response(
             bytes,
             content_type,
             stored,
-        } => (bytes, content_type, stored),
+            warning,
+        } => (bytes, content_type, stored, warning),
     };
     // The object itself carries its stored ETag and user metadata; a conversion, its own digest.
     let (etag, metadata) = match stored {
@@ -227,6 +228,9 @@ fn answer_response(
         if let Ok(v) = HeaderValue::from_str(value) {
             resp = resp.header(format!("x-cos-meta-{name}"), v);
         }
+    }
+    if let Some(w) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
+        resp = resp.header(WARNING, w);
     }
     let body = if method == Method::HEAD {
         Vec::new()
@@ -274,9 +278,57 @@ pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
     Ok(Query::Original)
 }
 
+/// One access-log line per request: method, key, rule, status, bytes, milliseconds and request id,
+/// as `tracing` fields (plain text locally, JSON on Lambda). Start it before the request is handed
+/// on, finish it with the response.
+pub struct AccessLog {
+    method: Method,
+    key: String,
+    rule: String,
+    started: std::time::Instant,
+}
+
+impl AccessLog {
+    pub fn start<B>(req: &Request<B>) -> AccessLog {
+        let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let path = req.uri().path();
+        AccessLog {
+            method: req.method().clone(),
+            key: decode(path.strip_prefix('/').unwrap_or(path)),
+            rule: decode(req.uri().query().unwrap_or("")),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Logs the line and hands the response back.
+    pub fn finish<B: AsRef<[u8]>>(self, resp: Response<B>) -> Response<B> {
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let rid = resp
+            .headers()
+            .get("x-cos-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info!(
+            method = %self.method,
+            key = %self.key,
+            rule = %self.rule,
+            status = resp.status().as_u16(),
+            bytes = resp.body().as_ref().len(),
+            ms = (ms * 10.0).round() / 10.0,
+            request_id = %rid,
+            "request"
+        );
+        resp
+    }
+}
+
+/// Says what a conversion lost (e.g. the frames of an animation converted to a still format).
+pub const WARNING: &str = "x-mogr-warning";
+
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
-fn request_id<B>(req: &Request<B>) -> String {
+/// The request's id: the one a proxy or Lambda gave it, or a new one.
+pub fn request_id<B>(req: &Request<B>) -> String {
     for h in [
         "x-amz-request-id",
         "x-request-id",

@@ -16,7 +16,7 @@ mod process;
 mod upload;
 mod work;
 
-pub use self::http::{error_response, user_metadata};
+pub use self::http::{error_response, request_id, user_metadata, AccessLog};
 pub use config::Config;
 pub use upload::UploadOutcome;
 pub use work::Work;

@@ -164,3 +164,59 @@ impl DirStore {
         }
     }
 }
+
+impl DirStore {
+    /// Every object in the folder, for a listing: each file's key, size, ETag (its MD5, as a GET
+    /// answers) and modification time. `.mogr/` (mogr's own bookkeeping) and names that are not valid
+    /// keys are left out.
+    pub async fn entries(&self) -> Result<Vec<crate::cos::list::Entry>> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || walk(&root))
+            .await
+            .map_err(|e| Error::internal(format!("listing the folder: {e}")))?
+    }
+}
+
+fn walk(root: &Path) -> Result<Vec<crate::cos::list::Entry>> {
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let read = std::fs::read_dir(&dir)
+            .map_err(|e| Error::internal(format!("listing {}: {e}", dir.display())))?;
+        for entry in read.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue; // gone meanwhile, or a broken link
+            };
+            let Some(key) = path
+                .strip_prefix(root)
+                .ok()
+                .and_then(|k| k.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            if key == ".mogr" {
+                continue;
+            }
+            if meta.is_dir() {
+                dirs.push(path);
+            } else if meta.is_file() && check_key(&key).is_ok() {
+                let Ok(body) = std::fs::read(&path) else {
+                    continue;
+                };
+                let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+                out.push(crate::cos::list::Entry {
+                    etag: etag_of(&body),
+                    size: body.len() as u64,
+                    last_modified: DateTime::from(modified)
+                        .fmt(DateTimeFormat::DateTime)
+                        .unwrap_or_default(),
+                    key,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
