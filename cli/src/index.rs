@@ -28,15 +28,18 @@ pub async fn route(store: &DirStore, req: &Req) -> Option<Resp> {
         .decode_utf8_lossy()
         .into_owned();
     let rest = decoded.strip_prefix('/').unwrap_or(&decoded);
-    let folder = if rest.is_empty() {
+    // Path-style (`/<bucket>?list-type=2`, `/<bucket>/?delimiter=/`), as the S3 SDKs send it to a custom
+    // endpoint: one segment naming the bucket (or any, with list-type) that is no folder or object here.
+    let segment = rest.strip_suffix('/').unwrap_or(rest);
+    let path_style = !segment.is_empty()
+        && !segment.contains('/')
+        && (segment == store.name() || params.contains_key("list-type"))
+        && !store.is_folder(segment)
+        && store.head(segment).await.ok().flatten().is_none();
+    let folder = if rest.is_empty() || path_style {
         ""
     } else if rest.ends_with('/') {
         rest
-    } else if !rest.contains('/')
-        && (params.contains_key("list-type")
-            || (rest == store.name() && store.head(rest).await.ok().flatten().is_none()))
-    {
-        "" // path-style: `/<bucket>?list-type=2`, as the S3 SDKs send with a custom endpoint
     } else {
         return None; // an object's key
     };

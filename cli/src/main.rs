@@ -17,7 +17,8 @@ use std::time::Instant;
 #[command(
     name = "mogr",
     version,
-    about = "Image Advanced Compression: COS imageMogr2 rules on local files"
+    about = "Image Advanced Compression: COS imageMogr2 rules on local files",
+    help_expected = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,13 +28,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Convert one image by an imageMogr2 rule.
+    #[command(after_help = "Examples:\n  \
+        mogr convert photo.png -r imageMogr2/thumbnail/800x/format/heif -o photo.heic\n  \
+        mogr convert photo.jpg -r imageMogr2/thumbnail/200x -o small.webp   (the extension picks WebP)\n  \
+        mogr convert - -r imageMogr2/format/avif/quality/60 -o - < in.jpg > out.avif\n\n\
+        The rule grammar: docs/rules.md.")]
     Convert {
         /// Input file, or - for standard input.
         input: String,
-        /// The rule, e.g. imageMogr2/thumbnail/800x/format/heif
+        /// The rule, e.g. imageMogr2/thumbnail/800x/format/heif (grammar: docs/rules.md).
         #[arg(long, short)]
         rule: String,
-        /// Output file, or - for standard output.
+        /// Output file, or - for standard output (never a terminal). When the rule names no format,
+        /// the file's extension picks it (.heic, .avif, .webp, .jpg, .png, .gif, .bmp, .tif); a rule
+        /// whose format contradicts the extension is an error.
         #[arg(long, short)]
         output: String,
         /// Encoder profile when the rule names none: download (fast) or persistent (smaller).
@@ -41,19 +49,29 @@ enum Command {
         profile: Profile,
     },
     /// Print an image's ?imageInfo JSON.
+    #[command(after_help = "Example:\n  mogr info examples/photo.jpg\n  \
+        {\"format\":\"jpeg\",\"width\":\"640\",\"height\":\"427\",\"size\":\"112525\",...}")]
     Info {
         /// Input file, or - for standard input.
         input: String,
     },
     /// Convert every image in a folder into every output format and print bytes, % saved and quality.
+    #[command(after_help = "Example:\n  mogr demo examples --out /tmp/demo   \
+        (writes /tmp/demo/photo.jpg.heic, /tmp/demo/photo.png.heic, ...)")]
     Demo {
+        /// The folder of images (files that are not images are reported and skipped).
         #[arg(default_value = "examples")]
         dir: PathBuf,
-        /// Also write the outputs here.
+        /// Also write the outputs here, each named <input name>.<format> (photo.jpg.heic).
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Serve a folder as the bucket over HTTP: GET ?imageMogr2/..., POST ?image_process, PUT with Pic-Operations.
+    #[command(after_help = "Examples:\n  \
+        mogr serve --root examples --addr 8080\n  \
+        curl -o photo.heic 'http://127.0.0.1:8080/photo.png?imageMogr2/format/heif'\n  \
+        curl 'http://127.0.0.1:8080/?list-type=2'   (or open http://127.0.0.1:8080/ in a browser)\n\n\
+        Settings (MOGR_WORKERS, MOGR_DOWNLOAD_DEADLINE_MS, ...) come from the environment: see the README.")]
     Serve {
         /// The folder that acts as the bucket; it must exist.
         #[arg(long, default_value = "examples")]
@@ -71,6 +89,10 @@ enum Command {
         guard: serve::Guard,
     },
     /// Benchmark mogr beside vips and heif-enc on the same files (a Markdown table for BENCHMARKS.md).
+    #[command(
+        after_help = "Example:\n  mogr bench --runs 3 examples/photo.jpg examples/photo.png\n\n\
+        vips and heif-enc come from scripts/setup.sh; BENCHMARKS.md says how each table was made."
+    )]
     Bench {
         /// Images to convert.
         #[arg(default_values = ["examples/photo.jpg", "examples/photo.png"])]
@@ -83,11 +105,18 @@ enum Command {
         profile: Profile,
     },
     /// Print SSIMULACRA2 and bytes per quality for one format, to calibrate default qualities.
+    #[command(
+        after_help = "Example:\n  mogr calibrate --format avif --profile download examples/photo.png"
+    )]
     Calibrate {
+        /// The output format to calibrate: heif, avif, webp or jpeg.
         #[arg(long)]
         format: String,
+        /// The encoder profile: download (fast) or persistent (smaller).
         #[arg(long, default_value = "persistent")]
         profile: Profile,
+        /// The images to measure on (each scored against its own decoded pixels).
+        #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
 }
@@ -394,4 +423,31 @@ fn calibrate(format: &str, profile: Profile, inputs: &[PathBuf]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_and_option_has_help_and_every_command_an_example() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        cli.clone().debug_assert(); // with help_expected: panics on an argument without help text
+        for sub in cli.get_subcommands_mut() {
+            let name = sub.get_name().to_string();
+            let help = sub.render_long_help().to_string();
+            assert!(
+                help.contains("Example"),
+                "mogr {name} --help shows no example"
+            );
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "mogr {name}: {} has no help",
+                    arg.get_id()
+                );
+            }
+        }
+    }
 }

@@ -394,3 +394,49 @@ fn demo_keeps_every_output_reports_skips_and_totals() {
         "{err}"
     );
 }
+
+#[test]
+fn gif_output_is_dithered_and_an_animated_thumbnail_shrinks() {
+    let input = std::fs::read(repo("examples/animated.gif")).unwrap();
+    let path = tmp("thumb.gif");
+    let out = convert_to(
+        "examples/animated.gif",
+        "imageMogr2/thumbnail/50x",
+        path.to_str().unwrap(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let thumb = std::fs::read(&path).unwrap();
+    assert!(
+        thumb.len() < input.len(),
+        "thumbnail/50x: {} bytes from {}",
+        thumb.len(),
+        input.len()
+    );
+    let frames = |b: &[u8]| {
+        mogr::codec::probe(b, &mogr::Limits::default())
+            .unwrap()
+            .frames
+    };
+    // still animated (frames that change nothing may merge into the one before)
+    assert!((2..=frames(&input)).contains(&frames(&thumb)));
+    // a photo's gradients survive the 256-colour palette
+    let path = tmp("photo.gif");
+    let out = convert_to(
+        "examples/photo.png",
+        "imageMogr2/format/gif",
+        path.to_str().unwrap(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let limits = mogr::Limits::default();
+    let first = mogr::codec::Frames::First;
+    let reference = mogr::codec::probe_and_decode(
+        &std::fs::read(repo("examples/photo.png")).unwrap(),
+        &limits,
+        first,
+    )
+    .unwrap();
+    let got =
+        mogr::codec::probe_and_decode(&std::fs::read(&path).unwrap(), &limits, first).unwrap();
+    let score = mogr::score::ssimulacra2(reference.first(), got.first()).unwrap();
+    assert!(score >= 50.0, "photo.png as GIF scores {score:.1}");
+}

@@ -36,9 +36,9 @@ fn decode(bytes: &[u8]) -> DynamicImage {
 }
 
 fn example(name: &str) -> DynamicImage {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples")
-        .join(name);
+    // At run time, not `env!`: a test binary reused from another checkout must read this one's files.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let path = Path::new(&dir).join("../examples").join(name);
     decode(&std::fs::read(path).unwrap())
 }
 

@@ -131,6 +131,19 @@ impl S3Server {
     }
 }
 
+/// The directory this test binary was built into (`<target>/debug`): the function binaries built by
+/// `cargo build --workspace --all-targets` (scripts/test.sh) are there, with the same features.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --all-targets` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))

@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use mogr::Format;
-use mogr_e2e::{example, image_facts, repo, S3Server, BUCKET};
+use mogr_e2e::{binary, example, image_facts, repo, S3Server, BUCKET};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,19 +49,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// The directory this test binary was built into (`<target>/debug`): the function binaries built by
-/// `cargo build --workspace --all-targets` (scripts/test.sh) are there, with the same features.
-fn binary(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --all-targets` first (scripts/test.sh does)",
-        path.display()
-    );
-    path
 }
 
 fn start(name: &str, server: &S3Server) -> Function {

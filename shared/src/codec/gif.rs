@@ -3,7 +3,7 @@
 
 use super::{bad_input, via_image, EncodeOptions, Format, Frames, Limits, Metadata, Picture};
 use crate::{Error, Result};
-use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
+use image::codecs::gif::GifDecoder;
 use image::{AnimationDecoder, DynamicImage, ImageDecoder};
 use std::io::Cursor;
 
@@ -102,29 +102,186 @@ fn color_table_len(flags: u8) -> usize {
 }
 
 /// Every frame; GIF has no quality setting and carries no ICC or EXIF.
+///
+/// One palette for the whole animation (quantizr's median cut over every frame's colours, MIT), each
+/// frame remapped with Floyd-Steinberg dithering: gradients keep their shape instead of banding. Frames
+/// are then optimised as gifsicle does: a pixel whose source colour did not change keeps last frame's
+/// index (so dithering noise does not flicker), only the rectangle that changed is stored, unchanged
+/// pixels inside it are transparent (long runs that LZW packs tightly), and a frame that changes nothing
+/// adds its delay to the one before. Animations with transparent pixels of their own store whole frames
+/// and clear each before the next (GIF cannot make a kept pixel transparent again).
 pub(super) fn encode(pic: &Picture, _opts: &EncodeOptions, _meta: Metadata<'_>) -> Result<Vec<u8>> {
+    let (w, h) = (pic.width(), pic.height());
+    let side = |v: u32| {
+        u16::try_from(v).map_err(|_| {
+            Error::invalid(format!("GIF cannot hold {w}x{h}: at most 65535 px a side"))
+        })
+    };
+    let (w16, h16) = (side(w)?, side(h)?);
+    let frames: Vec<image::RgbaImage> = pic.frames.iter().map(|f| on_or_off(&f.image)).collect();
+    let transparent_pixels = frames.iter().any(|f| f.pixels().any(|p| p[3] == 0));
+    let optimise = frames.len() > 1 && !transparent_pixels;
+
+    let quant_err = |e: quantizr::Error| Error::internal(format!("gif palette failed: {e:?}"));
+    let images = frames
+        .iter()
+        .map(|f| quantizr::Image::new(f.as_raw(), w as usize, h as usize).map_err(quant_err))
+        .collect::<Result<Vec<_>>>()?;
+    let mut histogram = quantizr::Histogram::new();
+    for image in &images {
+        histogram.add_image(image);
+    }
+    let mut options = quantizr::Options::default();
+    // an optimised animation keeps one entry for "unchanged" (transparent)
+    options
+        .set_max_colors(if optimise { 255 } else { 256 })
+        .map_err(quant_err)?;
+    let mut result = quantizr::QuantizeResult::quantize_histogram(&histogram, &options);
+    result.set_dithering_level(1.0).map_err(quant_err)?;
+    let palette = result.get_palette();
+    let count = palette.count as usize;
+    let mut rgb: Vec<u8> = palette.entries[..count]
+        .iter()
+        .flat_map(|c| [c.r, c.g, c.b])
+        .collect();
+    let transparent = if optimise {
+        rgb.extend_from_slice(&[0, 0, 0]);
+        Some(count as u8)
+    } else {
+        palette.entries[..count]
+            .iter()
+            .position(|c| c.a == 0)
+            .map(|i| i as u8)
+    };
+
+    // (indices of the whole canvas, delay in centiseconds)
+    let mut canvases: Vec<(Vec<u8>, u16)> = Vec::with_capacity(frames.len());
+    for (i, (image, frame)) in images.iter().zip(&pic.frames).enumerate() {
+        let mut indices = vec![0u8; (w * h) as usize];
+        result.remap_image(image, &mut indices).map_err(quant_err)?;
+        if optimise && i > 0 {
+            let (prev_pixels, prev_indices) = (frames[i - 1].as_raw(), &canvases[i - 1].0);
+            for (p, index) in indices.iter_mut().enumerate() {
+                if prev_pixels[4 * p..4 * p + 4] == frames[i].as_raw()[4 * p..4 * p + 4] {
+                    *index = prev_indices[p];
+                }
+            }
+        }
+        let delay = (frame.delay_ms.div_ceil(10)).min(u16::MAX as u32) as u16;
+        canvases.push((indices, delay));
+    }
+
     let mut out = Vec::new();
     {
-        // speed 10 is the encoder's balance between palette quality and time.
-        let mut enc = GifEncoder::new_with_speed(&mut out, 10);
-        let enc_err = |e: image::ImageError| Error::internal(format!("gif encoding failed: {e}"));
-        enc.set_repeat(Repeat::Infinite).map_err(enc_err)?;
-        let frames = pic.frames.iter().map(|f| {
-            let delay = image::Delay::from_numer_denom_ms(f.delay_ms, 1);
-            let mut rgba = f.image.to_rgba8();
-            // GIF transparency is on or off: below half opacity a pixel becomes transparent.
-            for p in rgba.pixels_mut() {
-                p.0 = if p[3] < 128 {
-                    [0, 0, 0, 0]
+        let enc_err = |e: gif::EncodingError| Error::internal(format!("gif encoding failed: {e}"));
+        let mut enc = gif::Encoder::new(&mut out, w16, h16, &rgb).map_err(enc_err)?;
+        enc.set_repeat(gif::Repeat::Infinite).map_err(enc_err)?;
+        let mut pending: Option<gif::Frame<'static>> = None;
+        for (i, (indices, delay)) in canvases.iter().enumerate() {
+            let frame = if optimise && i > 0 {
+                match changed(&canvases[i - 1].0, indices, w as usize, h as usize) {
+                    None => {
+                        // nothing changed: the frame before simply stays up longer
+                        if let Some(p) = pending.as_mut() {
+                            p.delay = p.delay.saturating_add(*delay);
+                        }
+                        continue;
+                    }
+                    Some(rect) => {
+                        sub_frame(&canvases[i - 1].0, indices, w as usize, rect, transparent)
+                    }
+                }
+            } else {
+                gif::Frame {
+                    width: w16,
+                    height: h16,
+                    buffer: indices.clone().into(),
+                    transparent,
+                    ..gif::Frame::default()
+                }
+            };
+            let frame = gif::Frame {
+                delay: *delay,
+                dispose: if optimise || frames.len() == 1 {
+                    gif::DisposalMethod::Keep
                 } else {
-                    [p[0], p[1], p[2], 255]
-                };
+                    gif::DisposalMethod::Background
+                },
+                ..frame
+            };
+            if let Some(p) = pending.replace(frame) {
+                enc.write_frame(&p).map_err(enc_err)?;
             }
-            image::Frame::from_parts(rgba, 0, 0, delay)
-        });
-        enc.encode_frames(frames).map_err(enc_err)?;
+        }
+        if let Some(p) = pending {
+            enc.write_frame(&p).map_err(enc_err)?;
+        }
     }
     Ok(out)
+}
+
+/// RGBA with GIF's on-or-off transparency: below half opacity a pixel becomes transparent.
+fn on_or_off(image: &DynamicImage) -> image::RgbaImage {
+    let mut rgba = image.to_rgba8();
+    for p in rgba.pixels_mut() {
+        p.0 = if p[3] < 128 {
+            [0, 0, 0, 0]
+        } else {
+            [p[0], p[1], p[2], 255]
+        };
+    }
+    rgba
+}
+
+/// The rectangle (left, top, width, height) holding every index that differs, `None` when none does.
+fn changed(prev: &[u8], next: &[u8], w: usize, h: usize) -> Option<(usize, usize, usize, usize)> {
+    let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+    for y in 0..h {
+        let (a, b) = (&prev[y * w..(y + 1) * w], &next[y * w..(y + 1) * w]);
+        if a == b {
+            continue;
+        }
+        let first = a.iter().zip(b).position(|(p, n)| p != n).unwrap_or(0);
+        let last = w
+            - 1
+            - a.iter()
+                .rev()
+                .zip(b.iter().rev())
+                .position(|(p, n)| p != n)
+                .unwrap_or(0);
+        (x0, x1, y0, y1) = (x0.min(first), x1.max(last), y0.min(y), y1.max(y));
+    }
+    (x0 <= x1 && y0 <= y1).then_some((x0, y0, x1 - x0 + 1, y1 - y0 + 1))
+}
+
+/// The changed rectangle of `next` as a frame, its unchanged pixels transparent.
+fn sub_frame(
+    prev: &[u8],
+    next: &[u8],
+    w: usize,
+    (left, top, width, height): (usize, usize, usize, usize),
+    transparent: Option<u8>,
+) -> gif::Frame<'static> {
+    let mut buffer = Vec::with_capacity(width * height);
+    for y in top..top + height {
+        let row = y * w + left..y * w + left + width;
+        for (p, n) in prev[row.clone()].iter().zip(&next[row]) {
+            buffer.push(match transparent {
+                Some(t) if p == n => t,
+                _ => *n,
+            });
+        }
+    }
+    // the rectangle lies inside the canvas, whose sides were checked to fit in u16
+    gif::Frame {
+        left: left as u16,
+        top: top as u16,
+        width: width as u16,
+        height: height as u16,
+        buffer: buffer.into(),
+        transparent,
+        ..gif::Frame::default()
+    }
 }
 
 #[cfg(test)]

@@ -166,6 +166,11 @@ impl DirStore {
 }
 
 impl DirStore {
+    /// Whether `key` names a folder (a prefix of other keys) rather than an object.
+    pub fn is_folder(&self, key: &str) -> bool {
+        check_key(key).is_ok() && self.root.join(key).is_dir()
+    }
+
     /// Every object in the folder, for a listing: each file's key, size, ETag (its MD5, as a GET
     /// answers) and modification time. `.mogr/` (mogr's own bookkeeping) and names that are not valid
     /// keys are left out.
