@@ -2,6 +2,7 @@
 //! `prefix`, `delimiter`, `max-keys`, `marker` / `continuation-token` / `start-after`, `encoding-type=url`.
 //! Pure: the caller gives every key with its facts, sorted or not; this picks a page and writes the XML.
 
+pub use crate::store::Entry;
 use crate::{Error, Result};
 use quick_xml::escape::escape;
 use std::collections::BTreeMap;
@@ -16,17 +17,6 @@ const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
 
 /// The most keys one page holds, and the default (as in S3 and COS).
 pub const MAX_KEYS: usize = 1000;
-
-/// One object in a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub key: String,
-    pub size: u64,
-    /// Without quotes.
-    pub etag: String,
-    /// ISO 8601 in UTC, e.g. `2026-11-26T10:00:00.000Z`.
-    pub last_modified: String,
-}
 
 /// What a listing request asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -174,7 +174,7 @@ impl DirStore {
     /// Every object in the folder, for a listing: each file's key, size, ETag (its MD5, as a GET
     /// answers) and modification time. `.mogr/` (mogr's own bookkeeping) and names that are not valid
     /// keys are left out.
-    pub async fn entries(&self) -> Result<Vec<crate::cos::list::Entry>> {
+    pub async fn entries(&self) -> Result<Vec<super::Entry>> {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || walk(&root))
             .await
@@ -182,7 +182,7 @@ impl DirStore {
     }
 }
 
-fn walk(root: &Path) -> Result<Vec<crate::cos::list::Entry>> {
+fn walk(root: &Path) -> Result<Vec<super::Entry>> {
     use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
@@ -212,7 +212,7 @@ fn walk(root: &Path) -> Result<Vec<crate::cos::list::Entry>> {
                     continue;
                 };
                 let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                out.push(crate::cos::list::Entry {
+                out.push(super::Entry {
                     etag: etag_of(&body),
                     size: body.len() as u64,
                     last_modified: DateTime::from(modified)

@@ -33,6 +33,17 @@ pub struct Head {
     pub size: u64,
 }
 
+/// One object in a listing (`cos::list` pages through them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub size: u64,
+    /// Without quotes.
+    pub etag: String,
+    /// ISO 8601 in UTC, e.g. `2026-11-26T10:00:00Z`.
+    pub last_modified: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Object {
     pub head: Head,
