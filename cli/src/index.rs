@@ -100,14 +100,6 @@ fn is_image(key: &str) -> bool {
         .is_some_and(|(_, ext)| Format::from_name(&ext.to_ascii_lowercase()).is_some())
 }
 
-fn size(n: u64) -> String {
-    match n {
-        0..1_000 => format!("{n} B"),
-        1_000..1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
-        _ => format!("{:.1} MB", n as f64 / 1e6),
-    }
-}
-
 /// The HTML index of one folder.
 fn html(bucket: &str, prefix: &str, page: &Page) -> String {
     let title = format!("{bucket}/{prefix}");
@@ -147,7 +139,7 @@ http://HOST/photo.jpg</code>).</p>";
             h += &format!(
                 "<tr><td></td><td><a href=\"{}\">{name}</a></td><td class=\"n\">{}</td><td></td></tr>",
                 href(key, ""),
-                size(*n)
+                crate::human_bytes(*n)
             );
             continue;
         }
@@ -165,7 +157,7 @@ http://HOST/photo.jpg</code>).</p>";
         h += &format!(
             "<tr><td><a href=\"{o}\"><img loading=\"lazy\" alt=\"\" src=\"{t}\"></a></td>\
 <td><a href=\"{o}\">{name}</a></td><td class=\"n\">{}</td><td>{links}</td></tr>",
-            size(*n),
+            crate::human_bytes(*n),
             o = href(key, ""),
             t = href(key, "?imageMogr2/thumbnail/320x240/format/webp"),
         );

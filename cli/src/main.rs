@@ -247,13 +247,13 @@ fn summary(name: &str, input_len: usize, out: &mogr::Output) -> String {
         "wrote {name}: {}\u{d7}{}, {}, {sign}{:.0} %",
         out.width,
         out.height,
-        human_bytes(out.bytes.len()),
+        human_bytes(out.bytes.len() as u64),
         change.abs()
     )
 }
 
 /// Bytes in B, KB or MB (powers of 1000, one decimal).
-fn human_bytes(n: usize) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     match n {
         0..1_000 => format!("{n} B"),
         1_000..1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
