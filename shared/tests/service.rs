@@ -574,3 +574,42 @@ async fn a_raw_utf8_pic_operations_header_and_encoded_fileids() {
         (Format::Png, 30, 20)
     );
 }
+
+#[tokio::test]
+async fn only_images_are_served_inline() {
+    let (_dir, service) = setup(Config::default()).await;
+    let page = b"<html><script>alert(document.cookie)</script></html>".to_vec();
+    for (key, content_type) in [
+        ("page.html", "text/html"),
+        ("logo.svg", "image/svg+xml; charset=utf-8"),
+        ("data.bin", "application/octet-stream"),
+    ] {
+        let put = service
+            .process(request(
+                "PUT",
+                &format!("/{key}"),
+                &[("content-type", content_type)],
+                page.clone(),
+            ))
+            .await;
+        assert_eq!(put.status(), 200, "{key}");
+        let resp = service
+            .download(request("GET", &format!("/{key}"), &[], vec![]))
+            .await;
+        assert_eq!(resp.status(), 200, "{key}");
+        let h = resp.headers();
+        assert_eq!(h["content-disposition"], "attachment", "{key}");
+        assert_eq!(h["content-security-policy"], "sandbox", "{key}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{key}");
+        assert_eq!(resp.body(), &page);
+    }
+    // images, stored or converted, are shown inline (never sniffed either)
+    for query in ["", "imageMogr2/thumbnail/50x/format/webp"] {
+        let resp = service.download(get(query)).await;
+        assert_eq!(resp.status(), 200);
+        let h = resp.headers();
+        assert!(h.get("content-disposition").is_none(), "{query}");
+        assert!(h.get("content-security-policy").is_none(), "{query}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{query}");
+    }
+}

@@ -212,6 +212,9 @@ fn answer_response(
             warning,
         } => (bytes, content_type, stored, warning),
     };
+    // A stored object that is not an image (HTML, SVG, anything a browser would run) is served as a
+    // download, in a sandbox, never sniffed: a bucket of user uploads must not become a web site.
+    let inert = stored.is_some() && !renders_inertly(&content_type);
     // The object itself carries its stored ETag and user metadata; a conversion, its own digest.
     let (etag, metadata) = match stored {
         Some((etag, metadata)) => (etag, metadata),
@@ -231,6 +234,12 @@ fn answer_response(
     }
     if let Some(w) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
         resp = resp.header(WARNING, w);
+    }
+    resp = resp.header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if inert {
+        resp = resp
+            .header(header::CONTENT_DISPOSITION, "attachment")
+            .header(header::CONTENT_SECURITY_POLICY, "sandbox");
     }
     let body = if method == Method::HEAD {
         Vec::new()
@@ -360,6 +369,18 @@ pub fn user_metadata(headers: &HeaderMap) -> Metadata {
 }
 
 /// The content type of a body by its magic bytes.
+/// Whether a browser shows `content_type` without running anything: raster images only (SVG holds
+/// scripts).
+fn renders_inertly(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence.starts_with("image/") && !essence.starts_with("image/svg")
+}
+
 pub(super) fn guess_type(body: &[u8]) -> String {
     Format::sniff(body)
         .map(|f| f.mime().to_string())
