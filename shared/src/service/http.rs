@@ -368,7 +368,6 @@ pub fn user_metadata(headers: &HeaderMap) -> Metadata {
         .collect()
 }
 
-/// The content type of a body by its magic bytes.
 /// Whether a browser shows `content_type` without running anything: raster images only (SVG holds
 /// scripts).
 fn renders_inertly(content_type: &str) -> bool {
@@ -381,6 +380,7 @@ fn renders_inertly(content_type: &str) -> bool {
     essence.starts_with("image/") && !essence.starts_with("image/svg")
 }
 
+/// The content type of a body by its magic bytes.
 pub(super) fn guess_type(body: &[u8]) -> String {
     Format::sniff(body)
         .map(|f| f.mime().to_string())
