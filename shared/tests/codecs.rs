@@ -444,3 +444,24 @@ fn animated_gif_frames_are_optimised_and_still_right() {
         }
     }
 }
+
+#[test]
+fn fuzzing_findings_are_errors() {
+    // `cargo fuzz run decode` (TESTING.md): an animated WebP whose second frame image-webp 0.2.4 panics
+    // on (yuv.rs: "range end index 7776 out of range for slice of length 0"). Its first frame is whole.
+    let limits = Limits::default();
+    let name = "fuzz-webp-animated-frame.webp";
+    let bytes = fixture(name);
+    assert!(codec::probe_and_decode(&bytes, &limits, Frames::First).is_ok());
+    match codec::probe_and_decode(&bytes, &limits, Frames::All) {
+        Ok(_) => panic!("{name}: every frame decoded"),
+        Err(e) => {
+            assert_eq!(e.code, Code::InvalidArgument, "{name}: {e:?}");
+            assert!(
+                e.message.contains("WEBP input could not be decoded"),
+                "{name}: {}",
+                e.message
+            );
+        }
+    }
+}

@@ -75,8 +75,11 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe> {
 
 /// Decodes an input that [`probe`] accepted, checking every limit before pixels are allocated.
 /// `frames` says whether later frames of an animation are needed (for an animated output).
+///
+/// A decoder that panics on malformed data (fuzzing found one in image-webp 0.2.4's animated frames) is
+/// the input's fault, not the service's: the panic becomes the same 400 as any undecodable input.
 pub fn decode(bytes: &[u8], probe: &Probe, limits: &Limits, frames: Frames) -> Result<Picture> {
-    match probe.format {
+    let run = || match probe.format {
         Format::Jpeg => jpeg::decode(bytes, limits),
         Format::Png => png::decode(bytes, limits),
         Format::Gif => gif::decode(bytes, limits, frames),
@@ -84,7 +87,23 @@ pub fn decode(bytes: &[u8], probe: &Probe, limits: &Limits, frames: Frames) -> R
         Format::Bmp => bmp::decode(bytes, limits),
         Format::Tiff => tiff::decode(bytes, limits),
         Format::Heif | Format::Avif => heif::decode(bytes, probe.format, limits),
-    }
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("the decoder failed");
+        tracing::warn!(
+            format = probe.format.name(),
+            panic = why,
+            "decoder panicked"
+        );
+        Err(bad_input(
+            probe.format,
+            "it is malformed (the decoder gave up on its data)",
+        ))
+    })
 }
 
 /// [`probe`] then [`decode`], for callers that have not probed.
