@@ -6,7 +6,7 @@
 use crate::multipart::params;
 use mogr::cos::list::{self, Entry, Page, Query};
 use mogr::service::{self, request_id};
-use mogr::store::{encode_key, DirStore, Store};
+use mogr::store::{decode_path, encode_key, DirStore, Store};
 use mogr::{Format, Result};
 use std::collections::BTreeMap;
 
@@ -24,10 +24,10 @@ pub async fn route(store: &DirStore, req: &Req) -> Option<Resp> {
         return None; // `GET /?imageMogr2/...` and the like: the service's answer (an error)
     }
     let path = req.uri().path();
-    let decoded = percent_encoding::percent_decode_str(path)
-        .decode_utf8_lossy()
-        .into_owned();
-    let rest = decoded.strip_prefix('/').unwrap_or(&decoded);
+    let Ok(rest) = decode_path(path) else {
+        return None; // the service words the error
+    };
+    let rest = rest.as_str();
     // Path-style (`/<bucket>?list-type=2`, `/<bucket>/?delimiter=/`), as the S3 SDKs send it to a custom
     // endpoint: one segment naming the bucket (or any, with list-type) that is no folder or object here.
     let segment = rest.strip_suffix('/').unwrap_or(rest);

@@ -209,7 +209,7 @@ async fn handle(State(server): State<Server>, mut req: Request) -> Response {
         req.headers_mut().insert("x-request-id", v);
     }
     let log = service::AccessLog::start(&req);
-    let mut resp = answer(&server, req).await;
+    let mut resp = answer(&server, req, &rid).await;
     if !resp.headers().contains_key("x-cos-request-id") {
         if let Ok(v) = http::HeaderValue::from_str(&rid) {
             resp.headers_mut().insert("x-cos-request-id", v);
@@ -239,7 +239,7 @@ pub(crate) async fn put_and_notify<B: AsRef<[u8]>>(
     resp
 }
 
-async fn answer(server: &Server, req: Request) -> http::Response<Vec<u8>> {
+async fn answer(server: &Server, req: Request, rid: &str) -> http::Response<Vec<u8>> {
     let Server {
         service,
         store,
@@ -248,8 +248,7 @@ async fn answer(server: &Server, req: Request) -> http::Response<Vec<u8>> {
         ..
     } = server;
     let (parts, body) = req.into_parts();
-    let rid = service::request_id(&http::Request::from_parts(parts.clone(), ()));
-    let refuse = |e: Error| service::error_response(&e, parts.uri.path(), &rid);
+    let refuse = |e: Error| service::error_response(&e, parts.uri.path(), rid);
     let limit = service.config.limits.max_input_bytes;
     let too_large = || {
         Error::new(
@@ -293,7 +292,7 @@ async fn answer(server: &Server, req: Request) -> http::Response<Vec<u8>> {
             let e = Error::invalid(format!(
                 "{m} is not supported: use GET, HEAD, POST ?image_process, PUT or DELETE"
             ));
-            service::error_response(&e, &path, &rid)
+            service::error_response(&e, &path, rid)
         }
     };
     resp

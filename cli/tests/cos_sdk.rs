@@ -3,14 +3,13 @@
 
 mod common;
 
-use common::start;
-use std::path::PathBuf;
+use common::{here, start};
 use std::process::Command;
 
 #[test]
 fn the_official_cos_python_sdk_works_against_mogr_serve() {
     let s = start("cos-sdk", &[]);
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let here = here();
     let out = Command::new("python3")
         .arg(here.join("tests/cos_sdk.py"))
         .arg(s.base.trim_start_matches("http://"))

@@ -2,7 +2,7 @@
 //! ?image_process, and errors.
 
 mod common;
-use common::{client, facts, raw_exchange, start, start_with};
+use common::{client, examples, facts, raw_exchange, start, start_with};
 
 #[test]
 fn download_over_http() {
@@ -401,10 +401,7 @@ fn root_must_exist_addr_takes_a_port_or_a_name_and_location_names_the_server() {
             .trim_end_matches('/');
         assert!(base.starts_with("http://127.0.0.1:"), "{addr}: {line}");
         // Location in UploadResult is this server's address
-        let photo = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../examples/photo.jpg"
-        ));
+        let photo = std::fs::read(examples().join("photo.jpg"));
         let r = client()
             .put(format!("{base}/p.jpg"))
             .header(
@@ -618,11 +615,7 @@ fn every_request_is_one_plain_access_log_line() {
 #[test]
 fn a_conversion_that_drops_frames_says_so_in_a_header() {
     let s = start("frames", &[]);
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/animated.gif"),
-        s.root.join("animated.gif"),
-    )
-    .unwrap();
+    std::fs::copy(examples().join("animated.gif"), s.root.join("animated.gif")).unwrap();
     let r = client()
         .get(format!("{}/animated.gif?imageMogr2/format/png", s.base))
         .send()

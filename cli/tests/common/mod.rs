@@ -29,15 +29,23 @@ pub fn start_with(name: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
     start_logging(name, env, args, Stdio::inherit())
 }
 
+/// The package's folder, read at run time: a test binary reused from another checkout (the shared
+/// target dir) must not read the path it was built at.
+pub fn here() -> PathBuf {
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped samples.
+pub fn examples() -> PathBuf {
+    here().join("../examples")
+}
+
 /// [`start_with`], its log (standard error) going to `log`.
 pub fn start_logging(name: &str, env: &[(&str, &str)], args: &[&str], log: Stdio) -> Server {
     let root = std::env::temp_dir().join(format!("mogr-serve-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    let examples = PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
-    )
-    .join("../examples");
+    let examples = examples();
     for f in ["photo.jpg", "photo.png"] {
         std::fs::copy(examples.join(f), root.join(f)).unwrap();
     }

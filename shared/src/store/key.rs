@@ -56,13 +56,19 @@ pub fn encode_key(key: &str) -> String {
     utf8_percent_encode(key, KEY_ESCAPE).to_string()
 }
 
-/// The object key of a request path (`/a%20b.jpg` -> `a b.jpg`), checked.
-pub fn key_of(path: &str) -> Result<String> {
+/// A request path without its leading `/`, percent-decoded (`/a%20b/` -> `a b/`), not checked as a key
+/// (a folder path ends with `/`).
+pub fn decode_path(path: &str) -> Result<String> {
     let raw = path.strip_prefix('/').unwrap_or(path);
-    let key = percent_decode_str(raw)
+    Ok(percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| Error::invalid("the object key is not valid UTF-8 after percent-decoding"))?
-        .to_string();
+        .into_owned())
+}
+
+/// The object key of a request path (`/a%20b.jpg` -> `a b.jpg`), checked.
+pub fn key_of(path: &str) -> Result<String> {
+    let key = decode_path(path)?;
     check_key(&key)?;
     Ok(key)
 }

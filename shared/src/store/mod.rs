@@ -6,7 +6,7 @@ mod key;
 mod s3;
 
 pub use dir::DirStore;
-pub use key::{check_key, encode_key, key_from_event, key_of, key_problem};
+pub use key::{check_key, decode_path, encode_key, key_from_event, key_of, key_problem};
 pub use s3::S3Store;
 
 use crate::Result;
