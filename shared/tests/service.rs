@@ -1,47 +1,13 @@
 //! The three ways, in process: `Service` over a `DirStore` in a temporary folder — no S3 server, no
 //! HTTP server, the same functions the Lambdas and `mogr serve` call.
 
+mod common;
+
+use common::{example, request, setup, text};
 use md5::Digest;
 use mogr::service::{Config, Service, UploadOutcome};
-use mogr::store::{DirStore, Store, OUTPUT_MARKER, PIC_OPERATIONS};
+use mogr::store::{OUTPUT_MARKER, PIC_OPERATIONS};
 use mogr::{Code, Format, Limits};
-use std::path::Path;
-use std::sync::Arc;
-
-fn example(name: &str) -> Vec<u8> {
-    let path =
-        Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-            .join("../examples")
-            .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn request(
-    method: &str,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> http::Request<Vec<u8>> {
-    let mut b = http::Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    b.body(body).unwrap()
-}
-
-/// A service over a fresh folder holding `photo.jpg` and `animated.gif`.
-async fn setup(config: Config) -> (tempfile::TempDir, Service) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(DirStore::new("local", dir.path()));
-    let meta = Default::default();
-    for (key, name, ct) in [
-        ("photo.jpg", "photo.jpg", "image/jpeg"),
-        ("anim/animated.gif", "animated.gif", "image/gif"),
-    ] {
-        store.put(key, example(name), ct, &meta).await.unwrap();
-    }
-    (dir, Service::new(config, store))
-}
 
 /// `GET /photo.jpg?<query>`.
 fn get(query: &str) -> http::Request<Vec<u8>> {
@@ -63,10 +29,6 @@ async fn post_photo(service: &Service, ops: &str) -> http::Response<Vec<u8>> {
 fn facts(bytes: &[u8]) -> (Format, u32, u32) {
     let p = mogr::codec::probe(bytes, &Limits::default()).expect("an image");
     (p.format, p.width, p.height)
-}
-
-fn text(body: &[u8]) -> &str {
-    std::str::from_utf8(body).unwrap()
 }
 
 #[tokio::test]

@@ -36,6 +36,10 @@ fn template_wires_three_functions_from_one_image() {
         dockerfile.contains("scripts/setup.sh"),
         "the Dockerfile must install from scripts/setup.sh"
     );
+    // Every role may list the bucket (else S3 answers a missing key with 403, and mogr cannot tell
+    // "absent" from "forbidden"); the bucket keeps overwritten versions.
+    assert_eq!(t.matches("Action: [s3:ListBucket]").count(), 3);
+    assert!(t.contains("VersioningConfiguration:\n        Status: Enabled"));
     for needle in [
         "DeadLetterQueue",
         "AWS_IAM",

@@ -20,6 +20,9 @@ pub struct Config {
     pub large_prefix: String,
     /// Default Pic-Operations per key prefix, applied on upload when the object carries none.
     pub default_rules: Vec<(String, PicOperations)>,
+    /// Where an uploaded object's own rules (`x-amz-meta-pic-operations`) may write besides its own
+    /// folder: key prefixes, from `MOGR_HOOK_OUTPUT_PREFIXES` (comma-separated; default none).
+    pub hook_output_prefixes: Vec<String>,
     /// Conversions run at once (default: one per core) and how many more may wait before requests are
     /// refused with 503 `SlowDown` (default: twice the workers).
     pub workers: usize,
@@ -46,6 +49,7 @@ impl Default for Config {
             max_inline_bytes: None,
             large_prefix: "_mogr/large/".into(),
             default_rules: Vec::new(),
+            hook_output_prefixes: Vec::new(),
             workers: cores() as usize,
             queue: 2 * cores() as usize,
             download_max_pixels: 40_000_000,
@@ -58,7 +62,7 @@ impl Default for Config {
 
 impl Config {
     /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_DEFAULT_RULES`
-    /// (JSON object: key prefix -> Pic-Operations), `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
+    /// (JSON object: key prefix -> Pic-Operations), `MOGR_HOOK_OUTPUT_PREFIXES`, `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
     /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS` and `MOGR_DOWNLOAD_*`.
     pub fn from_env() -> Result<Config> {
         let mut c = Config::default();
@@ -104,6 +108,14 @@ impl Config {
         }
         if let Some(v) = var("MOGR_DOWNLOAD_ALLOW_COSTLY") {
             c.download_allow_costly = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = var("MOGR_HOOK_OUTPUT_PREFIXES") {
+            c.hook_output_prefixes = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect();
         }
         if let Some(v) = var("MOGR_DEFAULT_RULES") {
             let map: BTreeMap<String, serde_json::Value> =

@@ -50,6 +50,7 @@ impl Service {
     async fn write<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<Written> {
         let key = key_of(req.uri().path())?;
         if req.method() == Method::DELETE {
+            self.check_writable(&key)?;
             self.default_bucket.delete(&key).await?;
             return Ok(Written::default());
         }

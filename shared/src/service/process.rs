@@ -1,14 +1,19 @@
 //! In cloud (`POST /<key>?image_process`) and upon upload (`PUT /<key>` with `Pic-Operations`): every
 //! rule is validated and converted — from one decode of the input — before anything is stored, then
 //! the outputs are written and reported as COS's `UploadResult`.
+//!
+//! A request's writes are all or nothing: every output key is checked first (valid, writable, not
+//! reserved, and not an object mogr did not write unless it is the input itself), every rule converted,
+//! then the outputs are written and the upload last; when a write fails, the ones before it are put
+//! back as they were.
 
 use super::Service;
 use crate::codec::{self, Frames, Profile};
 use crate::convert::{self, Output, Source};
 use crate::cos::{resolve_fileid, OriginalInfo, PicOperations, ProcessResult};
 use crate::info::{self, ImageInfo};
-use crate::store::{output_metadata, Metadata, Store};
-use crate::Result;
+use crate::store::{self, output_metadata, Metadata, Object, Store};
+use crate::{Code, Error, Result};
 use std::sync::Arc;
 
 /// `POST /<key>?image_process`: rules over an object already stored.
@@ -37,11 +42,28 @@ pub(super) struct Prepared {
     pub info: Option<ImageInfo>,
 }
 
-/// One rule's output and where it goes.
+/// One rule's output, where it goes, and what is there now (put back if the request fails).
 pub(super) struct Target {
     bucket: Arc<dyn Store>,
     key: String,
     output: Output,
+    before: Option<Object>,
+}
+
+/// Whose rules these are: a client's request (PUT, POST) or the operator's default rules, trusted
+/// with any fileid in the buckets the service may write, or an uploaded object's own metadata (the
+/// upload hook), whose outputs stay beside it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rules {
+    Trusted,
+    ObjectMetadata,
+}
+
+/// A write done, and how to undo it.
+struct Undo {
+    bucket: Arc<dyn Store>,
+    key: String,
+    before: Option<Object>,
 }
 
 impl Service {
@@ -49,16 +71,21 @@ impl Service {
         let obj = self.default_bucket.get(&post.key).await?;
         let want_info = post.ops.is_pic_info == 1;
         let prepared = self
-            .prepare(&post.key, obj.body, &post.ops, want_info)
+            .prepare(&post.key, obj.body, &post.ops, want_info, Rules::Trusted)
             .await?;
-        let results = self.store_outputs(prepared.outputs, &obj.head.etag).await?;
+        let results = self
+            .store_outputs(prepared.outputs, &obj.head.etag, None)
+            .await?;
         let original = self.original(&post.key, &obj.head.etag, prepared.info, &results);
         Ok((original, results))
     }
 
-    /// Stores the upload and its rules' outputs; returns the report and the upload's own ETag.
+    /// Stores the upload and its rules' outputs; returns the report and the upload's own ETag (the
+    /// MD5 of what the client sent, which the COS SDKs check).
     pub(super) async fn put(&self, put: Put<'_>) -> Result<(Report, String)> {
         self.config.limits.check_bytes(put.body.len())?;
+        self.check_writable(&put.key)?;
+        self.default_bucket.check_put(&put.key)?;
         let ops = put.ops.unwrap_or(PicOperations {
             is_pic_info: 0,
             rules: Vec::new(),
@@ -66,18 +93,18 @@ impl Service {
         // Every rule is converted before anything is stored: a failing rule stores nothing.
         let want_info = ops.is_pic_info == 1;
         let prepared = self
-            .prepare(&put.key, put.body.to_vec(), &ops, want_info)
+            .prepare(&put.key, put.body.to_vec(), &ops, want_info, Rules::Trusted)
             .await?;
-        let etag = self
-            .default_bucket
-            .put(
-                &put.key,
-                put.body.to_vec(),
-                &put.content_type,
-                &put.metadata,
-            )
+        let etag = store::content_etag(put.body);
+        let upload = Upload {
+            key: &put.key,
+            body: put.body,
+            content_type: &put.content_type,
+            metadata: &put.metadata,
+        };
+        let results = self
+            .store_outputs(prepared.outputs, &etag, Some(upload))
             .await?;
-        let results = self.store_outputs(prepared.outputs, &etag).await?;
         let original = self.original(&put.key, &etag, prepared.info, &results);
         Ok(((original, results), etag))
     }
@@ -105,22 +132,112 @@ impl Service {
         }
     }
 
-    /// Validates every rule (grammar, fileid, bucket), then decodes `input` once and converts it by
-    /// each rule (and reads its info with `want_info`); stores nothing.
+    /// Refuses a client's write under mogr's reserved prefix for large results, in any case (a planted
+    /// object there would be served as a conversion).
+    pub(super) fn check_writable(&self, key: &str) -> Result<()> {
+        store::check_key(key)?;
+        let reserved = self.config.large_prefix.as_str();
+        let under = key
+            .get(..reserved.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(reserved));
+        if !reserved.is_empty() && under {
+            return Err(Error::new(
+                Code::AccessDenied,
+                format!(
+                    "object key {key:?} is under {reserved}, which mogr reserves for the large results \
+                     it stores itself; choose another key"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where each rule's output goes: resolved, checked, and what is stored there now read (a rule may
+    /// overwrite only its own input or one of mogr's outputs). Nothing is written.
+    async fn places(
+        &self,
+        key: &str,
+        ops: &PicOperations,
+        whose: Rules,
+    ) -> Result<Vec<(Arc<dyn Store>, String, Option<Object>)>> {
+        let mut places = Vec::with_capacity(ops.rules.len());
+        for r in &ops.rules {
+            let bucket = self.bucket_named(r.bucket.as_deref())?;
+            let out_key = resolve_fileid(key, &r.fileid)?;
+            self.check_writable(&out_key)?;
+            let served = bucket.name() == self.default_bucket.name();
+            if whose == Rules::ObjectMetadata {
+                self.check_confined(key, &out_key, served)?;
+            }
+            bucket.check_put(&out_key)?;
+            let before = match bucket.get(&out_key).await {
+                Ok(o) => Some(o),
+                Err(e) if e.code == Code::NoSuchKey => None,
+                Err(e) => return Err(e),
+            };
+            let own_input = served && out_key == key;
+            let ours = before
+                .as_ref()
+                .is_none_or(|o| o.head.metadata.contains_key(store::OUTPUT_MARKER));
+            if !own_input && !ours {
+                return Err(Error::new(
+                    Code::AccessDenied,
+                    format!(
+                        "fileid {:?} would overwrite {out_key:?}, an object mogr did not write: a rule \
+                         may overwrite only its own input or mogr's earlier outputs; choose another \
+                         fileid, or delete {out_key:?} first",
+                        r.fileid
+                    ),
+                ));
+            }
+            places.push((bucket, out_key, before));
+        }
+        Ok(places)
+    }
+
+    /// The upload hook's rules come from whoever uploaded the object: their outputs stay in the input's
+    /// folder (or below it) in the served bucket, unless the operator allow-listed the prefix
+    /// (`MOGR_HOOK_OUTPUT_PREFIXES`).
+    fn check_confined(&self, input: &str, out_key: &str, served: bool) -> Result<()> {
+        let folder = input.rfind('/').map_or("", |i| &input[..=i]);
+        let allowed = self
+            .config
+            .hook_output_prefixes
+            .iter()
+            .any(|p| out_key.starts_with(p.as_str()));
+        if allowed || (served && out_key.starts_with(folder)) {
+            return Ok(());
+        }
+        let place = if folder.is_empty() {
+            "the bucket's top level or below it".to_string()
+        } else {
+            folder.to_string()
+        };
+        Err(Error::new(
+            Code::AccessDenied,
+            format!(
+                "the object's own Pic-Operations may write only beside it ({place}), not {out_key:?}{}: \
+                 use a relative fileid, or have the operator allow the prefix in MOGR_HOOK_OUTPUT_PREFIXES",
+                if served { "" } else { " in another bucket" }
+            ),
+        ))
+    }
+
+    /// Checks where every rule writes (see [`Service::places`]), then decodes `input` once and converts
+    /// it by each rule (and reads its info with `want_info`); stores nothing.
     pub(super) async fn prepare(
         &self,
         key: &str,
         input: Vec<u8>,
         ops: &PicOperations,
         want_info: bool,
+        whose: Rules,
     ) -> Result<Prepared> {
-        let mut places = Vec::new();
         let mut rules = Vec::new();
         for r in &ops.rules {
             rules.push(crate::parse(&r.rule)?);
-            let out_key = resolve_fileid(key, &r.fileid)?;
-            places.push((self.bucket_named(r.bucket.as_deref())?, out_key));
         }
+        let places = self.places(key, ops, whose).await?;
         if rules.is_empty() && !want_info {
             return Ok(Prepared::default());
         }
@@ -158,31 +275,46 @@ impl Service {
         let outputs = places
             .into_iter()
             .zip(outputs)
-            .map(|((bucket, key), output)| Target {
+            .map(|((bucket, key, before), output)| Target {
                 bucket,
                 key,
                 output,
+                before,
             })
             .collect();
         Ok(Prepared { outputs, info })
     }
 
+    /// Writes the outputs, then the upload (unless an output took its key); when a write fails, puts
+    /// back what the earlier ones replaced and answers the failure.
     pub(super) async fn store_outputs(
         &self,
         targets: Vec<Target>,
         source_etag: &str,
+        upload: Option<Upload<'_>>,
     ) -> Result<Vec<ProcessResult>> {
         let meta = output_metadata(source_etag);
         let mut results = Vec::with_capacity(targets.len());
+        let mut done = Vec::with_capacity(targets.len());
+        let mut replaced = false;
         for t in targets {
             let size = t.output.bytes.len() as u64;
-            let etag = t
+            let written = t
                 .bucket
                 .put(&t.key, t.output.bytes, t.output.format.mime(), &meta)
-                .await?;
+                .await;
+            let etag = match written {
+                Ok(etag) => etag,
+                Err(e) => {
+                    self.undo(done).await;
+                    return Err(e);
+                }
+            };
+            let served = t.bucket.name() == self.default_bucket.name();
+            replaced |= served && upload.as_ref().is_some_and(|u| u.key == t.key);
             results.push(ProcessResult {
                 location: self.location(t.bucket.name(), &t.key),
-                key: t.key,
+                key: t.key.clone(),
                 format: t.output.format.name().to_string(),
                 width: t.output.width,
                 height: t.output.height,
@@ -190,7 +322,56 @@ impl Service {
                 quality: t.output.quality,
                 etag,
             });
+            done.push(Undo {
+                bucket: t.bucket,
+                key: t.key,
+                before: t.before,
+            });
+        }
+        if let Some(u) = upload.filter(|_| !replaced) {
+            let written = self
+                .default_bucket
+                .put(u.key, u.body.to_vec(), u.content_type, u.metadata)
+                .await;
+            if let Err(e) = written {
+                self.undo(done).await;
+                return Err(e);
+            }
         }
         Ok(results)
     }
+
+    /// Puts back what `done` replaced, newest first. A failure here is logged: the request's own
+    /// error is what the client needs.
+    async fn undo(&self, done: Vec<Undo>) {
+        for u in done.into_iter().rev() {
+            let result = match u.before {
+                Some(o) => {
+                    let content_type = o.head.content_type.as_deref().unwrap_or_default();
+                    let content_type = if content_type.is_empty() {
+                        "application/octet-stream"
+                    } else {
+                        content_type
+                    };
+                    u.bucket
+                        .put(&u.key, o.body, content_type, &o.head.metadata)
+                        .await
+                        .map(drop)
+                }
+                None => u.bucket.delete(&u.key).await,
+            };
+            match result {
+                Ok(()) => tracing::info!(key = u.key, "rolled back"),
+                Err(e) => tracing::error!(key = u.key, error = %e, "rolling back failed"),
+            }
+        }
+    }
+}
+
+/// A PUT's own object, written after its outputs.
+pub(super) struct Upload<'a> {
+    key: &'a str,
+    body: &'a [u8],
+    content_type: &'a str,
+    metadata: &'a Metadata,
 }

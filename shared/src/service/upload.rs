@@ -1,5 +1,6 @@
 //! Upon upload straight into the bucket: an S3 `ObjectCreated` notification runs the object's rules.
 
+use super::process::Rules;
 use super::Service;
 use crate::cos::{PicOperations, ProcessResult};
 use crate::store::{self, check_key};
@@ -19,8 +20,10 @@ pub enum UploadOutcome {
 
 impl Service {
     /// An S3 `ObjectCreated` notification for `key` in the served bucket. Rules come from the object's
-    /// `x-amz-meta-pic-operations`, else from the longest matching default-rule prefix. mogr's own
-    /// outputs are ignored, and redelivery rewrites the same outputs from the same source.
+    /// `x-amz-meta-pic-operations` (whoever uploaded it wrote them: their outputs stay beside it and
+    /// overwrite nothing but mogr's outputs and the object itself), else from the longest matching
+    /// default-rule prefix. mogr's own outputs are ignored, and redelivery rewrites the same outputs
+    /// from the same source.
     pub async fn on_upload(&self, key: &str) -> Result<UploadOutcome> {
         check_key(key)?;
         let Some(head) = self.default_bucket.head(key).await? else {
@@ -29,10 +32,10 @@ impl Service {
         if head.metadata.contains_key(store::OUTPUT_MARKER) {
             return Ok(UploadOutcome::SkippedOutput);
         }
-        let ops = match head.metadata.get(store::PIC_OPERATIONS) {
-            Some(json) => PicOperations::parse(json)?,
+        let (ops, whose) = match head.metadata.get(store::PIC_OPERATIONS) {
+            Some(json) => (PicOperations::parse(json)?, Rules::ObjectMetadata),
             None => match self.default_rules_for(key) {
-                Some(ops) => ops.clone(),
+                Some(ops) => (ops.clone(), Rules::Trusted),
                 None => return Ok(UploadOutcome::NoRules),
             },
         };
@@ -44,11 +47,12 @@ impl Service {
             Err(e) if e.code == Code::NoSuchKey => return Ok(UploadOutcome::Gone),
             Err(e) => return Err(e),
         };
-        let prepared = self.prepare(key, obj.body, &ops, false).await?;
+        let prepared = self.prepare(key, obj.body, &ops, false, whose).await?;
         // A rule whose fileid is the input key would overwrite it and trigger another notification for
         // an object marked as output: ignored, as intended.
         Ok(UploadOutcome::Processed(
-            self.store_outputs(prepared.outputs, &obj.head.etag).await?,
+            self.store_outputs(prepared.outputs, &obj.head.etag, None)
+                .await?,
         ))
     }
 

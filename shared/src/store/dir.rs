@@ -1,22 +1,50 @@
 //! A local folder as the bucket. Objects are plain files under the root (so `examples/` can be served
-//! as it is); ETag, content type and user metadata live beside them in `.mogr/meta/<key>.json`. Writes
-//! go to a temporary file in `.mogr/tmp` and are renamed into place, so readers never see a partial file.
+//! as it is); ETag, content type and user metadata live in a sidecar, `.mogr/meta/<md5 of key>.json`,
+//! that names its key and its body's ETag. Writes go to temporary files in `.mogr/tmp` and are renamed
+//! into place, so readers never see a partial file.
+//!
+//! Body and metadata are one unit: a key's writes and reads hold that key's lock (one of 64 stripes),
+//! so in one process a reader sees both old or both new, and concurrent PUTs to one key never mix one's
+//! body with another's metadata; across a crash (or another process) a sidecar whose ETag is not the
+//! body's is ignored, never applied to the wrong body. A folder cannot hold `a.png` and `a.png/b.png`
+//! at once, nor a name over 255 bytes: such keys are refused before anything is written ([`DirStore`]'s
+//! `check_put`), with errors that name the key, never the folder's path.
 
-use super::{check_key, Head, Metadata, Object, Store};
+use super::{check_key, Entry, Head, Metadata, Object, Store};
 use crate::{Code, Error, Result};
 use async_trait::async_trait;
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tokio::sync::RwLock;
+
+/// The longest file name most file systems hold (ext4, APFS, NTFS: 255 bytes or UTF-16 units).
+const MAX_SEGMENT: usize = 255;
+const STRIPES: usize = 64;
 
 pub struct DirStore {
     bucket: String,
     root: PathBuf,
+    locks: Box<[RwLock<()>]>,
+    /// Body ETags with the size and modification time they were computed at, so that a listing or a
+    /// HEAD hashes only the files that changed since.
+    etags: Arc<Mutex<HashMap<String, Stamp>>>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    modified: SystemTime,
+    etag: String,
 }
 
 #[derive(Serialize, Deserialize, Default)]
 struct Sidecar {
+    #[serde(default)]
+    key: String,
     etag: String,
     content_type: Option<String>,
     #[serde(default)]
@@ -30,37 +58,141 @@ impl DirStore {
         DirStore {
             bucket: bucket.into(),
             root: root.into(),
+            locks: (0..STRIPES).map(|_| RwLock::new(())).collect(),
+            etags: Arc::default(),
         }
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
         check_key(key)?;
+        if key.split('/').any(|s| s.len() > MAX_SEGMENT) {
+            return Err(Error::invalid(format!(
+                "object key {key:?} cannot be stored in a folder: a segment between slashes is over \
+                 {MAX_SEGMENT} bytes, more than a file name can hold; shorten it"
+            )));
+        }
         Ok(self.root.join(key))
     }
 
     fn sidecar(&self, key: &str) -> PathBuf {
-        self.root.join(".mogr/meta").join(format!("{key}.json"))
+        self.root
+            .join(".mogr/meta")
+            .join(format!("{}.json", etag_of(key.as_bytes())))
     }
 
-    async fn write_atomic(&self, dest: &Path, body: &[u8]) -> Result<()> {
+    fn lock(&self, key: &str) -> &RwLock<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        &self.locks[h as usize % STRIPES]
+    }
+
+    /// A temporary file holding `body`, to be renamed into place.
+    async fn temp(&self, body: &[u8], key: &str) -> Result<PathBuf> {
         let tmp_dir = self.root.join(".mogr/tmp");
-        let io = |e: std::io::Error| Error::internal(format!("writing {}: {e}", dest.display()));
-        tokio::fs::create_dir_all(&tmp_dir).await.map_err(io)?;
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io)?;
-        }
+        tokio::fs::create_dir_all(&tmp_dir)
+            .await
+            .map_err(|e| io_error("writing", key, e))?;
         let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = tmp_dir.join(format!("{}-{seq}", std::process::id()));
-        tokio::fs::write(&tmp, body).await.map_err(io)?;
-        tokio::fs::rename(&tmp, dest).await.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        if let Err(e) = tokio::fs::write(&tmp, body).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io_error("writing", key, e));
+        }
+        Ok(tmp)
+    }
+
+    /// The body's ETag from the cache when the file's size and time are those it was computed at.
+    fn cached_etag(&self, key: &str, meta: &std::fs::Metadata) -> Option<String> {
+        let stamp = self.etags.lock().ok()?.get(key).cloned()?;
+        (stamp.size == meta.len() && Some(stamp.modified) == meta.modified().ok())
+            .then_some(stamp.etag)
+    }
+
+    /// The head of the object at `path` (its lock held by the caller), its body when `with_body`.
+    async fn read(&self, key: &str, path: &Path, with_body: bool) -> Result<Option<Object>> {
+        let meta = match tokio::fs::metadata(path).await {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Ok(None), // a folder is no object
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(io_error("reading", key, e)),
+        };
+        let (etag, body) = match (with_body, self.cached_etag(key, &meta)) {
+            (false, Some(etag)) => (etag, Vec::new()),
+            _ => {
+                let body = match tokio::fs::read(path).await {
+                    Ok(b) => b,
+                    Err(e) if gone(&e) => return Ok(None),
+                    Err(e) => return Err(io_error("reading", key, e)),
+                };
+                let etag = etag_of(&body);
+                remember(&self.etags, key, &meta, &etag);
+                (etag, if with_body { body } else { Vec::new() })
+            }
+        };
+        let side: Sidecar = match tokio::fs::read(self.sidecar(key)).await {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(_) => Sidecar::default(),
+        };
+        // Metadata only when the sidecar belongs to this key and this body.
+        let (content_type, metadata) = if side.key == key && side.etag == etag {
+            (side.content_type, side.metadata)
+        } else {
+            (None, Metadata::new())
+        };
+        let head = Head {
+            etag,
+            content_type,
+            metadata,
+            size: meta.len(),
+        };
+        Ok(Some(Object { head, body }))
+    }
+
+    /// Removes the folders `key` leaves empty, as S3 has no folder once its last key is gone.
+    async fn prune(&self, key: &str) {
+        let mut dir = Path::new(key).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if tokio::fs::remove_dir(self.root.join(d)).await.is_err() {
+                break; // not empty, or gone
+            }
+            dir = d.parent();
+        }
     }
 }
 
-fn etag_of(body: &[u8]) -> String {
-    format!("{:x}", Md5::digest(body))
+fn gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), NotFound | IsADirectory | NotADirectory)
+}
+
+/// An I/O failure as the client sees it: the key and the kind of failure, never the folder's path
+/// (the full error goes to the log).
+fn io_error(doing: &str, key: &str, e: std::io::Error) -> Error {
+    tracing::error!(key, error = %e, "folder store: {doing} failed");
+    Error::internal(format!(
+        "{doing} the object {key:?} failed in the folder store: {}",
+        e.kind()
+    ))
+}
+
+use super::content_etag as etag_of;
+
+fn remember(
+    etags: &Mutex<HashMap<String, Stamp>>,
+    key: &str,
+    meta: &std::fs::Metadata,
+    etag: &str,
+) {
+    if let (Ok(mut etags), Ok(modified)) = (etags.lock(), meta.modified()) {
+        etags.insert(
+            key.to_string(),
+            Stamp {
+                size: meta.len(),
+                modified,
+                etag: etag.to_string(),
+            },
+        );
+    }
 }
 
 #[async_trait]
@@ -71,31 +203,46 @@ impl Store for DirStore {
 
     async fn get(&self, key: &str) -> Result<Object> {
         let path = self.path(key)?;
-        let body = match tokio::fs::read(&path).await {
-            Ok(b) => b,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory
-                ) =>
-            {
-                return Err(Error::new(
-                    Code::NoSuchKey,
-                    format!("the object {key:?} does not exist"),
-                ))
-            }
-            Err(e) => return Err(Error::internal(format!("reading {key:?}: {e}"))),
-        };
-        let head = self.head_of(key, &body).await;
-        Ok(Object { head, body })
+        let _read = self.lock(key).read().await;
+        self.read(key, &path, true).await?.ok_or_else(|| {
+            Error::new(
+                Code::NoSuchKey,
+                format!("the object {key:?} does not exist"),
+            )
+        })
     }
 
     async fn head(&self, key: &str) -> Result<Option<Head>> {
         let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
-            Ok(body) => Ok(Some(self.head_of(key, &body).await)),
-            Err(_) => Ok(None),
+        let _read = self.lock(key).read().await;
+        Ok(self.read(key, &path, false).await?.map(|o| o.head))
+    }
+
+    fn check_put(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        let conflict = |why: String| {
+            Error::invalid(format!(
+                "object key {key:?} cannot be stored in this folder: {why}; choose another key"
+            ))
+        };
+        if path.is_dir() {
+            return Err(conflict(
+                "it is a folder here, holding other objects (a folder store cannot hold an object \
+                 and objects below it under one name)"
+                    .into(),
+            ));
         }
+        let mut above = Path::new(key).parent();
+        while let Some(dir) = above.filter(|d| !d.as_os_str().is_empty()) {
+            if self.root.join(dir).is_file() {
+                return Err(conflict(format!(
+                    "{:?} is an object, and a folder store cannot also hold objects below its name",
+                    dir.to_string_lossy()
+                )));
+            }
+            above = dir.parent();
+        }
+        Ok(())
     }
 
     async fn put(
@@ -105,19 +252,50 @@ impl Store for DirStore {
         content_type: &str,
         metadata: &Metadata,
     ) -> Result<String> {
+        self.check_put(key)?;
         let path = self.path(key)?;
         let etag = etag_of(&body);
         let side = Sidecar {
+            key: key.to_string(),
             etag: etag.clone(),
             content_type: Some(content_type.to_string()),
             metadata: metadata.clone(),
         };
         let side_json = serde_json::to_vec(&side).map_err(|e| Error::internal(e.to_string()))?;
-        // The sidecar first: a crash between the two leaves a stale sidecar whose ETag no longer matches,
-        // which `head_of` ignores, never a new body with old metadata.
-        self.write_atomic(&self.sidecar(key), &side_json).await?;
-        self.write_atomic(&path, &body).await?;
-        Ok(etag)
+        let side_tmp = self.temp(&side_json, key).await?;
+        let body_tmp = match self.temp(&body, key).await {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&side_tmp).await;
+                return Err(e);
+            }
+        };
+        let _write = self.lock(key).write().await;
+        let result = async {
+            let io = |e| io_error("writing", key, e);
+            tokio::fs::create_dir_all(self.root.join(".mogr/meta"))
+                .await
+                .map_err(io)?;
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent).await.map_err(io)?;
+            }
+            // The sidecar first: a crash between the two renames leaves a sidecar whose ETag is not the
+            // body's, which `read` ignores, never a new body with old metadata.
+            tokio::fs::rename(&side_tmp, self.sidecar(key))
+                .await
+                .map_err(io)?;
+            tokio::fs::rename(&body_tmp, &path).await.map_err(io)?;
+            if let Ok(meta) = tokio::fs::metadata(&path).await {
+                remember(&self.etags, key, &meta, &etag);
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&side_tmp).await;
+            let _ = tokio::fs::remove_file(&body_tmp).await;
+        }
+        result.map(|()| etag)
     }
 
     async fn url(&self, key: &str) -> Result<String> {
@@ -127,41 +305,17 @@ impl Store for DirStore {
 
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
+        let _write = self.lock(key).write().await;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if gone(&e) => return Ok(()),
             // a folder is not an object: nothing to delete under that key
             Err(_) if path.is_dir() => return Ok(()),
-            Err(e) => return Err(Error::internal(format!("deleting {key:?}: {e}"))),
+            Err(e) => return Err(io_error("deleting", key, e)),
         }
         let _ = tokio::fs::remove_file(self.sidecar(key)).await;
+        self.prune(key).await;
         Ok(())
-    }
-}
-
-impl DirStore {
-    /// Metadata from the sidecar when it belongs to this body (same ETag); otherwise just the ETag.
-    async fn head_of(&self, key: &str, body: &[u8]) -> Head {
-        let etag = etag_of(body);
-        let side: Sidecar = match tokio::fs::read(self.sidecar(key)).await {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
-            Err(_) => Sidecar::default(),
-        };
-        if side.etag == etag {
-            Head {
-                etag,
-                content_type: side.content_type,
-                metadata: side.metadata,
-                size: body.len() as u64,
-            }
-        } else {
-            Head {
-                etag,
-                content_type: None,
-                metadata: Metadata::new(),
-                size: body.len() as u64,
-            }
-        }
     }
 }
 
@@ -172,23 +326,36 @@ impl DirStore {
     }
 
     /// Every object in the folder, for a listing: each file's key, size, ETag (its MD5, as a GET
-    /// answers) and modification time. `.mogr/` (mogr's own bookkeeping) and names that are not valid
-    /// keys are left out.
-    pub async fn entries(&self) -> Result<Vec<super::Entry>> {
+    /// answers; read again only for files changed since the last listing) and modification time.
+    /// `.mogr/` (mogr's own bookkeeping) and names that are not valid keys are left out.
+    pub async fn entries(&self) -> Result<Vec<Entry>> {
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || walk(&root))
+        let etags = self.etags.clone();
+        tokio::task::spawn_blocking(move || walk(&root, &etags))
             .await
             .map_err(|e| Error::internal(format!("listing the folder: {e}")))?
     }
 }
 
-fn walk(root: &Path) -> Result<Vec<super::Entry>> {
+fn walk(root: &Path, etags: &Mutex<HashMap<String, Stamp>>) -> Result<Vec<Entry>> {
     use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        let read = std::fs::read_dir(&dir)
-            .map_err(|e| Error::internal(format!("listing {}: {e}", dir.display())))?;
+        let read = match std::fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if dir != root => {
+                tracing::warn!(folder = %dir.display(), error = %e, "listing: a folder was skipped");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "listing the folder failed");
+                return Err(Error::internal(format!(
+                    "listing the folder failed: {}",
+                    e.kind()
+                )));
+            }
+        };
         for entry in read.flatten() {
             let path = entry.path();
             let Ok(meta) = std::fs::metadata(&path) else {
@@ -202,19 +369,31 @@ fn walk(root: &Path) -> Result<Vec<super::Entry>> {
             else {
                 continue;
             };
-            if key == ".mogr" {
-                continue;
-            }
             if meta.is_dir() {
-                dirs.push(path);
+                if check_key(&key).is_ok() {
+                    dirs.push(path); // not .mogr/, mogr's own bookkeeping
+                }
             } else if meta.is_file() && check_key(&key).is_ok() {
-                let Ok(body) = std::fs::read(&path) else {
-                    continue;
-                };
                 let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                out.push(super::Entry {
-                    etag: etag_of(&body),
-                    size: body.len() as u64,
+                let cached = etags
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&key).cloned())
+                    .filter(|s| s.size == meta.len() && s.modified == modified);
+                let etag = match cached {
+                    Some(s) => s.etag,
+                    None => {
+                        let Ok(body) = std::fs::read(&path) else {
+                            continue;
+                        };
+                        let etag = etag_of(&body);
+                        remember(etags, &key, &meta, &etag);
+                        etag
+                    }
+                };
+                out.push(Entry {
+                    etag,
+                    size: meta.len(),
                     last_modified: DateTime::from(modified)
                         .fmt(DateTimeFormat::DateTime)
                         .unwrap_or_default(),

@@ -22,8 +22,13 @@ pub fn key_problem(key: &str) -> Option<&'static str> {
     {
         return Some("it has an empty, . or .. path segment");
     }
-    if key.starts_with(".mogr") {
-        return Some("keys under .mogr are reserved for mogr's own bookkeeping");
+    if key
+        .split('/')
+        .next()
+        .is_some_and(|first| first.eq_ignore_ascii_case(".mogr"))
+    {
+        // any case: on a case-insensitive file system `.MOGR/` is `.mogr/`
+        return Some("keys under .mogr/ are reserved for mogr's own bookkeeping");
     }
     None
 }
@@ -88,6 +93,9 @@ mod tests {
         assert_eq!(key_of("/%E7%85%A7%E7%89%87.png").unwrap(), "照片.png");
         assert!(key_of("/a/../b.jpg").is_err());
         assert!(key_of("/.mogr/meta/x.json").is_err());
+        assert!(key_of("/.MOGR/meta/x.json").is_err());
+        assert!(key_of("/.Mogr").is_err());
+        assert!(check_key(".mogrify/x.png").is_ok());
         assert_eq!(encode_key("a b/照片.png"), "a%20b/%E7%85%A7%E7%89%87.png");
         assert_eq!(key_from_event("a+b/c%2Bd.jpg").unwrap(), "a b/c+d.jpg");
         assert!(check_key("").is_err());

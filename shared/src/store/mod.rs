@@ -59,6 +59,11 @@ pub trait Store: Send + Sync {
     async fn get(&self, key: &str) -> Result<Object>;
     /// Reads an object's head; `None` when it does not exist.
     async fn head(&self, key: &str) -> Result<Option<Head>>;
+    /// Whether `key` can be written, checked before a request writes anything (a folder store cannot
+    /// hold `a.png` and `a.png/b.png` at once).
+    fn check_put(&self, key: &str) -> Result<()> {
+        check_key(key)
+    }
     /// Writes an object whole (readers see the old or the new object, never a part); returns its ETag.
     async fn put(
         &self,
@@ -71,6 +76,12 @@ pub trait Store: Send + Sync {
     async fn url(&self, key: &str) -> Result<String>;
     /// Deletes an object; deleting one that does not exist succeeds, as in S3 and COS.
     async fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// The ETag S3 and the folder store give a body written in one piece: its MD5, in hex.
+pub fn content_etag(body: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    format!("{:x}", Md5::digest(body))
 }
 
 /// The metadata that marks an object as one of mogr's outputs, made from the source with `source_etag`.

@@ -2,6 +2,10 @@
 #![allow(dead_code)]
 
 use mogr::codec::{self, Frames, Limits, Picture};
+use mogr::service::{Config, Service};
+use mogr::store::{DirStore, Store};
+use std::path::Path;
+use std::sync::Arc;
 
 /// A file from `tests/fixtures`.
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -13,4 +17,44 @@ pub fn fixture(name: &str) -> Vec<u8> {
 pub fn decode(bytes: &[u8], frames: Frames) -> Picture {
     codec::probe_and_decode(bytes, &Limits::default(), frames)
         .unwrap_or_else(|e| panic!("decode: {e}"))
+}
+
+/// A shipped sample from `examples/`.
+pub fn example(name: &str) -> Vec<u8> {
+    let path =
+        Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn request(
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> http::Request<Vec<u8>> {
+    let mut b = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(body).unwrap()
+}
+
+/// A service over a fresh folder holding `photo.jpg` and `animated.gif`.
+pub async fn setup(config: Config) -> (tempfile::TempDir, Service) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(DirStore::new("local", dir.path()));
+    let meta = Default::default();
+    for (key, name, ct) in [
+        ("photo.jpg", "photo.jpg", "image/jpeg"),
+        ("anim/animated.gif", "animated.gif", "image/gif"),
+    ] {
+        store.put(key, example(name), ct, &meta).await.unwrap();
+    }
+    (dir, Service::new(config, store))
+}
+
+pub fn text(body: &[u8]) -> &str {
+    std::str::from_utf8(body).unwrap()
 }
