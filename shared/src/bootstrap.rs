@@ -50,7 +50,7 @@ pub async fn service_from_env() -> Result<Service> {
     let bucket = std::env::var("MOGR_BUCKET").map_err(|_| {
         Error::internal("MOGR_BUCKET is not set: name the bucket this function serves")
     })?;
-    let client = S3Store::client_from_env().await;
+    let client = S3Store::client_from_env().await?;
     let mut service = Service::new(
         Config::from_env()?,
         Arc::new(S3Store::new(client.clone(), bucket)),

@@ -22,6 +22,10 @@ pub enum Code {
     RequestTimeout,
     /// 500: a failure inside mogr, not caused by the request.
     InternalError,
+    /// 502: the storage failed (answered 5xx, or the connection broke); nothing was written.
+    BadGateway,
+    /// 504: the storage did not answer in time.
+    GatewayTimeout,
     /// 503: too much work queued already; the response carries `Retry-After`.
     SlowDown,
     /// 503: the work ran past the request's deadline and was stopped; nothing was written.
@@ -39,6 +43,8 @@ impl Code {
             Code::NotAcceptable => "NotAcceptable",
             Code::RequestTimeout => "RequestTimeout",
             Code::InternalError => "InternalError",
+            Code::BadGateway => "BadGateway",
+            Code::GatewayTimeout => "GatewayTimeout",
             Code::SlowDown => "SlowDown",
             Code::ServiceUnavailable => "ServiceUnavailable",
         }
@@ -53,6 +59,8 @@ impl Code {
             Code::NotAcceptable => 406,
             Code::RequestTimeout => 408,
             Code::InternalError => 500,
+            Code::BadGateway => 502,
+            Code::GatewayTimeout => 504,
             Code::SlowDown | Code::ServiceUnavailable => 503,
         }
     }

@@ -1,6 +1,8 @@
 //! End-to-end test support: a real S3-protocol server (`s3s-fs`, in-process, over HTTP on 127.0.0.1)
 //! with SigV4 authentication, and an `aws-sdk-s3` client for it.
 
+pub mod faults;
+
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;

@@ -270,4 +270,45 @@ async fn lambda_functions_under_the_runtime_emulator() {
         skipped["records"][0]["outcome"], "SkippedOutput",
         "{skipped}"
     );
+
+    // An uploader's own rules may not write outside the object's folder, nor over an object mogr did
+    // not write: refused for good (the invocation succeeds, so Lambda neither retries the event nor
+    // sends it to the dead-letter queue), nothing written. Likewise an image that cannot be decoded.
+    server
+        .put(BUCKET, "victim.jpg", example("photo.jpg"), &[])
+        .await;
+    let evil = r#"{"rules":[{"fileid":"/victim.jpg","rule":"imageMogr2/format/webp"}]}"#;
+    for (body, rules, code) in [
+        (example("photo.jpg"), evil, "AccessDenied"),
+        (b"not an image".to_vec(), ops, "InvalidArgument"),
+    ] {
+        server
+            .put(
+                BUCKET,
+                "uploads/new photo.jpg",
+                body,
+                &[("pic-operations", rules)],
+            )
+            .await;
+        let refused = invoke(&upload, &event("s3-put.json")).await;
+        let record = &refused["records"][0];
+        assert_eq!(record["outcome"], "Refused", "{refused}");
+        assert!(
+            record["error"].as_str().unwrap().starts_with(code),
+            "{refused}"
+        );
+    }
+    assert_eq!(
+        server.get(BUCKET, "victim.jpg").await.unwrap().0,
+        example("photo.jpg")
+    );
+    assert_eq!(
+        server
+            .get(BUCKET, "uploads/new photo.avif")
+            .await
+            .unwrap()
+            .0,
+        avif,
+        "the earlier output is untouched"
+    );
 }

@@ -77,6 +77,16 @@ fn template_bounds_work_on_lambda() {
         "deadline {deadline_s} s"
     );
     assert!(t.contains("MOGR_DOWNLOAD_DEADLINE_MS: !Ref DownloadDeadlineMs"));
+    // The functions stop before the gateway does; a POST or PUT stops before its last write could
+    // outlast the function (its deadline, then one S3 call at most).
+    assert!(timeout_s < 30.0, "Timeout {timeout_s} s");
+    let process_s = param_default(&t, "ProcessDeadlineMs") as f64 / 1000.0;
+    assert!(t.contains("MOGR_PROCESS_DEADLINE_MS: !Ref ProcessDeadlineMs"));
+    assert!(t.contains("MOGR_S3_TIMEOUT_MS: \"5000\""));
+    assert!(
+        process_s > 0.0 && process_s + 5.0 <= timeout_s,
+        "process deadline {process_s} s"
+    );
     // Each function's concurrency may be reserved; the API throttles every route.
     for f in ["Download", "Process", "Upload"] {
         assert!(

@@ -1,5 +1,8 @@
-//! Lambda on S3 `ObjectCreated` notifications -> service::on_upload, one record at a time. A failure is
-//! returned as an error, so Lambda retries the event and then sends it to the dead-letter queue intact.
+//! Lambda on S3 `ObjectCreated` notifications -> service::on_upload, one record at a time. A refusal
+//! (a 4xx: bad rules in the object's metadata, an undecodable image, a fileid it may not write) is
+//! permanent: it is logged and reported, and the event is done. Any other failure (S3 down, a timeout)
+//! is returned as an error, so Lambda retries the event and then sends it to the dead-letter queue
+//! intact.
 
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -14,18 +17,30 @@ async fn main() -> Result<(), Error> {
         let mut done = Vec::new();
         for record in event.payload.records {
             let bucket = record.s3.bucket.name.unwrap_or_default();
-            let key = mogr::store::key_from_event(&record.s3.object.key.unwrap_or_default())?;
+            let raw_key = record.s3.object.key.unwrap_or_default();
             if bucket != service.bucket().name() {
                 tracing::warn!(
                     bucket,
-                    key,
+                    key = raw_key,
                     "event for a bucket this function does not serve: ignored"
                 );
                 continue;
             }
-            let outcome = service.on_upload(&key).await?;
-            tracing::info!(bucket, key, outcome = ?outcome, "upload processed");
-            done.push(json!({ "key": key, "outcome": format!("{outcome:?}") }));
+            let result = match mogr::store::key_from_event(&raw_key) {
+                Ok(key) => service.on_upload(&key).await.map(|o| (key, o)),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok((key, outcome)) => {
+                    tracing::info!(bucket, key, outcome = ?outcome, "upload processed");
+                    done.push(json!({ "key": key, "outcome": format!("{outcome:?}") }));
+                }
+                Err(e) if e.is_client_error() => {
+                    tracing::warn!(bucket, key = raw_key, code = e.code.as_str(), error = %e.message, "upload refused: not retried");
+                    done.push(json!({ "key": raw_key, "outcome": "Refused", "error": e.to_string() }));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok::<Value, Error>(json!({ "records": done }))
     }))

@@ -43,8 +43,9 @@ impl Deadline {
         Error::new(
             Code::ServiceUnavailable,
             format!(
-                "the conversion did not finish within the {:.1} s a download may take, and was stopped; \
-                 ask for a smaller result or a faster format, or store it once with POST ?image_process",
+                "the work did not finish within the {:.1} s a request may take here, and was stopped \
+                 before anything was written; ask for a smaller result or a faster format (a download's \
+                 result can also be stored once with POST ?image_process)",
                 self.budget.as_secs_f64()
             ),
         )

@@ -38,6 +38,10 @@ pub struct Config {
     /// 20,000: well under API Gateway's 29 s); past it the request answers 503 and writes nothing.
     /// `None` (`0`): no deadline.
     pub download_deadline: Option<Duration>,
+    /// How long a POST or PUT with rules may take (`MOGR_PROCESS_DEADLINE_MS`; default none, the
+    /// template sets 15,000 under API Gateway's 30 s). Checked between steps and before each write: past
+    /// it the request answers 503, and what it had written is put back.
+    pub process_deadline: Option<Duration>,
 }
 
 impl Default for Config {
@@ -56,6 +60,7 @@ impl Default for Config {
             download_max_upscale: 4,
             download_allow_costly: false,
             download_deadline: Some(Duration::from_secs(20)),
+            process_deadline: None,
         }
     }
 }
@@ -63,7 +68,7 @@ impl Default for Config {
 impl Config {
     /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_DEFAULT_RULES`
     /// (JSON object: key prefix -> Pic-Operations), `MOGR_HOOK_OUTPUT_PREFIXES`, `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
-    /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS` and `MOGR_DOWNLOAD_*`.
+    /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS`, `MOGR_PROCESS_DEADLINE_MS` and `MOGR_DOWNLOAD_*`.
     pub fn from_env() -> Result<Config> {
         let mut c = Config::default();
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -100,6 +105,12 @@ impl Config {
                 ms => Some(Duration::from_millis(ms)),
             };
         }
+        if let Some(v) = var("MOGR_PROCESS_DEADLINE_MS") {
+            c.process_deadline = match num("MOGR_PROCESS_DEADLINE_MS", v)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            };
+        }
         if let Some(v) = var("MOGR_DOWNLOAD_MAX_PIXELS") {
             c.download_max_pixels = num("MOGR_DOWNLOAD_MAX_PIXELS", v)?;
         }
@@ -128,6 +139,14 @@ impl Config {
             }
         }
         Ok(c)
+    }
+
+    /// The limits of a POST or PUT starting now: `limits` with the process deadline.
+    pub fn process_limits(&self) -> Limits {
+        Limits {
+            deadline: self.process_deadline.map(Deadline::after),
+            ..self.limits
+        }
     }
 
     /// The limits of a download starting now: `limits` with the download caps on what steps produce

@@ -13,7 +13,7 @@ use crate::convert::{self, Output, Source};
 use crate::cos::{resolve_fileid, OriginalInfo, PicOperations, ProcessResult};
 use crate::info::{self, ImageInfo};
 use crate::store::{self, output_metadata, Metadata, Object, Store};
-use crate::{Code, Error, Result};
+use crate::{Code, Error, Limits, Result};
 use std::sync::Arc;
 
 /// `POST /<key>?image_process`: rules over an object already stored.
@@ -68,13 +68,21 @@ struct Undo {
 
 impl Service {
     pub(super) async fn post(&self, post: Post) -> Result<Report> {
+        let limits = self.config.process_limits();
         let obj = self.default_bucket.get(&post.key).await?;
         let want_info = post.ops.is_pic_info == 1;
         let prepared = self
-            .prepare(&post.key, obj.body, &post.ops, want_info, Rules::Trusted)
+            .prepare(
+                &post.key,
+                obj.body,
+                &post.ops,
+                want_info,
+                Rules::Trusted,
+                limits,
+            )
             .await?;
         let results = self
-            .store_outputs(prepared.outputs, &obj.head.etag, None)
+            .store_outputs(prepared.outputs, &obj.head.etag, None, limits)
             .await?;
         let original = self.original(&post.key, &obj.head.etag, prepared.info, &results);
         Ok((original, results))
@@ -83,7 +91,8 @@ impl Service {
     /// Stores the upload and its rules' outputs; returns the report and the upload's own ETag (the
     /// MD5 of what the client sent, which the COS SDKs check).
     pub(super) async fn put(&self, put: Put<'_>) -> Result<(Report, String)> {
-        self.config.limits.check_bytes(put.body.len())?;
+        let limits = self.config.process_limits();
+        limits.check_bytes(put.body.len())?;
         self.check_writable(&put.key)?;
         self.default_bucket.check_put(&put.key)?;
         let ops = put.ops.unwrap_or(PicOperations {
@@ -93,18 +102,35 @@ impl Service {
         // Every rule is converted before anything is stored: a failing rule stores nothing.
         let want_info = ops.is_pic_info == 1;
         let prepared = self
-            .prepare(&put.key, put.body.to_vec(), &ops, want_info, Rules::Trusted)
+            .prepare(
+                &put.key,
+                put.body.to_vec(),
+                &ops,
+                want_info,
+                Rules::Trusted,
+                limits,
+            )
             .await?;
         let etag = store::content_etag(put.body);
-        let upload = Upload {
-            key: &put.key,
-            body: put.body,
-            content_type: &put.content_type,
-            metadata: &put.metadata,
+        let results = if prepared.outputs.is_empty() {
+            // Alone, the upload is one whole write: nothing to put back.
+            limits.check_deadline()?;
+            let body = put.body.to_vec();
+            self.default_bucket
+                .put(&put.key, body, &put.content_type, &put.metadata)
+                .await?;
+            Vec::new()
+        } else {
+            let upload = Upload {
+                key: &put.key,
+                body: put.body,
+                content_type: &put.content_type,
+                metadata: &put.metadata,
+                before: self.before(&self.default_bucket, &put.key).await?,
+            };
+            self.store_outputs(prepared.outputs, &etag, Some(upload), limits)
+                .await?
         };
-        let results = self
-            .store_outputs(prepared.outputs, &etag, Some(upload))
-            .await?;
         let original = self.original(&put.key, &etag, prepared.info, &results);
         Ok(((original, results), etag))
     }
@@ -170,11 +196,7 @@ impl Service {
                 self.check_confined(key, &out_key, served)?;
             }
             bucket.check_put(&out_key)?;
-            let before = match bucket.get(&out_key).await {
-                Ok(o) => Some(o),
-                Err(e) if e.code == Code::NoSuchKey => None,
-                Err(e) => return Err(e),
-            };
+            let before = self.before(&bucket, &out_key).await?;
             let own_input = served && out_key == key;
             let ours = before
                 .as_ref()
@@ -193,6 +215,15 @@ impl Service {
             places.push((bucket, out_key, before));
         }
         Ok(places)
+    }
+
+    /// What is stored at `key` now, to put back if the request fails.
+    async fn before(&self, bucket: &Arc<dyn Store>, key: &str) -> Result<Option<Object>> {
+        match bucket.get(key).await {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.code == Code::NoSuchKey => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The upload hook's rules come from whoever uploaded the object: their outputs stay in the input's
@@ -232,6 +263,7 @@ impl Service {
         ops: &PicOperations,
         want_info: bool,
         whose: Rules,
+        limits: Limits,
     ) -> Result<Prepared> {
         let mut rules = Vec::new();
         for r in &ops.rules {
@@ -241,7 +273,6 @@ impl Service {
         if rules.is_empty() && !want_info {
             return Ok(Prepared::default());
         }
-        let limits = self.config.limits;
         let (outputs, info) = self
             .work
             .run(limits.deadline, move || {
@@ -285,31 +316,21 @@ impl Service {
         Ok(Prepared { outputs, info })
     }
 
-    /// Writes the outputs, then the upload (unless an output took its key); when a write fails, puts
-    /// back what the earlier ones replaced and answers the failure.
+    /// Writes the outputs, then the upload (unless an output took its key); when a write fails or the
+    /// deadline passes, puts back what the writes so far replaced — the failed one's included, as its
+    /// answer may have been lost after the store kept it — and answers the failure.
     pub(super) async fn store_outputs(
         &self,
         targets: Vec<Target>,
         source_etag: &str,
         upload: Option<Upload<'_>>,
+        limits: Limits,
     ) -> Result<Vec<ProcessResult>> {
         let meta = output_metadata(source_etag);
         let mut results = Vec::with_capacity(targets.len());
-        let mut done = Vec::with_capacity(targets.len());
+        let mut done = Vec::with_capacity(targets.len() + 1);
         let mut replaced = false;
         for t in targets {
-            let size = t.output.bytes.len() as u64;
-            let written = t
-                .bucket
-                .put(&t.key, t.output.bytes, t.output.format.mime(), &meta)
-                .await;
-            let etag = match written {
-                Ok(etag) => etag,
-                Err(e) => {
-                    self.undo(done).await;
-                    return Err(e);
-                }
-            };
             let served = t.bucket.name() == self.default_bucket.name();
             replaced |= served && upload.as_ref().is_some_and(|u| u.key == t.key);
             results.push(ProcessResult {
@@ -318,27 +339,61 @@ impl Service {
                 format: t.output.format.name().to_string(),
                 width: t.output.width,
                 height: t.output.height,
-                size,
+                size: t.output.bytes.len() as u64,
                 quality: t.output.quality,
-                etag,
+                etag: String::new(),
             });
-            done.push(Undo {
+            let undo = Undo {
                 bucket: t.bucket,
                 key: t.key,
                 before: t.before,
-            });
-        }
-        if let Some(u) = upload.filter(|_| !replaced) {
-            let written = self
-                .default_bucket
-                .put(u.key, u.body.to_vec(), u.content_type, u.metadata)
-                .await;
-            if let Err(e) = written {
-                self.undo(done).await;
-                return Err(e);
+            };
+            let mime = t.output.format.mime();
+            match self
+                .write_one(undo, &mut done, t.output.bytes, mime, &meta, limits)
+                .await
+            {
+                Ok(etag) => results.last_mut().expect("pushed above").etag = etag,
+                Err(e) => return Err(e),
             }
         }
+        if let Some(u) = upload.filter(|_| !replaced) {
+            let undo = Undo {
+                bucket: self.default_bucket.clone(),
+                key: u.key.to_string(),
+                before: u.before,
+            };
+            let body = u.body.to_vec();
+            self.write_one(undo, &mut done, body, u.content_type, u.metadata, limits)
+                .await?;
+        }
         Ok(results)
+    }
+
+    /// One write of a request, added to `done`; on failure (or past the deadline) everything in
+    /// `done` is put back.
+    async fn write_one(
+        &self,
+        undo: Undo,
+        done: &mut Vec<Undo>,
+        body: Vec<u8>,
+        content_type: &str,
+        metadata: &Metadata,
+        limits: Limits,
+    ) -> Result<String> {
+        if let Err(e) = limits.check_deadline() {
+            self.undo(std::mem::take(done)).await;
+            return Err(e);
+        }
+        let written = undo
+            .bucket
+            .put(&undo.key, body, content_type, metadata)
+            .await;
+        done.push(undo);
+        if written.is_err() {
+            self.undo(std::mem::take(done)).await;
+        }
+        written
     }
 
     /// Puts back what `done` replaced, newest first. A failure here is logged: the request's own
@@ -368,10 +423,11 @@ impl Service {
     }
 }
 
-/// A PUT's own object, written after its outputs.
+/// A PUT's own object, written after its outputs, and what it replaces.
 pub(super) struct Upload<'a> {
     key: &'a str,
     body: &'a [u8],
     content_type: &'a str,
     metadata: &'a Metadata,
+    before: Option<Object>,
 }

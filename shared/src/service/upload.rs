@@ -47,11 +47,14 @@ impl Service {
             Err(e) if e.code == Code::NoSuchKey => return Ok(UploadOutcome::Gone),
             Err(e) => return Err(e),
         };
-        let prepared = self.prepare(key, obj.body, &ops, false, whose).await?;
+        let limits = self.config.limits;
+        let prepared = self
+            .prepare(key, obj.body, &ops, false, whose, limits)
+            .await?;
         // A rule whose fileid is the input key would overwrite it and trigger another notification for
         // an object marked as output: ignored, as intended.
         Ok(UploadOutcome::Processed(
-            self.store_outputs(prepared.outputs, &obj.head.etag, None)
+            self.store_outputs(prepared.outputs, &obj.head.etag, None, limits)
                 .await?,
         ))
     }

@@ -7,7 +7,7 @@ mod s3;
 
 pub use dir::DirStore;
 pub use key::{check_key, decode_path, encode_key, key_from_event, key_of, key_problem};
-pub use s3::S3Store;
+pub use s3::{S3Policy, S3Store};
 
 use crate::Result;
 use async_trait::async_trait;

@@ -1,10 +1,20 @@
 //! Amazon S3, or any S3-protocol server: `AWS_ENDPOINT_URL_S3` picks the endpoint and, when set,
 //! path-style addressing is used (`MOGR_S3_PATH_STYLE=0` turns it off).
+//!
+//! Faults are answered as a client can act on them, with nothing of the SDK's text: a missing key is
+//! `NoSuchKey` (also when S3 says 403 because the role may not list the bucket), throttling is 503
+//! `SlowDown` (with `Retry-After`), S3's own 5xx and broken connections are 502 `BadGateway`, no answer
+//! in time is 504 `GatewayTimeout`; the SDK error goes to the log. Each operation is retried with
+//! backoff where that can help — throttling, 5xx, timeouts, broken connections; S3 writes are whole, so
+//! a retried PUT is safe — within [`S3Policy`]'s attempts and timeouts.
 
 use super::{Head, Metadata, Object, Store};
 use crate::{Code, Error, Result};
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
@@ -14,18 +24,102 @@ use std::time::Duration;
 pub struct S3Store {
     client: Client,
     bucket: String,
+    /// How long reading a body may take once S3 has answered.
+    body_timeout: Duration,
+    /// Attempts at a GetObject whose body breaks off (the client's own retries end at its answer).
+    attempts: u32,
+}
+
+/// How hard mogr tries S3 before answering a fault.
+#[derive(Debug, Clone, Copy)]
+pub struct S3Policy {
+    /// Attempts per operation, the first included (`MOGR_S3_ATTEMPTS`, default 3), with exponential
+    /// backoff from 100 ms between them.
+    pub attempts: u32,
+    /// How long one attempt may wait for S3's answer, connecting included (`MOGR_S3_ATTEMPT_TIMEOUT_MS`,
+    /// default 5,000).
+    pub attempt_timeout: Duration,
+    /// How long an operation may take, its retries and reading its body included
+    /// (`MOGR_S3_TIMEOUT_MS`, default 15,000: a request that cannot reach S3 ends well within the
+    /// function's timeout).
+    pub timeout: Duration,
+}
+
+impl Default for S3Policy {
+    fn default() -> Self {
+        S3Policy {
+            attempts: 3,
+            attempt_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+impl S3Policy {
+    /// The defaults, with the `MOGR_S3_*` settings that are set.
+    pub fn from_env() -> Result<S3Policy> {
+        let mut p = S3Policy::default();
+        let num = |k: &str| -> Result<Option<u64>> {
+            match std::env::var(k).ok().filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| Error::internal(format!("{k}={v:?} is not a whole number"))),
+            }
+        };
+        if let Some(n) = num("MOGR_S3_ATTEMPTS")? {
+            p.attempts = (n as u32).max(1);
+        }
+        if let Some(ms) = num("MOGR_S3_ATTEMPT_TIMEOUT_MS")? {
+            p.attempt_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = num("MOGR_S3_TIMEOUT_MS")? {
+            p.timeout = Duration::from_millis(ms);
+        }
+        Ok(p)
+    }
+
+    /// An S3 client configuration with these retries and timeouts.
+    pub fn apply(&self, conf: aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder {
+        conf.retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(self.attempts)
+                .with_initial_backoff(Duration::from_millis(100)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(self.attempt_timeout.min(Duration::from_secs(3)))
+                .operation_attempt_timeout(self.attempt_timeout)
+                .operation_timeout(self.timeout)
+                .build(),
+        )
+    }
 }
 
 impl S3Store {
+    /// A store over `client`, which should carry an [`S3Policy`] (as [`S3Store::client_from_env`]'s does).
     pub fn new(client: Client, bucket: impl Into<String>) -> S3Store {
+        let body_timeout = client
+            .config()
+            .timeout_config()
+            .and_then(|t| t.operation_timeout())
+            .unwrap_or(S3Policy::default().timeout);
+        let attempts = client
+            .config()
+            .retry_config()
+            .map_or(S3Policy::default().attempts, |r| r.max_attempts());
         S3Store {
             client,
             bucket: bucket.into(),
+            body_timeout,
+            attempts,
         }
     }
 
-    /// A client from the environment (credentials, region, `AWS_ENDPOINT_URL_S3`).
-    pub async fn client_from_env() -> Client {
+    /// A client from the environment (credentials, region, `AWS_ENDPOINT_URL_S3`), with the
+    /// [`S3Policy`] of the `MOGR_S3_*` settings.
+    pub async fn client_from_env() -> Result<Client> {
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL").is_some();
@@ -33,10 +127,8 @@ impl S3Store {
             Ok(v) => v == "1" || v == "true",
             Err(_) => custom_endpoint,
         };
-        let conf = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(path_style)
-            .build();
-        Client::from_conf(conf)
+        let conf = aws_sdk_s3::config::Builder::from(&shared).force_path_style(path_style);
+        Ok(Client::from_conf(S3Policy::from_env()?.apply(conf).build()))
     }
 }
 
@@ -61,15 +153,146 @@ macro_rules! head_of {
     };
 }
 
-fn sdk_error<E: std::error::Error + Send + Sync + 'static>(
-    op: &str,
-    key: &str,
-    e: SdkError<E>,
-) -> Error {
-    Error::internal(format!(
-        "S3 {op} {key:?} failed: {}",
-        DisplayErrorContext(&e)
-    ))
+/// What a failed S3 call means for the client; the SDK's own words go to the log only.
+fn sdk_error<E>(op: &str, key: &str, e: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    tracing::warn!(op, key, error = %DisplayErrorContext(&e), "S3 call failed");
+    let again = "nothing was written; try again";
+    match &e {
+        SdkError::TimeoutError(_) => Error::new(
+            Code::GatewayTimeout,
+            format!("the storage did not answer {op} for {key:?} in time; {again}"),
+        ),
+        SdkError::DispatchFailure(d) if d.is_timeout() => Error::new(
+            Code::GatewayTimeout,
+            format!("the storage did not answer {op} for {key:?} in time; {again}"),
+        ),
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Error::new(
+            Code::BadGateway,
+            format!("the connection to the storage failed during {op} for {key:?}; {again}"),
+        ),
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or_default();
+            if matches!(
+                code,
+                "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"
+            ) || status_of(&e) == Some(503)
+            {
+                Error::new(
+                    Code::SlowDown,
+                    format!(
+                        "the storage is throttling requests ({op} for {key:?}); retry in a moment"
+                    ),
+                )
+            } else if status_of(&e).is_some_and(|s| s >= 500) {
+                Error::new(
+                    Code::BadGateway,
+                    format!(
+                        "the storage failed {op} for {key:?} (its status {}); {again}",
+                        status_of(&e).unwrap_or_default()
+                    ),
+                )
+            } else if code == "AccessDenied" || status_of(&e) == Some(403) {
+                Error::new(
+                    Code::AccessDenied,
+                    format!("the storage refused {op} for {key:?}: mogr's role lacks a permission on this bucket"),
+                )
+            } else {
+                Error::internal(format!(
+                    "the storage refused {op} for {key:?} ({})",
+                    if code.is_empty() {
+                        "no error code"
+                    } else {
+                        code
+                    }
+                ))
+            }
+        }
+        _ => Error::internal(format!("{op} for {key:?} could not be sent to the storage")),
+    }
+}
+
+/// The HTTP status of a failed call, when S3 answered.
+fn status_of<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
+    match e {
+        SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
+        _ => None,
+    }
+}
+
+/// A 403 on a read of a key: without `s3:ListBucket`, S3 answers a missing key so. Read as absent, as
+/// a client should see it, with a hint in the log.
+fn forbidden_read<E>(op: &str, key: &str, e: &SdkError<E, HttpResponse>) -> bool {
+    let forbidden = status_of(e) == Some(403);
+    if forbidden {
+        tracing::warn!(
+            op,
+            key,
+            "S3 answered 403: read as a missing key (grant s3:ListBucket so that S3 answers 404)"
+        );
+    }
+    forbidden
+}
+
+impl S3Store {
+    /// One GetObject, its body read whole. A body that broke off is `Ok(Err(..))`: worth another try,
+    /// which the SDK's retries (over by the time the body is read) do not make.
+    async fn get_once(&self, key: &str) -> Result<Result<Object, Error>> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e)
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key())
+                    || forbidden_read("GetObject", key, &e) =>
+            {
+                return Err(Error::new(
+                    Code::NoSuchKey,
+                    format!("the object {key:?} does not exist"),
+                ))
+            }
+            Err(e) => return Err(sdk_error("GetObject", key, e)),
+        };
+        let head = head_of!(out);
+        let announced = out.content_length().and_then(|n| u64::try_from(n).ok());
+        let body = match tokio::time::timeout(self.body_timeout, out.body.collect()).await {
+            Ok(Ok(b)) => b.into_bytes().to_vec(),
+            Ok(Err(e)) => {
+                tracing::warn!(key, error = %e, "S3 GetObject: the body broke off");
+                return Ok(Err(Error::new(
+                    Code::BadGateway,
+                    format!("the connection to the storage broke while reading {key:?}; try again"),
+                )));
+            }
+            Err(_) => {
+                return Err(Error::new(
+                    Code::GatewayTimeout,
+                    format!("reading {key:?} from the storage took too long; try again"),
+                ))
+            }
+        };
+        // A body cut short on a connection that closed cleanly: refused rather than decoded.
+        if announced.is_some_and(|n| n != body.len() as u64) {
+            tracing::warn!(
+                key,
+                expected = announced,
+                got = body.len(),
+                "S3 GetObject: short body"
+            );
+            return Ok(Err(Error::new(
+                Code::BadGateway,
+                format!("the storage sent {key:?} incomplete; try again"),
+            )));
+        }
+        Ok(Ok(Object { head, body }))
+    }
 }
 
 #[async_trait]
@@ -80,36 +303,17 @@ impl Store for S3Store {
 
     async fn get(&self, key: &str) -> Result<Object> {
         super::check_key(key)?;
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Err(Error::new(
-                    Code::NoSuchKey,
-                    format!("the object {key:?} does not exist"),
-                ))
+        // The SDK retries until S3 answers; a body that breaks off after that is retried here.
+        let mut attempt = 1;
+        loop {
+            match self.get_once(key).await? {
+                Err(_) if attempt < self.attempts => {
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    attempt += 1;
+                }
+                result => return result,
             }
-            Err(e) => return Err(sdk_error("GetObject", key, e)),
-        };
-        let head = head_of!(out);
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| {
-                Error::internal(format!(
-                    "S3 GetObject {key:?}: reading the body failed: {e}"
-                ))
-            })?
-            .into_bytes()
-            .to_vec();
-        Ok(Object { head, body })
+        }
     }
 
     async fn head(&self, key: &str) -> Result<Option<Head>> {
@@ -123,7 +327,12 @@ impl Store for S3Store {
             .await
         {
             Ok(out) => Ok(Some(head_of!(out))),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| s.is_not_found())
+                    || forbidden_read("HeadObject", key, &e) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(sdk_error("HeadObject", key, e)),
         }
     }
