@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 type Req = http::Request<bytes::Bytes>;
 type Resp = http::Response<Vec<u8>>;
 
-/// Answers a listing or an index page, or `None` when `req` asks for something else.
-pub async fn route(store: &DirStore, req: &Req) -> Option<Resp> {
+/// Answers a listing or an index page (a 403 instead unless `allowed`: downloads must be signed, and a
+/// listing would hand out the keys), or `None` when `req` asks for something else.
+pub async fn route(store: &DirStore, req: &Req, allowed: bool) -> Option<Resp> {
     if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
         return None;
     }
@@ -43,6 +44,14 @@ pub async fn route(store: &DirStore, req: &Req) -> Option<Resp> {
     } else {
         return None; // an object's key
     };
+    if !allowed {
+        let e = mogr::Error::new(
+            mogr::Code::AccessDenied,
+            "listing is off while downloads must be signed (MOGR_SIGNING_KEYS): ask for a signed URL \
+             of each object",
+        );
+        return Some(service::error_response(&e, path, &request_id(req)));
+    }
     let browser = params.is_empty()
         && req
             .headers()

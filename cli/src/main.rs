@@ -87,6 +87,29 @@ enum Command {
         bucket: Option<String>,
         #[command(flatten)]
         guard: serve::Guard,
+        #[command(flatten)]
+        access: serve::Access,
+    },
+    /// Print a signed download URL, for a service started with MOGR_SIGNING_KEYS.
+    #[command(after_help = "Example:\n  \
+        MOGR_SIGNING_KEYS=$KEY mogr sign photo.png --processor imageMogr2/format/heif \\\n    \
+        --base http://127.0.0.1:8080\n  \
+        http://127.0.0.1:8080/photo.png?imageMogr2/format/heif&mogr-expires=1798761600&mogr-signature=...\n\n\
+        The signature is HMAC-SHA256 over <key>\\n<processor>\\n<expires> with the first of\n\
+        MOGR_SIGNING_KEYS (README: Signed downloads).")]
+    Sign {
+        /// The object's key, e.g. photo.png or in/photo.png.
+        key: String,
+        /// What the URL asks for: a rule (imageMogr2/format/heif), imageInfo, or nothing for the
+        /// object itself.
+        #[arg(long, default_value = "")]
+        processor: String,
+        /// Seconds the URL stays valid.
+        #[arg(long, default_value_t = 3600)]
+        expires_in: u64,
+        /// Printed before the path: the server's address or the API's URL.
+        #[arg(long, default_value = "")]
+        base: String,
     },
     /// Benchmark mogr beside vips and heif-enc on the same files (a Markdown table for BENCHMARKS.md).
     #[command(
@@ -138,9 +161,16 @@ fn main() {
             addr,
             bucket,
             guard,
+            access,
         } => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(serve::run(root, addr, bucket, guard))),
+            .and_then(|rt| rt.block_on(serve::run(root, addr, bucket, guard, access))),
+        Command::Sign {
+            key,
+            processor,
+            expires_in,
+            base,
+        } => sign(&key, &processor, expires_in, &base),
         Command::Bench {
             inputs,
             runs,
@@ -156,6 +186,17 @@ fn main() {
         eprintln!("mogr: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn sign(key: &str, processor: &str, expires_in: u64, base: &str) -> Result<()> {
+    mogr::store::check_key(key)?;
+    let keys = std::env::var("MOGR_SIGNING_KEYS").unwrap_or_default();
+    let signer = mogr::service::sign::Signer::parse(&keys)?;
+    let url = signer.url(key, processor, expires_in).context(
+        "MOGR_SIGNING_KEYS is not set: give the keys the service was started with (the first signs)",
+    )?;
+    println!("{}{url}", base.trim_end_matches('/'));
+    Ok(())
 }
 
 fn read_input(input: &str) -> Result<Vec<u8>> {

@@ -35,11 +35,96 @@ pub struct Guard {
     pub max_connections: usize,
 }
 
+/// Who may use the server.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Access {
+    /// A `Host` the server answers to, besides the address it listens on (and `localhost` with its
+    /// port when that is a loopback address); `*` answers to any. Other hosts get 403, so a web page
+    /// whose name resolves to this machine (DNS rebinding) cannot drive the server. Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
+    /// Writes (PUT, POST, DELETE, multipart uploads) need `Authorization: Bearer <TOKEN>`. Also read
+    /// from MOGR_TOKEN. Without it, anyone who reaches the server may write.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+/// [`Access`] settled for a listening address.
+#[derive(Clone)]
+struct Gate {
+    /// Lower-case `Host` values answered; `None`: any.
+    hosts: Option<Vec<String>>,
+    token: Option<String>,
+}
+
+impl Gate {
+    fn new(access: &Access, local: SocketAddr) -> Gate {
+        let any = local.ip().is_unspecified() || access.allow_hosts.iter().any(|h| h == "*");
+        let mut hosts = vec![local.to_string()];
+        if local.ip().is_loopback() {
+            hosts.push(format!("localhost:{}", local.port()));
+        }
+        hosts.extend(access.allow_hosts.iter().map(|h| h.to_ascii_lowercase()));
+        let token = access
+            .token
+            .clone()
+            .or_else(|| std::env::var("MOGR_TOKEN").ok())
+            .filter(|t| !t.is_empty());
+        Gate {
+            hosts: (!any).then_some(hosts),
+            token,
+        }
+    }
+
+    /// Refuses a request whose `Host` is not answered, or a write without the token.
+    fn check(&self, req: &Request) -> std::result::Result<(), Error> {
+        let denied = |m: String| Error::new(mogr::Code::AccessDenied, m);
+        if let Some(hosts) = &self.hosts {
+            let host = req
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if !hosts.contains(&host) {
+                return Err(denied(format!(
+                    "this server answers to {} only, not Host {host:?}: use that address, or start \
+                     mogr serve with --allow-host {host}",
+                    hosts.join(", ")
+                )));
+            }
+        }
+        let read = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+        if let (Some(token), false) = (&self.token, read) {
+            let given = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if !same(given.as_bytes(), token.as_bytes()) {
+                return Err(denied(format!(
+                    "{} needs the server's token: send Authorization: Bearer <token> (the one mogr \
+                     serve was started with, --token or MOGR_TOKEN)",
+                    req.method()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing of the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub async fn run(
     root: PathBuf,
     addr: SocketAddr,
     bucket: Option<String>,
     guard: Guard,
+    access: Access,
 ) -> Result<()> {
     if !root.is_dir() {
         anyhow::bail!(
@@ -66,19 +151,23 @@ pub async fn run(
     }
     let service = Arc::new(service);
     let spellings = cos_spellings().await?;
+    let gate = Gate::new(&access, local);
+    let signer = service.config.signer.clone();
     let app = axum::Router::new().fallback(handle).with_state(Server {
         service,
         store,
         root: Arc::new(root.clone()),
         guard,
         spellings,
+        gate: Arc::new(gate),
     });
     println!("mogr serves {} at http://{local}/", root.display());
     if let Some(sample) = first_image(&root) {
-        println!(
-            "try: curl -o out.heic 'http://{local}/{}?imageMogr2/format/heif'",
-            mogr::store::encode_key(&sample)
-        );
+        let rule = "imageMogr2/format/heif";
+        let path = signer
+            .url(&sample, rule, 3600)
+            .unwrap_or_else(|| format!("/{}?{rule}", mogr::store::encode_key(&sample)));
+        println!("try: curl -o out.heic 'http://{local}{path}'");
     }
     serve(listener, app, guard).await
 }
@@ -170,6 +259,7 @@ struct Server {
     guard: Guard,
     /// COS's spelling of response header names (see [`cos_spellings`]).
     spellings: http::Extensions,
+    gate: Arc<Gate>,
 }
 
 /// COS spells some response header names in mixed case (`ETag`, `Content-Length`), and Tencent's
@@ -209,7 +299,10 @@ async fn handle(State(server): State<Server>, mut req: Request) -> Response {
         req.headers_mut().insert("x-request-id", v);
     }
     let log = service::AccessLog::start(&req);
-    let mut resp = answer(&server, req, &rid).await;
+    let mut resp = match server.gate.check(&req) {
+        Ok(()) => answer(&server, req, &rid).await,
+        Err(e) => service::error_response(&e, req.uri().path(), &rid),
+    };
     if !resp.headers().contains_key("x-cos-request-id") {
         if let Ok(v) = http::HeaderValue::from_str(&rid) {
             resp.headers_mut().insert("x-cos-request-id", v);
@@ -279,7 +372,8 @@ async fn answer(server: &Server, req: Request, rid: &str) -> http::Response<Vec<
     if let Some(resp) = crate::multipart::route(service, root, &req).await {
         return resp;
     }
-    if let Some(resp) = crate::index::route(store, &req).await {
+    let listings = !service.config.signer.is_on();
+    if let Some(resp) = crate::index::route(store, &req, listings).await {
         return resp;
     }
     let method = req.method().clone();
@@ -296,4 +390,49 @@ async fn answer(server: &Server, req: Request, rid: &str) -> http::Response<Vec<
         }
     };
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_host(host: &str, method: &str) -> Request {
+        http::Request::builder()
+            .method(method)
+            .uri("/x.jpg")
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_gate_answers_its_own_hosts_and_writes_with_the_token() {
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let access = Access {
+            allow_hosts: vec!["Photos.Example".into()],
+            token: Some("t0ken".into()),
+        };
+        let gate = Gate::new(&access, local);
+        for ok in ["127.0.0.1:8080", "localhost:8080", "photos.example"] {
+            assert!(gate.check(&with_host(ok, "GET")).is_ok(), "{ok}");
+        }
+        for no in ["evil.example", "127.0.0.1:9090", ""] {
+            assert!(gate.check(&with_host(no, "GET")).is_err(), "{no:?}");
+        }
+        assert!(gate.check(&with_host("localhost:8080", "PUT")).is_err());
+        let mut put = with_host("localhost:8080", "DELETE");
+        put.headers_mut()
+            .insert("authorization", "Bearer t0ken".parse().unwrap());
+        assert!(gate.check(&put).is_ok());
+        // Every interface: the names it is reached by are unknown, so any; `*` likewise.
+        let any = Gate::new(&Access::default(), "0.0.0.0:8080".parse().unwrap());
+        assert!(any.check(&with_host("anything", "PUT")).is_ok());
+        let star = Access {
+            allow_hosts: vec!["*".into()],
+            token: None,
+        };
+        assert!(Gate::new(&star, local)
+            .check(&with_host("x", "GET"))
+            .is_ok());
+    }
 }

@@ -161,8 +161,13 @@ fn slow_or_oversized_requests_are_cut_off() {
         &["--header-timeout", "1", "--body-timeout", "1"],
     );
     let wait = std::time::Duration::from_secs(8);
+    let host = s.base.trim_start_matches("http://");
     // headers that never end: the connection is closed after the header timeout
-    let (_, took) = raw_exchange(&s.base, b"GET /photo.jpg HTTP/1.1\r\nHost: x\r\n", wait);
+    let (_, took) = raw_exchange(
+        &s.base,
+        format!("GET /photo.jpg HTTP/1.1\r\nHost: {host}\r\n").as_bytes(),
+        wait,
+    );
     assert!(
         took < std::time::Duration::from_secs(5),
         "open for {took:?}"
@@ -170,7 +175,8 @@ fn slow_or_oversized_requests_are_cut_off() {
     // a body that never arrives: 408
     let (answer, took) = raw_exchange(
         &s.base,
-        b"PUT /slow.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+        format!("PUT /slow.jpg HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\n0123456789")
+            .as_bytes(),
         wait,
     );
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
@@ -182,7 +188,8 @@ fn slow_or_oversized_requests_are_cut_off() {
     // 10 GiB announced: refused from the header, nothing read or stored
     let (answer, _) = raw_exchange(
         &s.base,
-        b"PUT /huge.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 10737418240\r\n\r\n",
+        format!("PUT /huge.jpg HTTP/1.1\r\nHost: {host}\r\nContent-Length: 10737418240\r\n\r\n")
+            .as_bytes(),
         wait,
     );
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
@@ -629,4 +636,87 @@ fn a_conversion_that_drops_frames_says_so_in_a_header() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("x-mogr-warning").is_none());
+}
+
+#[test]
+fn signed_downloads_a_write_token_and_the_host_allow_list() {
+    let key = "test-signing-key-0123456789";
+    let s = start_with(
+        "auth",
+        &[("MOGR_SIGNING_KEYS", key)],
+        &["--token", "s3cret-token"],
+    );
+    let c = client();
+    let answer = |r: reqwest::blocking::RequestBuilder| {
+        let r = r.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    // Unsigned: refused, saying how to get in.
+    let (status, body) = answer(c.get(format!("{}/photo.jpg?imageMogr2/format/webp", s.base)));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("<Code>AccessDenied</Code>") && body.contains("signed URLs only"));
+    // `mogr sign` makes a URL that works, for a rule and for the object itself.
+    let sign = |processor: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mogr"))
+            .args([
+                "sign",
+                "photo.jpg",
+                "--processor",
+                processor,
+                "--base",
+                &s.base,
+            ])
+            .env("MOGR_SIGNING_KEYS", key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let url = sign("imageMogr2/format/webp");
+    let r = c.get(&url).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(facts(&r.bytes().unwrap()).0, mogr::Format::Webp);
+    assert_eq!(c.get(sign("")).send().unwrap().status(), 200);
+    // Another rule under the same signature, or another key: no match.
+    let (status, body) = answer(c.get(url.replace("format/webp", "format/avif")));
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{body}"
+    );
+    let (status, _) = answer(c.get(url.replace("photo.jpg", "photo.png")));
+    assert_eq!(status, 403);
+    // Listings would hand out every key: off in this mode.
+    let (status, body) = answer(c.get(format!("{}/?list-type=2", s.base)));
+    assert_eq!(status, 403, "{body}");
+    // Writes need the token; nothing is stored without it.
+    let photo = std::fs::read(examples().join("photo.jpg")).unwrap();
+    for auth in [None, Some("Bearer wrong"), Some("s3cret-token")] {
+        let mut put = c.put(format!("{}/w.jpg", s.base)).body(photo.clone());
+        if let Some(a) = auth {
+            put = put.header("authorization", a);
+        }
+        let (status, body) = answer(put);
+        assert_eq!(status, 403, "{auth:?}: {body}");
+        assert!(body.contains("Authorization: Bearer"), "{body}");
+    }
+    assert!(!s.root.join("w.jpg").exists());
+    let put = c
+        .put(format!("{}/w.jpg", s.base))
+        .header("authorization", "Bearer s3cret-token")
+        .body(photo);
+    assert_eq!(answer(put).0, 200);
+    assert!(s.root.join("w.jpg").exists());
+    // A Host the server does not answer to (DNS rebinding) is refused, even with a valid signature;
+    // localhost with the port is answered.
+    let port = s.base.rsplit(':').next().unwrap();
+    let (status, body) = answer(c.get(&url).header("host", "evil.example"));
+    assert_eq!(status, 403);
+    assert!(body.contains("--allow-host evil.example"), "{body}");
+    let local = c.get(&url).header("host", format!("localhost:{port}"));
+    assert_eq!(answer(local).0, 200);
 }

@@ -12,6 +12,8 @@ pub enum Code {
     EntityTooLarge,
     /// 403
     AccessDenied,
+    /// 403: a signed URL whose signature no key made.
+    SignatureDoesNotMatch,
     /// 404
     NoSuchKey,
     /// 404: a multipart upload id that does not exist (or was completed or aborted).
@@ -38,6 +40,7 @@ impl Code {
             Code::InvalidArgument => "InvalidArgument",
             Code::EntityTooLarge => "EntityTooLarge",
             Code::AccessDenied => "AccessDenied",
+            Code::SignatureDoesNotMatch => "SignatureDoesNotMatch",
             Code::NoSuchKey => "NoSuchKey",
             Code::NoSuchUpload => "NoSuchUpload",
             Code::NotAcceptable => "NotAcceptable",
@@ -54,7 +57,7 @@ impl Code {
         match self {
             Code::InvalidArgument => 400,
             Code::EntityTooLarge => 413,
-            Code::AccessDenied => 403,
+            Code::AccessDenied | Code::SignatureDoesNotMatch => 403,
             Code::NoSuchKey | Code::NoSuchUpload => 404,
             Code::NotAcceptable => 406,
             Code::RequestTimeout => 408,

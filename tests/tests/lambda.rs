@@ -51,7 +51,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(name: &str, server: &S3Server) -> Function {
+/// `name`'s binary under its own emulator, with the server's environment and `env`.
+fn start(name: &str, server: &S3Server, env: &[(&str, &str)]) -> Function {
     let port = free_port();
     let emulator = Command::new("cargo")
         .current_dir(repo())
@@ -76,10 +77,14 @@ fn start(name: &str, server: &S3Server) -> Function {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let log = std::env::temp_dir().join(format!("mogr-lambda-{}-{name}.log", std::process::id()));
+    let log = std::env::temp_dir().join(format!(
+        "mogr-lambda-{}-{name}-{port}.log",
+        std::process::id()
+    ));
     // The variables a Lambda execution environment gives a custom runtime, pointed at the emulator.
     let binary = Command::new(binary(name))
         .envs(server.env())
+        .envs(env.iter().copied())
         .env(
             "AWS_LAMBDA_RUNTIME_API",
             format!("http://127.0.0.1:{port}/.rt"),
@@ -151,9 +156,11 @@ async fn lambda_functions_under_the_runtime_emulator() {
     server
         .put(BUCKET, "photo.jpg", example("photo.jpg"), &[])
         .await;
-    let download = start("mogr-download", &server);
-    let process = start("mogr-process", &server);
-    let upload = start("mogr-upload", &server);
+    let download = start("mogr-download", &server, &[]);
+    let process = start("mogr-process", &server, &[]);
+    let upload = start("mogr-upload", &server, &[]);
+    const KEY: &str = "lambda-signing-key-0123456789";
+    let signed = start("mogr-download", &server, &[("MOGR_SIGNING_KEYS", KEY)]);
 
     // download: GET /photo.png?imageMogr2/thumbnail/320x/format/heif
     let resp = invoke(&download, &event("apigw-get-heif.json")).await;
@@ -191,6 +198,27 @@ async fn lambda_functions_under_the_runtime_emulator() {
         (&last["status"], &last["rule"]),
         (&400.into(), &"imageMogr2/thumbnail/80xx".into())
     );
+
+    // signed downloads: the same event unsigned is refused; signed (as `mogr sign` does), served
+    let resp = invoke(&signed, &event("apigw-get-heif.json")).await;
+    assert_eq!(resp["statusCode"], 403, "{resp}");
+    assert!(String::from_utf8_lossy(&http_body(&resp)).contains("<Code>AccessDenied</Code>"));
+    let signer = mogr::service::sign::Signer::parse(KEY).unwrap();
+    let rule = "imageMogr2/thumbnail/320x/format/heif";
+    let url = signer.url("photo.png", rule, 60).unwrap();
+    let mut ok = event("apigw-get-heif.json");
+    ok["rawQueryString"] = url.split_once('?').unwrap().1.into();
+    let resp = invoke(&signed, &ok).await;
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    assert_eq!(image_facts(&http_body(&resp)), (Format::Heif, 320, 213));
+    ok["rawQueryString"] = ok["rawQueryString"]
+        .as_str()
+        .unwrap()
+        .replace("320x", "321x")
+        .into();
+    let resp = invoke(&signed, &ok).await;
+    assert_eq!(resp["statusCode"], 403);
+    assert!(String::from_utf8_lossy(&http_body(&resp)).contains("SignatureDoesNotMatch"));
 
     // process: POST /photo.jpg?image_process with two rules
     let resp = invoke(&process, &event("apigw-post-image-process.json")).await;

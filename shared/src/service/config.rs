@@ -1,5 +1,6 @@
 //! Service settings, read from `MOGR_*` environment variables.
 
+use super::sign::Signer;
 use crate::codec::{cores, Deadline};
 use crate::cos::PicOperations;
 use crate::{Error, Limits, Result};
@@ -42,6 +43,8 @@ pub struct Config {
     /// template sets 15,000 under API Gateway's 30 s). Checked between steps and before each write: past
     /// it the request answers 503, and what it had written is put back.
     pub process_deadline: Option<Duration>,
+    /// With keys (`MOGR_SIGNING_KEYS`, comma-separated; the first signs), downloads need a signed URL.
+    pub signer: Signer,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             download_allow_costly: false,
             download_deadline: Some(Duration::from_secs(20)),
             process_deadline: None,
+            signer: Signer::default(),
         }
     }
 }
@@ -68,7 +72,7 @@ impl Default for Config {
 impl Config {
     /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_DEFAULT_RULES`
     /// (JSON object: key prefix -> Pic-Operations), `MOGR_HOOK_OUTPUT_PREFIXES`, `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
-    /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS`, `MOGR_PROCESS_DEADLINE_MS` and `MOGR_DOWNLOAD_*`.
+    /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS`, `MOGR_PROCESS_DEADLINE_MS`, `MOGR_SIGNING_KEYS` and `MOGR_DOWNLOAD_*`.
     pub fn from_env() -> Result<Config> {
         let mut c = Config::default();
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -110,6 +114,9 @@ impl Config {
                 0 => None,
                 ms => Some(Duration::from_millis(ms)),
             };
+        }
+        if let Some(v) = var("MOGR_SIGNING_KEYS") {
+            c.signer = Signer::parse(&v)?;
         }
         if let Some(v) = var("MOGR_DOWNLOAD_MAX_PIXELS") {
             c.download_max_pixels = num("MOGR_DOWNLOAD_MAX_PIXELS", v)?;

@@ -26,6 +26,19 @@ pub(super) enum Query {
     ImageProcess,
 }
 
+impl Query {
+    /// The processor as a signed URL names it: the rule as written, `imageInfo`, `imageAve`, or
+    /// nothing for the object itself.
+    pub fn processor(&self) -> &str {
+        match self {
+            Query::Rule { text, .. } => text,
+            Query::Info => "imageInfo",
+            Query::Ave => "imageAve",
+            Query::Original | Query::ImageProcess => "",
+        }
+    }
+}
+
 /// A GET, read from HTTP.
 #[derive(Debug)]
 pub(super) struct Download {
@@ -175,6 +188,12 @@ impl Service {
                 )
                 .await?;
         }
-        Ok(Answer::Redirect(bucket.url(&large_key).await?))
+        let url = bucket.url(&large_key).await?;
+        // A local path (the folder store) is served by this service: signed when downloads must be.
+        let signed = url
+            .starts_with('/')
+            .then(|| self.config.signer.url(&large_key, "", 900))
+            .flatten();
+        Ok(Answer::Redirect(signed.unwrap_or(url)))
     }
 }

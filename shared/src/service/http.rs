@@ -18,7 +18,15 @@ impl Service {
     /// `GET` or `HEAD /<key>[?imageMogr2/...|?imageInfo|?imageAve]`.
     pub async fn download<B: AsRef<[u8]>>(&self, req: Request<B>) -> Response<Vec<u8>> {
         let (rid, resource) = (request_id(&req), req.uri().path().to_string());
-        let download = read_download(&req);
+        let download = read_download(&req).and_then(|d| {
+            if self.config.signer.is_on() {
+                let query = req.uri().query();
+                self.config
+                    .signer
+                    .verify(&d.key, d.query.processor(), query)?;
+            }
+            Ok(d)
+        });
         // A format/auto answer, error or not, depends on Accept.
         let vary = download.as_ref().is_ok_and(Download::varies_on_accept);
         let answer = match download {

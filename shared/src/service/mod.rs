@@ -7,12 +7,14 @@
 //!   and a result or an error into a response (query strings, request ids, `<Error>` bodies);
 //! - `download`: what a GET asks for, answered from the bucket;
 //! - `process`: Pic-Operations rules run over one decode, outputs stored, `UploadResult` reported;
-//! - `upload`: the bucket-notification hook.
+//! - `upload`: the bucket-notification hook;
+//! - [`sign`]: signed downloads (`MOGR_SIGNING_KEYS`).
 
 pub mod config;
 mod download;
 mod http;
 mod process;
+pub mod sign;
 mod upload;
 mod work;
 
