@@ -2,7 +2,7 @@
 //! ignore-error semantics.
 
 use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture, Probe, Profile};
-use crate::rule::Rule;
+use crate::rule::{Quality, Rule};
 use crate::{pipeline, Result};
 
 /// The result of a conversion.
@@ -163,6 +163,73 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
     })
 }
 
+/// Score gained per quality step, about, near the default qualities (HEIF, AVIF, WebP, JPEG on photos):
+/// how far `quality/auto`'s first steps go.
+const SCORE_PER_STEP: f64 = 0.7;
+
+/// `quality/auto/<target>`: the lowest quality whose output scores at least `target` on SSIMULACRA2
+/// against `pic` (the picture encoded: the input after the rule's operations). `first` is the output at
+/// the calibrated default quality, which typical photos bring close to 70; from there each try steps by
+/// the score it missed or exceeded by, then between the closest passing and failing tries in proportion
+/// to their scores, until those are at most two steps apart (or eight tries). Each try is an encode, a
+/// decode and a score. When no try reaches the target (it is above what the format gives), the best one.
+fn auto_quality(
+    pic: &Picture,
+    opts: &mut EncodeOptions,
+    target: u8,
+    first: Vec<u8>,
+    limits: &Limits,
+) -> Result<Vec<u8>> {
+    let target = f64::from(target);
+    let score = |bytes: &[u8]| -> Result<f64> {
+        let out = codec::probe_and_decode(bytes, limits, Frames::First)?;
+        crate::score::ssimulacra2(pic.first(), out.first())
+    };
+    // (quality, score, bytes): the lowest try that passed, the highest that did not
+    let mut pass: Option<(i32, f64, Vec<u8>)> = None;
+    let mut fail: Option<(i32, f64, Vec<u8>)> = None;
+    let (mut q, mut bytes, mut tries) = (i32::from(opts.quality), first, 1);
+    loop {
+        let s = score(&bytes)?;
+        if s >= target {
+            if pass.as_ref().is_none_or(|p| q < p.0) {
+                pass = Some((q, s, bytes));
+            }
+        } else if fail.as_ref().is_none_or(|f| q > f.0) {
+            fail = Some((q, s, bytes));
+        }
+        let next = match (&pass, &fail) {
+            (Some((pq, ps, _)), Some((fq, fs, _))) if pq - fq > 2 => {
+                let t = (target - fs) / (ps - fs).max(0.01);
+                let guess = f64::from(*fq) + t * f64::from(pq - fq);
+                Some((guess.round() as i32).clamp(fq + 1, pq - 1))
+            }
+            (Some(_), Some(_)) => None,
+            (Some((pq, ps, _)), None) => {
+                let step = ((ps - target) / SCORE_PER_STEP).ceil().max(2.0) as i32;
+                (*pq > 1).then(|| (pq - step).max(1))
+            }
+            (None, Some((fq, fs, _))) => {
+                let step = ((target - fs) / SCORE_PER_STEP).ceil().max(2.0) as i32;
+                (*fq < 100).then(|| (fq + step).min(100))
+            }
+            (None, None) => None,
+        };
+        let Some(n) = next.filter(|_| tries < 8) else {
+            break;
+        };
+        q = n;
+        opts.quality = q as u8;
+        limits.check_deadline()?;
+        bytes = codec::encode(pic, opts)?;
+        tries += 1;
+    }
+    let (q, s, bytes) = pass.or(fail).expect("at least one try");
+    tracing::debug!(target, quality = q, score = s, tries, "quality/auto");
+    opts.quality = q as u8;
+    Ok(bytes)
+}
+
 /// What a rule asks that no input can give.
 fn check_rule(rule: &Rule) -> Result<()> {
     if let Some(why) = &rule.refused {
@@ -191,8 +258,8 @@ fn convert_picture(
 
     let profile = rule.profile.unwrap_or(profile);
     let quality = match rule.quality {
+        Some(Quality::Auto(_)) | None => default_quality(format, profile, &pic),
         Some(q) => q.resolve(pic.quality.unwrap_or(100)),
-        None => default_quality(format, profile, &pic),
     };
     let mut opts = EncodeOptions {
         format,
@@ -205,6 +272,9 @@ fn convert_picture(
     };
     limits.check_deadline()?;
     let mut bytes = codec::encode(&pic, &opts)?;
+    if let (Some(Quality::Auto(target)), true) = (rule.quality, format.is_lossy()) {
+        bytes = auto_quality(&pic, &mut opts, target, bytes, limits)?;
+    }
 
     if let Some(limit) = rule.size_limit {
         if bytes.len() as u64 > limit.bytes && format.is_lossy() {

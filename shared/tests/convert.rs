@@ -180,3 +180,71 @@ fn animations_are_planned_frames_times_pixels_before_decoding() {
     let frames_one = convert::plan(&still, &probe, &Limits::default());
     assert!(frames_one.is_ok(), "{frames_one:?}");
 }
+
+/// A 256×192 picture with the two things encoders find hardest: a smooth two-axis gradient (banding)
+/// and, in its lower half, fine noise (texture), as a PNG.
+fn gradient_and_texture() -> Vec<u8> {
+    let mut seed = 0x2545_f491_u32;
+    let img = image::RgbImage::from_fn(256, 192, |x, y| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let noise = if y >= 96 { (seed % 48) as i32 - 24 } else { 0 };
+        let c = |v: u32| (v as i32 + noise).clamp(0, 255) as u8;
+        image::Rgb([c(x), c(y * 255 / 191), c((x + y) / 2)])
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
+#[test]
+fn quality_auto_meets_its_target_score() {
+    let inputs = [
+        ("generated", gradient_and_texture()),
+        ("photo.png", common::example("photo.png")),
+    ];
+    for (name, input) in &inputs {
+        let reference = decode(input, Frames::First);
+        for format in ["heif", "avif", "webp", "jpg"] {
+            let mut bytes_at = Vec::new();
+            for target in [70, 85] {
+                let rule = format!("imageMogr2/format/{format}/quality/auto/{target}");
+                let out = mogr::convert(
+                    input,
+                    &mogr::parse(&rule).unwrap(),
+                    &Limits::default(),
+                    Profile::Persistent,
+                )
+                .unwrap();
+                let score = mogr::score::ssimulacra2(
+                    reference.first(),
+                    decode(&out.bytes, Frames::First).first(),
+                )
+                .unwrap();
+                eprintln!(
+                    "{name} {rule}: quality {}, {} bytes, score {score:.1}",
+                    out.quality,
+                    out.bytes.len()
+                );
+                assert!(score >= f64::from(target), "{name} {rule}: {score:.1}");
+                assert!(
+                    out.quality < 100,
+                    "{name} {rule}: a quality was searched for"
+                );
+                bytes_at.push(out.bytes.len());
+            }
+            assert!(bytes_at[0] < bytes_at[1], "{name} {format}: {bytes_at:?}");
+        }
+    }
+    // Lossless formats have no quality to search: the rule is accepted and changes nothing.
+    let png = mogr::convert(
+        &inputs[0].1,
+        &mogr::parse("imageMogr2/format/png/quality/auto").unwrap(),
+        &Limits::default(),
+        Profile::Persistent,
+    )
+    .unwrap();
+    assert_eq!(png.quality, 100);
+}

@@ -150,7 +150,13 @@ pub enum Quality {
     Relative(u8),
     /// `/lquality/q`: at least q (max(input quality, q)).
     Floor(u8),
+    /// `/quality/auto[/<score>]`: the smallest output whose SSIMULACRA2 score against the picture it
+    /// encodes is at least `score` (1-100, default [`AUTO_SCORE`]); see `convert`.
+    Auto(u8),
 }
+
+/// The score `quality/auto` aims at when it names none: SSIMULACRA2 70, "high quality".
+pub const AUTO_SCORE: u8 = 70;
 
 impl Quality {
     /// The quality to encode with, given the input's quality (100 when unknown, e.g. a PNG).
@@ -160,6 +166,8 @@ impl Quality {
             Quality::Absolute { q, forced: false } => q.min(input),
             Quality::Relative(r) => ((input as u32 * r as u32 + 50) / 100) as u8,
             Quality::Floor(l) => l.max(input),
+            // searched for by the encoder's caller; the input's quality is where a search would start
+            Quality::Auto(_) => input,
         };
         q.clamp(1, 100)
     }

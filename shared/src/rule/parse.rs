@@ -204,7 +204,20 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
                 }));
             }
             "format" | "quality" | "interlace" | "ignore-error" => {
-                setting(name.text, arg(setting_arg(name.text))?, out)?
+                setting(name.text, arg(setting_arg(name.text))?, out)?;
+                // `quality/auto/<score>`: a number after `auto` is its target score
+                let next = it.clone().next();
+                if let (Some(Quality::Auto(_)), Some(t)) = (out.quality, next) {
+                    if name.text == "quality"
+                        && !t.text.is_empty()
+                        && t.text.bytes().all(|b| b.is_ascii_digit())
+                    {
+                        it.next();
+                        let score = num(t.text, 1, 100)
+                            .ok_or_else(|| err("quality", t, "auto/<score 1-100>"))?;
+                        out.quality = Some(Quality::Auto(score as u8));
+                    }
+                }
             }
             "rquality" => {
                 out.quality = Some(Quality::Relative(
@@ -254,7 +267,7 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
 fn setting_arg(name: &str) -> &'static str {
     match name {
         "format" => "<format>",
-        "quality" => "<0-100> or <0-100>!",
+        "quality" => "<0-100>, <0-100>! or auto[/<score 1-100>]",
         _ => "0 or 1",
     }
 }
@@ -271,6 +284,7 @@ fn setting(name: &str, a: Tok<'_>, out: &mut Rule) -> Result<(), RuleError> {
                 _ => (Some(parse_format(a)?), false, false),
             };
         }
+        "quality" if a.text == "auto" => out.quality = Some(Quality::Auto(super::AUTO_SCORE)),
         "quality" => {
             let (digits, forced) = match a.text.strip_suffix('!') {
                 Some(d) => (d, true),

@@ -226,8 +226,8 @@ impl Service {
         }
     }
 
-    /// The upload hook's rules come from whoever uploaded the object: their outputs stay in the input's
-    /// folder (or below it) in the served bucket, unless the operator allow-listed the prefix
+    /// The upload hook's rules come from whoever uploaded the object: their outputs stay in the served
+    /// bucket, in the input's folder (or below it) or under a prefix the operator allowed
     /// (`MOGR_HOOK_OUTPUT_PREFIXES`).
     fn check_confined(&self, input: &str, out_key: &str, served: bool) -> Result<()> {
         let folder = input.rfind('/').map_or("", |i| &input[..=i]);
@@ -236,7 +236,7 @@ impl Service {
             .hook_output_prefixes
             .iter()
             .any(|p| out_key.starts_with(p.as_str()));
-        if allowed || (served && out_key.starts_with(folder)) {
+        if served && (allowed || out_key.starts_with(folder)) {
             return Ok(());
         }
         let place = if folder.is_empty() {

@@ -160,15 +160,18 @@ where
 {
     tracing::warn!(op, key, error = %DisplayErrorContext(&e), "S3 call failed");
     let again = "nothing was written; try again";
+    let timed_out = match &e {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(d) => d.is_timeout(),
+        _ => false,
+    };
+    if timed_out {
+        return Error::new(
+            Code::GatewayTimeout,
+            format!("the storage did not answer {op} for {key:?} in time; {again}"),
+        );
+    }
     match &e {
-        SdkError::TimeoutError(_) => Error::new(
-            Code::GatewayTimeout,
-            format!("the storage did not answer {op} for {key:?} in time; {again}"),
-        ),
-        SdkError::DispatchFailure(d) if d.is_timeout() => Error::new(
-            Code::GatewayTimeout,
-            format!("the storage did not answer {op} for {key:?} in time; {again}"),
-        ),
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Error::new(
             Code::BadGateway,
             format!("the connection to the storage failed during {op} for {key:?}; {again}"),

@@ -202,6 +202,44 @@ fn every_other_operation() {
 }
 
 #[test]
+fn quality_auto_with_and_without_a_target_score() {
+    assert_eq!(
+        ok("imageMogr2/quality/auto").quality,
+        Some(Quality::Auto(70))
+    );
+    let r = ok("imageMogr2/quality/auto/85/format/heif");
+    assert_eq!(r.quality, Some(Quality::Auto(85)));
+    assert_eq!(r.format, Some(Format::Heif));
+    assert_eq!(
+        ok("imageMogr2/format/avif/quality/auto").quality,
+        Some(Quality::Auto(70))
+    );
+    // a later quality replaces it, as any setting
+    assert_eq!(
+        ok("imageMogr2/quality/auto/90/quality/50").quality,
+        Some(Quality::Absolute {
+            q: 50,
+            forced: false
+        })
+    );
+    for bad in [
+        "imageMogr2/quality/auto/0",
+        "imageMogr2/quality/auto/101",
+        "imageMogr2/quality/auto/abc",
+        "imageMogr2/quality/automatic",
+        "imageMogr2/quality/auto!",
+        // a number after another setting is no target
+        "imageMogr2/quality/auto/interlace/1/80",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+    let e = parse("imageMogr2/quality/auto/101")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("auto/<score 1-100>"), "{e}");
+}
+
+#[test]
 fn formats_and_tpg() {
     for (name, f) in [
         ("jpg", Format::Jpeg),
