@@ -301,7 +301,7 @@ async fn handle(State(server): State<Server>, mut req: Request) -> Response {
     let log = service::AccessLog::start(&req);
     let mut resp = match server.gate.check(&req) {
         Ok(()) => answer(&server, req, &rid).await,
-        Err(e) => service::error_response(&e, req.uri().path(), &rid),
+        Err(e) => unread(service::error_response(&e, req.uri().path(), &rid)),
     };
     if !resp.headers().contains_key("x-cos-request-id") {
         if let Ok(v) = http::HeaderValue::from_str(&rid) {
@@ -310,6 +310,16 @@ async fn handle(State(server): State<Server>, mut req: Request) -> Response {
     }
     let mut resp = log.finish(resp).map(Body::from);
     resp.extensions_mut().extend(server.spellings);
+    resp
+}
+
+/// An answer to a request whose body was not read: the connection closes after it, so that a client
+/// still sending the body does not reuse a connection hyper is about to drop.
+fn unread(mut resp: http::Response<Vec<u8>>) -> http::Response<Vec<u8>> {
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
     resp
 }
 
@@ -341,7 +351,8 @@ async fn answer(server: &Server, req: Request, rid: &str) -> http::Response<Vec<
         ..
     } = server;
     let (parts, body) = req.into_parts();
-    let refuse = |e: Error| service::error_response(&e, parts.uri.path(), rid);
+    // A body refused unread (too large, too slow): the connection closes after the answer.
+    let refuse = |e: Error| unread(service::error_response(&e, parts.uri.path(), rid));
     let limit = service.config.limits.max_input_bytes;
     let too_large = || {
         Error::new(
