@@ -43,9 +43,9 @@ pub struct Access {
     /// whose name resolves to this machine (DNS rebinding) cannot drive the server. Repeatable.
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     pub allow_hosts: Vec<String>,
-    /// Writes (PUT, POST, DELETE, multipart uploads) need `Authorization: Bearer <TOKEN>`. Also read
-    /// from MOGR_TOKEN. Without it, anyone who reaches the server may write.
-    #[arg(long, value_name = "TOKEN")]
+    /// Writes (PUT, POST, DELETE, multipart uploads) need `Authorization: Bearer <TOKEN>`. Without
+    /// it, anyone who reaches the server may write.
+    #[arg(long, value_name = "TOKEN", env = "MOGR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 
@@ -65,11 +65,7 @@ impl Gate {
             hosts.push(format!("localhost:{}", local.port()));
         }
         hosts.extend(access.allow_hosts.iter().map(|h| h.to_ascii_lowercase()));
-        let token = access
-            .token
-            .clone()
-            .or_else(|| std::env::var("MOGR_TOKEN").ok())
-            .filter(|t| !t.is_empty());
+        let token = access.token.clone().filter(|t| !t.is_empty());
         Gate {
             hosts: (!any).then_some(hosts),
             token,

@@ -55,14 +55,9 @@ pub async fn service_from_env() -> Result<Service> {
         Config::from_env()?,
         Arc::new(S3Store::new(client.clone(), bucket)),
     );
-    for other in std::env::var("MOGR_ALLOWED_BUCKETS")
-        .unwrap_or_default()
-        .split(',')
-    {
-        let other = other.trim();
-        if !other.is_empty() {
-            service = service.allow_bucket(Arc::new(S3Store::new(client.clone(), other)));
-        }
+    let others = crate::env::var("MOGR_ALLOWED_BUCKETS").unwrap_or_default();
+    for other in crate::env::list(&others) {
+        service = service.allow_bucket(Arc::new(S3Store::new(client.clone(), other)));
     }
     Ok(service)
 }

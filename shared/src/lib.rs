@@ -18,6 +18,7 @@ pub mod bootstrap;
 pub mod codec;
 pub mod convert;
 pub mod cos;
+mod env;
 mod error;
 pub mod info;
 pub mod pipeline;

@@ -3,27 +3,15 @@
 
 mod common;
 
-use common::{example, request, setup, text};
+use common::{example, post, request, setup, text};
 use md5::Digest;
-use mogr::service::{Config, Service, UploadOutcome};
+use mogr::service::{Config, UploadOutcome};
 use mogr::store::{OUTPUT_MARKER, PIC_OPERATIONS};
 use mogr::{Code, Format, Limits};
 
 /// `GET /photo.jpg?<query>`.
 fn get(query: &str) -> http::Request<Vec<u8>> {
     request("GET", &format!("/photo.jpg?{query}"), &[], vec![])
-}
-
-/// `POST /photo.jpg?image_process` with `ops` as Pic-Operations.
-async fn post_photo(service: &Service, ops: &str) -> http::Response<Vec<u8>> {
-    service
-        .process(request(
-            "POST",
-            "/photo.jpg?image_process",
-            &[("pic-operations", ops)],
-            vec![],
-        ))
-        .await
 }
 
 fn facts(bytes: &[u8]) -> (Format, u32, u32) {
@@ -298,7 +286,7 @@ async fn a_bad_rule_stores_nothing_and_ignore_error_answers_the_original() {
     let (_dir, service) = setup(tight).await;
     let ops =
         r#"{"rules":[{"fileid":"same.jpg","rule":"imageMogr2/thumbnail/!1000p/ignore-error/1"}]}"#;
-    let resp = post_photo(&service, ops).await;
+    let resp = post(&service, "photo.jpg", ops).await;
     assert_eq!(resp.status(), 200, "{}", text(resp.body()));
     assert_eq!(
         service.bucket().get("same.jpg").await.unwrap().body,
@@ -444,7 +432,7 @@ async fn original_info_always_names_the_input_and_its_current_etag() {
     let (_dir, service) = setup(Config::default()).await;
     // without is_pic_info: Key, Location and ETag, no ImageInfo
     let ops = r#"{"rules":[{"fileid":"t.png","rule":"imageMogr2/thumbnail/20x/format/png"}]}"#;
-    let resp = post_photo(&service, ops).await;
+    let resp = post(&service, "photo.jpg", ops).await;
     let xml = text(resp.body());
     let etag = service
         .bucket()
@@ -462,7 +450,7 @@ async fn original_info_always_names_the_input_and_its_current_etag() {
     );
     // a rule that writes over its input: OriginalInfo's ETag is the object's new one
     let ops = r#"{"rules":[{"fileid":"photo.jpg","rule":"imageMogr2/thumbnail/100x"}]}"#;
-    let resp = post_photo(&service, ops).await;
+    let resp = post(&service, "photo.jpg", ops).await;
     let xml = text(resp.body());
     let now = service
         .bucket()
@@ -505,7 +493,7 @@ async fn image_view2_unknown_processors_and_ignore_error_at_parse_time() {
     assert_eq!(resp.body(), &example("photo.jpg"));
     let ops =
         r#"{"rules":[{"fileid":"big.jpg","rule":"imageMogr2/thumbnail/20000x/ignore-error/1"}]}"#;
-    let resp = post_photo(&service, ops).await;
+    let resp = post(&service, "photo.jpg", ops).await;
     assert_eq!(resp.status(), 200, "{}", text(resp.body()));
     assert_eq!(
         service.bucket().get("big.jpg").await.unwrap().body,

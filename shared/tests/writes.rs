@@ -5,7 +5,7 @@
 mod common;
 
 use async_trait::async_trait;
-use common::{example, request, setup, text};
+use common::{example, post, request, setup, text};
 use mogr::service::{Config, Service, UploadOutcome};
 use mogr::store::{DirStore, Head, Metadata, Object, Store, OUTPUT_MARKER, PIC_OPERATIONS};
 use mogr::{Code, Error, Result};
@@ -161,23 +161,9 @@ async fn outputs_are_checked_before_anything_is_written() {
     }
     // A rule may overwrite its own input (in cloud: POST), and outputs mogr wrote.
     let ops = rules(&[("/photo.jpg", "imageMogr2/thumbnail/100x/format/jpg")]);
-    let resp = service
-        .process(request(
-            "POST",
-            "/photo.jpg?image_process",
-            &[("pic-operations", &ops)],
-            vec![],
-        ))
-        .await;
+    let resp = post(&service, "photo.jpg", &ops).await;
     assert_eq!(resp.status(), 200, "{}", text(resp.body()));
-    let again = service
-        .process(request(
-            "POST",
-            "/anim/animated.gif?image_process",
-            &[("pic-operations", &ops)],
-            vec![],
-        ))
-        .await;
+    let again = post(&service, "anim/animated.gif", &ops).await;
     assert_eq!(again.status(), 200, "photo.jpg is mogr's output now");
     // A PUT whose rule writes over the upload's own key stores the output in its place.
     let ops = rules(&[("self.jpg", "imageMogr2/thumbnail/80x/format/webp")]);

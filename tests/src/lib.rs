@@ -133,6 +133,20 @@ impl S3Server {
     }
 }
 
+/// A request as the service functions take it.
+pub fn request(
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> http::Request<Vec<u8>> {
+    let mut b = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(body).unwrap()
+}
+
 /// The directory this test binary was built into (`<target>/debug`): the function binaries built by
 /// `cargo build --workspace --all-targets` (scripts/test.sh) are there, with the same features.
 pub fn binary(name: &str) -> std::path::PathBuf {

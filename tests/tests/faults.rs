@@ -6,7 +6,7 @@
 use mogr::service::{Config, Service};
 use mogr::store::{content_etag as md5, S3Policy, S3Store};
 use mogr_e2e::faults::{Fault, FaultProxy, Plan};
-use mogr_e2e::{example, S3Server, BUCKET};
+use mogr_e2e::{example, request, S3Server, BUCKET};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,14 +41,6 @@ async fn rig(name: &str) -> Rig {
     }
 }
 
-fn request(method: &str, uri: &str, ops: Option<&str>, body: Vec<u8>) -> http::Request<Vec<u8>> {
-    let mut b = http::Request::builder().method(method).uri(uri);
-    if let Some(ops) = ops {
-        b = b.header("pic-operations", ops);
-    }
-    b.body(body).unwrap()
-}
-
 /// Status, `<Code>` and the whole body of a response.
 fn answer(resp: &http::Response<Vec<u8>>) -> (u16, String, String) {
     let body = String::from_utf8_lossy(resp.body()).to_string();
@@ -81,7 +73,7 @@ async fn downloads_answer_each_s3_fault_as_a_client_can_act_on_it() {
         request(
             "GET",
             "/photo.jpg?imageMogr2/thumbnail/50x/format/webp",
-            None,
+            &[],
             vec![],
         )
     };
@@ -126,7 +118,7 @@ async fn downloads_answer_each_s3_fault_as_a_client_can_act_on_it() {
         .download(request(
             "GET",
             "/missing.jpg?imageMogr2/format/webp",
-            None,
+            &[],
             vec![],
         ))
         .await;
@@ -150,7 +142,12 @@ async fn a_write_that_fails_leaves_the_bucket_as_it_was() {
     );
     let first = r
         .service
-        .process(request("PUT", "/in/p.jpg", Some(ops), example("photo.jpg")))
+        .process(request(
+            "PUT",
+            "/in/p.jpg",
+            &[("pic-operations", ops)],
+            example("photo.jpg"),
+        ))
         .await;
     assert_eq!(first.status(), 200, "{}", answer(&first).2);
     // What is stored at a key, read past the proxy: its MD5 (short failure messages).
@@ -177,7 +174,12 @@ async fn a_write_that_fails_leaves_the_bucket_as_it_was() {
         );
         let resp = r
             .service
-            .process(request("PUT", "/in/p.jpg", Some(ops), example("photo.png")))
+            .process(request(
+                "PUT",
+                "/in/p.jpg",
+                &[("pic-operations", ops)],
+                example("photo.png"),
+            ))
             .await;
         let (got, _, body) = answer(&resp);
         assert_eq!(got, status, "{fault:?}: {body}");
@@ -212,7 +214,10 @@ async fn a_write_that_fails_leaves_the_bucket_as_it_was() {
         .process(request(
             "POST",
             "/in/p.jpg?image_process",
-            Some(r#"{"rules":[{"fileid":"d.webp","rule":"imageMogr2/format/webp"}]}"#),
+            &[(
+                "pic-operations",
+                r#"{"rules":[{"fileid":"d.webp","rule":"imageMogr2/format/webp"}]}"#,
+            )],
             vec![],
         ))
         .await;
@@ -228,7 +233,7 @@ async fn a_write_that_fails_leaves_the_bucket_as_it_was() {
     )));
     let resp = r
         .service
-        .process(request("PUT", "/in/p.jpg", None, example("photo.png")))
+        .process(request("PUT", "/in/p.jpg", &[], example("photo.png")))
         .await;
     assert_eq!(resp.status(), 502, "{}", answer(&resp).2);
     r.proxy.set(None);

@@ -4,21 +4,8 @@
 use mogr::service::{Config, Service, UploadOutcome};
 use mogr::store::{Metadata, S3Store, Store, OUTPUT_MARKER, PIC_OPERATIONS};
 use mogr::{Code, Format};
-use mogr_e2e::{example, image_facts, S3Server, BUCKET};
+use mogr_e2e::{example, image_facts, request, S3Server, BUCKET};
 use std::sync::Arc;
-
-fn request(
-    method: &str,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> http::Request<Vec<u8>> {
-    let mut b = http::Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    b.body(body).unwrap()
-}
 
 async fn setup(name: &str) -> (S3Server, Service) {
     let server = S3Server::start(name).await;

@@ -176,7 +176,7 @@ pub(super) fn encode(pic: &Picture, _opts: &EncodeOptions, _meta: Metadata<'_>) 
         let enc_err = |e: gif::EncodingError| Error::internal(format!("gif encoding failed: {e}"));
         let mut enc = gif::Encoder::new(&mut out, w16, h16, &rgb).map_err(enc_err)?;
         enc.set_repeat(gif::Repeat::Infinite).map_err(enc_err)?;
-        let mut pending: Option<gif::Frame<'static>> = None;
+        let mut pending: Option<gif::Frame<'_>> = None;
         for (i, (indices, delay)) in canvases.iter().enumerate() {
             let frame = if optimise && i > 0 {
                 match changed(&canvases[i - 1].0, indices, w as usize, h as usize) {
@@ -195,7 +195,7 @@ pub(super) fn encode(pic: &Picture, _opts: &EncodeOptions, _meta: Metadata<'_>) 
                 gif::Frame {
                     width: w16,
                     height: h16,
-                    buffer: indices.clone().into(),
+                    buffer: std::borrow::Cow::Borrowed(indices),
                     transparent,
                     ..gif::Frame::default()
                 }

@@ -3,6 +3,7 @@
 use super::sign::Signer;
 use crate::codec::{cores, Deadline};
 use crate::cos::PicOperations;
+use crate::env::{list, number, var};
 use crate::{Error, Limits, Result};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -75,65 +76,50 @@ impl Config {
     /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS`, `MOGR_PROCESS_DEADLINE_MS`, `MOGR_SIGNING_KEYS` and `MOGR_DOWNLOAD_*`.
     pub fn from_env() -> Result<Config> {
         let mut c = Config::default();
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(v) = var("MOGR_CACHE_CONTROL") {
             c.cache_control = v;
         }
         c.public_host = var("MOGR_PUBLIC_HOST");
-        let num = |k: &str, v: String| {
-            v.parse::<u64>()
-                .map_err(|_| Error::internal(format!("{k}={v:?} is not a whole number")))
-        };
-        if let Some(v) = var("MOGR_MAX_INLINE_BYTES") {
-            c.max_inline_bytes = Some(num("MOGR_MAX_INLINE_BYTES", v)? as usize);
+        if let Some(n) = number("MOGR_MAX_INLINE_BYTES")? {
+            c.max_inline_bytes = Some(n as usize);
         }
-        if let Some(v) = var("MOGR_MAX_INPUT_BYTES") {
-            c.limits.max_input_bytes = num("MOGR_MAX_INPUT_BYTES", v)? as usize;
+        if let Some(n) = number("MOGR_MAX_INPUT_BYTES")? {
+            c.limits.max_input_bytes = n as usize;
         }
-        if let Some(v) = var("MOGR_MAX_PIXELS") {
-            c.limits.max_pixels = num("MOGR_MAX_PIXELS", v)?;
+        if let Some(n) = number("MOGR_MAX_PIXELS")? {
+            c.limits.max_pixels = n;
         }
-        if let Some(v) = var("MOGR_WORKERS") {
-            c.workers = (num("MOGR_WORKERS", v)? as usize).max(1);
+        if let Some(n) = number("MOGR_WORKERS")? {
+            c.workers = (n as usize).max(1);
             c.queue = 2 * c.workers;
         }
-        if let Some(v) = var("MOGR_QUEUE") {
-            c.queue = num("MOGR_QUEUE", v)? as usize;
+        if let Some(n) = number("MOGR_QUEUE")? {
+            c.queue = n as usize;
         }
-        if let Some(v) = var("MOGR_ENCODER_THREADS") {
-            c.limits.encoder_threads = (num("MOGR_ENCODER_THREADS", v)? as u32).max(1);
+        if let Some(n) = number("MOGR_ENCODER_THREADS")? {
+            c.limits.encoder_threads = (n as u32).max(1);
         }
-        if let Some(v) = var("MOGR_DOWNLOAD_DEADLINE_MS") {
-            c.download_deadline = match num("MOGR_DOWNLOAD_DEADLINE_MS", v)? {
-                0 => None,
-                ms => Some(Duration::from_millis(ms)),
-            };
+        // deadlines in milliseconds; 0: none
+        if let Some(ms) = number("MOGR_DOWNLOAD_DEADLINE_MS")? {
+            c.download_deadline = (ms > 0).then(|| Duration::from_millis(ms));
         }
-        if let Some(v) = var("MOGR_PROCESS_DEADLINE_MS") {
-            c.process_deadline = match num("MOGR_PROCESS_DEADLINE_MS", v)? {
-                0 => None,
-                ms => Some(Duration::from_millis(ms)),
-            };
+        if let Some(ms) = number("MOGR_PROCESS_DEADLINE_MS")? {
+            c.process_deadline = (ms > 0).then(|| Duration::from_millis(ms));
         }
         if let Some(v) = var("MOGR_SIGNING_KEYS") {
             c.signer = Signer::parse(&v)?;
         }
-        if let Some(v) = var("MOGR_DOWNLOAD_MAX_PIXELS") {
-            c.download_max_pixels = num("MOGR_DOWNLOAD_MAX_PIXELS", v)?;
+        if let Some(n) = number("MOGR_DOWNLOAD_MAX_PIXELS")? {
+            c.download_max_pixels = n;
         }
-        if let Some(v) = var("MOGR_DOWNLOAD_MAX_UPSCALE") {
-            c.download_max_upscale = num("MOGR_DOWNLOAD_MAX_UPSCALE", v)? as u32;
+        if let Some(n) = number("MOGR_DOWNLOAD_MAX_UPSCALE")? {
+            c.download_max_upscale = n as u32;
         }
         if let Some(v) = var("MOGR_DOWNLOAD_ALLOW_COSTLY") {
             c.download_allow_costly = matches!(v.as_str(), "1" | "true" | "yes");
         }
         if let Some(v) = var("MOGR_HOOK_OUTPUT_PREFIXES") {
-            c.hook_output_prefixes = v
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect();
+            c.hook_output_prefixes = list(&v).map(str::to_string).collect();
         }
         if let Some(v) = var("MOGR_DEFAULT_RULES") {
             let map: BTreeMap<String, serde_json::Value> =

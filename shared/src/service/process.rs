@@ -14,6 +14,7 @@ use crate::cos::{resolve_fileid, OriginalInfo, PicOperations, ProcessResult};
 use crate::info::{self, ImageInfo};
 use crate::store::{self, output_metadata, Metadata, Object, Store};
 use crate::{Code, Error, Limits, Result};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// `POST /<key>?image_process`: rules over an object already stored.
@@ -74,7 +75,7 @@ impl Service {
         let prepared = self
             .prepare(
                 &post.key,
-                obj.body,
+                Cow::Owned(obj.body),
                 &post.ops,
                 want_info,
                 Rules::Trusted,
@@ -104,7 +105,7 @@ impl Service {
         let prepared = self
             .prepare(
                 &put.key,
-                put.body.to_vec(),
+                Cow::Borrowed(put.body),
                 &ops,
                 want_info,
                 Rules::Trusted,
@@ -255,11 +256,12 @@ impl Service {
     }
 
     /// Checks where every rule writes (see [`Service::places`]), then decodes `input` once and converts
-    /// it by each rule (and reads its info with `want_info`); stores nothing.
+    /// it by each rule (and reads its info with `want_info`); stores nothing. `input` is copied only
+    /// when there is work for it (a plain PUT's body is not).
     pub(super) async fn prepare(
         &self,
         key: &str,
-        input: Vec<u8>,
+        input: Cow<'_, [u8]>,
         ops: &PicOperations,
         want_info: bool,
         whose: Rules,
@@ -273,6 +275,7 @@ impl Service {
         if rules.is_empty() && !want_info {
             return Ok(Prepared::default());
         }
+        let input = input.into_owned();
         let (outputs, info) = self
             .work
             .run(limits.deadline, move || {
@@ -330,32 +333,36 @@ impl Service {
         let mut results = Vec::with_capacity(targets.len());
         let mut done = Vec::with_capacity(targets.len() + 1);
         let mut replaced = false;
-        for t in targets {
-            let served = t.bucket.name() == self.default_bucket.name();
-            replaced |= served && upload.as_ref().is_some_and(|u| u.key == t.key);
-            results.push(ProcessResult {
-                location: self.location(t.bucket.name(), &t.key),
-                key: t.key.clone(),
-                format: t.output.format.name().to_string(),
-                width: t.output.width,
-                height: t.output.height,
-                size: t.output.bytes.len() as u64,
-                quality: t.output.quality,
-                etag: String::new(),
-            });
+        for Target {
+            bucket,
+            key,
+            output,
+            before,
+        } in targets
+        {
+            let served = bucket.name() == self.default_bucket.name();
+            replaced |= served && upload.as_ref().is_some_and(|u| u.key == key);
+            let location = self.location(bucket.name(), &key);
+            let size = output.bytes.len() as u64;
             let undo = Undo {
-                bucket: t.bucket,
-                key: t.key,
-                before: t.before,
+                bucket,
+                key: key.clone(),
+                before,
             };
-            let mime = t.output.format.mime();
-            match self
-                .write_one(undo, &mut done, t.output.bytes, mime, &meta, limits)
-                .await
-            {
-                Ok(etag) => results.last_mut().expect("pushed above").etag = etag,
-                Err(e) => return Err(e),
-            }
+            let mime = output.format.mime();
+            let etag = self
+                .write_one(undo, &mut done, output.bytes, mime, &meta, limits)
+                .await?;
+            results.push(ProcessResult {
+                location,
+                key,
+                format: output.format.name().to_string(),
+                width: output.width,
+                height: output.height,
+                size,
+                quality: output.quality,
+                etag,
+            });
         }
         if let Some(u) = upload.filter(|_| !replaced) {
             let undo = Undo {
@@ -402,12 +409,9 @@ impl Service {
         for u in done.into_iter().rev() {
             let result = match u.before {
                 Some(o) => {
-                    let content_type = o.head.content_type.as_deref().unwrap_or_default();
-                    let content_type = if content_type.is_empty() {
-                        "application/octet-stream"
-                    } else {
-                        content_type
-                    };
+                    let content_type = (o.head.content_type.as_deref())
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or("application/octet-stream");
                     u.bucket
                         .put(&u.key, o.body, content_type, &o.head.metadata)
                         .await

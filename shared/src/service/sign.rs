@@ -34,10 +34,7 @@ type HmacSha256 = Hmac<Sha256>;
 impl Signer {
     /// Keys from `MOGR_SIGNING_KEYS`' form: comma-separated, each at least 16 bytes.
     pub fn parse(keys: &str) -> Result<Signer> {
-        let keys: Vec<Vec<u8>> = keys
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
+        let keys: Vec<Vec<u8>> = crate::env::list(keys)
             .map(|k| k.as_bytes().to_vec())
             .collect();
         if keys.iter().any(|k| k.len() < 16) {

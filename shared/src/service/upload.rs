@@ -5,6 +5,7 @@ use super::Service;
 use crate::cos::{PicOperations, ProcessResult};
 use crate::store::{self, check_key};
 use crate::{Code, Result};
+use std::borrow::Cow;
 
 /// What `on_upload` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +50,7 @@ impl Service {
         };
         let limits = self.config.limits;
         let prepared = self
-            .prepare(key, obj.body, &ops, false, whose, limits)
+            .prepare(key, Cow::Owned(obj.body), &ops, false, whose, limits)
             .await?;
         // A rule whose fileid is the input key would overwrite it and trigger another notification for
         // an object marked as output: ignored, as intended.

@@ -10,6 +10,7 @@
 //! at once, nor a name over 255 bytes: such keys are refused before anything is written ([`DirStore`]'s
 //! `check_put`), with errors that name the key, never the folder's path.
 
+use super::content_etag as etag_of;
 use super::{check_key, Entry, Head, Metadata, Object, Store};
 use crate::{Code, Error, Result};
 use async_trait::async_trait;
@@ -29,16 +30,39 @@ pub struct DirStore {
     bucket: String,
     root: PathBuf,
     locks: Box<[RwLock<()>]>,
-    /// Body ETags with the size and modification time they were computed at, so that a listing or a
-    /// HEAD hashes only the files that changed since.
-    etags: Arc<Mutex<HashMap<String, Stamp>>>,
+    etags: Arc<Etags>,
 }
 
-#[derive(Clone, PartialEq, Eq)]
+/// Body ETags with the size and modification time they were computed at, so that a listing or a HEAD
+/// hashes only the files that changed since.
+#[derive(Default)]
+struct Etags(Mutex<HashMap<String, Stamp>>);
+
+#[derive(Clone)]
 struct Stamp {
     size: u64,
     modified: SystemTime,
     etag: String,
+}
+
+impl Etags {
+    /// The ETag of `key`'s body when the file's size and time are those it was computed at.
+    fn get(&self, key: &str, meta: &std::fs::Metadata) -> Option<String> {
+        let stamp = self.0.lock().ok()?.get(key).cloned()?;
+        (stamp.size == meta.len() && Some(stamp.modified) == meta.modified().ok())
+            .then_some(stamp.etag)
+    }
+
+    fn remember(&self, key: &str, meta: &std::fs::Metadata, etag: &str) {
+        if let (Ok(mut etags), Ok(modified)) = (self.0.lock(), meta.modified()) {
+            let stamp = Stamp {
+                size: meta.len(),
+                modified,
+                etag: etag.to_string(),
+            };
+            etags.insert(key.to_string(), stamp);
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -101,13 +125,6 @@ impl DirStore {
         Ok(tmp)
     }
 
-    /// The body's ETag from the cache when the file's size and time are those it was computed at.
-    fn cached_etag(&self, key: &str, meta: &std::fs::Metadata) -> Option<String> {
-        let stamp = self.etags.lock().ok()?.get(key).cloned()?;
-        (stamp.size == meta.len() && Some(stamp.modified) == meta.modified().ok())
-            .then_some(stamp.etag)
-    }
-
     /// The head of the object at `path` (its lock held by the caller), its body when `with_body`.
     async fn read(&self, key: &str, path: &Path, with_body: bool) -> Result<Option<Object>> {
         let meta = match tokio::fs::metadata(path).await {
@@ -116,7 +133,7 @@ impl DirStore {
             Err(e) if gone(&e) => return Ok(None),
             Err(e) => return Err(io_error("reading", key, e)),
         };
-        let (etag, body) = match (with_body, self.cached_etag(key, &meta)) {
+        let (etag, body) = match (with_body, self.etags.get(key, &meta)) {
             (false, Some(etag)) => (etag, Vec::new()),
             _ => {
                 let body = match tokio::fs::read(path).await {
@@ -125,7 +142,7 @@ impl DirStore {
                     Err(e) => return Err(io_error("reading", key, e)),
                 };
                 let etag = etag_of(&body);
-                remember(&self.etags, key, &meta, &etag);
+                self.etags.remember(key, &meta, &etag);
                 (etag, if with_body { body } else { Vec::new() })
             }
         };
@@ -173,26 +190,6 @@ fn io_error(doing: &str, key: &str, e: std::io::Error) -> Error {
         "{doing} the object {key:?} failed in the folder store: {}",
         e.kind()
     ))
-}
-
-use super::content_etag as etag_of;
-
-fn remember(
-    etags: &Mutex<HashMap<String, Stamp>>,
-    key: &str,
-    meta: &std::fs::Metadata,
-    etag: &str,
-) {
-    if let (Ok(mut etags), Ok(modified)) = (etags.lock(), meta.modified()) {
-        etags.insert(
-            key.to_string(),
-            Stamp {
-                size: meta.len(),
-                modified,
-                etag: etag.to_string(),
-            },
-        );
-    }
 }
 
 #[async_trait]
@@ -286,7 +283,7 @@ impl Store for DirStore {
                 .map_err(io)?;
             tokio::fs::rename(&body_tmp, &path).await.map_err(io)?;
             if let Ok(meta) = tokio::fs::metadata(&path).await {
-                remember(&self.etags, key, &meta, &etag);
+                self.etags.remember(key, &meta, &etag);
             }
             Ok(())
         }
@@ -337,7 +334,7 @@ impl DirStore {
     }
 }
 
-fn walk(root: &Path, etags: &Mutex<HashMap<String, Stamp>>) -> Result<Vec<Entry>> {
+fn walk(root: &Path, etags: &Etags) -> Result<Vec<Entry>> {
     use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
@@ -375,19 +372,14 @@ fn walk(root: &Path, etags: &Mutex<HashMap<String, Stamp>>) -> Result<Vec<Entry>
                 }
             } else if meta.is_file() && check_key(&key).is_ok() {
                 let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                let cached = etags
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(&key).cloned())
-                    .filter(|s| s.size == meta.len() && s.modified == modified);
-                let etag = match cached {
-                    Some(s) => s.etag,
+                let etag = match etags.get(&key, &meta) {
+                    Some(etag) => etag,
                     None => {
                         let Ok(body) = std::fs::read(&path) else {
                             continue;
                         };
                         let etag = etag_of(&body);
-                        remember(etags, &key, &meta, &etag);
+                        etags.remember(&key, &meta, &etag);
                         etag
                     }
                 };

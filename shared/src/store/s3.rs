@@ -59,22 +59,13 @@ impl S3Policy {
     /// The defaults, with the `MOGR_S3_*` settings that are set.
     pub fn from_env() -> Result<S3Policy> {
         let mut p = S3Policy::default();
-        let num = |k: &str| -> Result<Option<u64>> {
-            match std::env::var(k).ok().filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(v) => v
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| Error::internal(format!("{k}={v:?} is not a whole number"))),
-            }
-        };
-        if let Some(n) = num("MOGR_S3_ATTEMPTS")? {
+        if let Some(n) = crate::env::number("MOGR_S3_ATTEMPTS")? {
             p.attempts = (n as u32).max(1);
         }
-        if let Some(ms) = num("MOGR_S3_ATTEMPT_TIMEOUT_MS")? {
+        if let Some(ms) = crate::env::number("MOGR_S3_ATTEMPT_TIMEOUT_MS")? {
             p.attempt_timeout = Duration::from_millis(ms);
         }
-        if let Some(ms) = num("MOGR_S3_TIMEOUT_MS")? {
+        if let Some(ms) = crate::env::number("MOGR_S3_TIMEOUT_MS")? {
             p.timeout = Duration::from_millis(ms);
         }
         Ok(p)

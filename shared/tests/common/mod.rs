@@ -54,6 +54,13 @@ pub async fn setup(config: Config) -> (tempfile::TempDir, Service) {
     }
     (dir, Service::new(config, store))
 }
+/// `POST /<key>?image_process` with `ops` as Pic-Operations.
+pub async fn post(service: &Service, key: &str, ops: &str) -> http::Response<Vec<u8>> {
+    let uri = format!("/{key}?image_process");
+    service
+        .process(request("POST", &uri, &[("pic-operations", ops)], vec![]))
+        .await
+}
 
 pub fn text(body: &[u8]) -> &str {
     std::str::from_utf8(body).unwrap()
