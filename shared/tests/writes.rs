@@ -12,7 +12,7 @@ use mogr::{Code, Error, Result};
 use std::sync::Arc;
 
 /// A folder store whose writes to keys containing `fail` break, as a full disk or a lost connection
-/// would.
+/// would, and whose writes to keys containing `slow` take 600 ms.
 struct Flaky(DirStore);
 
 #[async_trait]
@@ -29,6 +29,9 @@ impl Store for Flaky {
     async fn put(&self, key: &str, body: Vec<u8>, ct: &str, meta: &Metadata) -> Result<String> {
         if key.contains("fail") {
             return Err(Error::internal("the disk is full"));
+        }
+        if key.contains("slow") {
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
         }
         self.0.put(key, body, ct, meta).await
     }
@@ -350,4 +353,28 @@ async fn the_folder_store_keeps_body_and_metadata_together() {
     let listed = store.entries().await.unwrap();
     let entry = listed.iter().find(|e| e.key == "K.json").unwrap();
     assert_eq!(entry.etag, head.etag);
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_stops_before_its_next_write_and_puts_back_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        process_deadline: Some(std::time::Duration::from_millis(400)),
+        ..Config::default()
+    };
+    let service = Service::new(config, Arc::new(Flaky(DirStore::new("local", dir.path()))));
+    // The first output's write outlasts the deadline: the second is not started, the first is removed.
+    let resp = put_with(
+        &service,
+        "a.jpg",
+        &rules(&[
+            ("slow.webp", "imageMogr2/thumbnail/20x/format/webp"),
+            ("b.webp", "imageMogr2/thumbnail/20x/format/webp"),
+        ]),
+    )
+    .await;
+    let body = text(resp.body());
+    assert_eq!(resp.status(), 503, "{body}");
+    assert!(body.contains("<Code>ServiceUnavailable</Code>"), "{body}");
+    assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
 }
