@@ -34,7 +34,7 @@ const PEER_SLOW_MS: f64 = 2000.0;
 /// The peak comes from `time`, not from our own `wait4`: a child spawned by this (large) process starts
 /// with its parent's resident-set high-water mark, which `ru_maxrss` then reports; the command `time`
 /// runs is forked from `time`'s small process instead.
-fn time_child(
+pub(crate) fn time_child(
     mut make: impl FnMut() -> Command,
     runs: u32,
     slow_ms: f64,
@@ -83,7 +83,7 @@ fn time_child(
 }
 
 /// The number after `key=` in a log line, e.g. `encoder_ms=290.1`.
-fn logged(log: &str, key: &str) -> Option<f64> {
+pub(crate) fn logged(log: &str, key: &str) -> Option<f64> {
     let at = log.find(&format!("{key}="))? + key.len() + 1;
     let rest = &log[at..];
     let end = rest
@@ -92,7 +92,7 @@ fn logged(log: &str, key: &str) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
-fn score(reference: &DynamicImage, out: &Path) -> Result<(usize, f64)> {
+pub(crate) fn score(reference: &DynamicImage, out: &Path) -> Result<(usize, f64)> {
     let bytes = std::fs::read(out)?;
     let pic = codec::probe_and_decode(&bytes, &Limits::default(), Frames::First)?;
     let got = pic.first();
@@ -111,11 +111,11 @@ struct Peer {
     args: fn(&Path, &Path) -> Vec<String>,
 }
 
-fn s(p: &Path) -> String {
+pub(crate) fn s(p: &Path) -> String {
     p.to_string_lossy().to_string()
 }
 
-fn cmd(args: &[&str]) -> Vec<String> {
+pub(crate) fn cmd(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 

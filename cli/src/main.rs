@@ -1,5 +1,6 @@
 //! The `mogr` command: convert local files with imageMogr2 rules, inspect images, and run the demo.
 
+mod at_score;
 mod bench;
 mod index;
 mod multipart;
@@ -113,7 +114,8 @@ enum Command {
     },
     /// Benchmark mogr beside vips and heif-enc on the same files (a Markdown table for BENCHMARKS.md).
     #[command(
-        after_help = "Example:\n  mogr bench --runs 3 examples/photo.jpg examples/photo.png\n\n\
+        after_help = "Examples:\n  mogr bench --runs 3 examples/photo.jpg examples/photo.png\n  \
+        mogr bench --at-score 70 examples/photo.png   (bytes at equal SSIMULACRA2)\n\n\
         vips and heif-enc come from scripts/setup.sh; BENCHMARKS.md says how each table was made."
     )]
     Bench {
@@ -126,6 +128,10 @@ enum Command {
         /// mogr's encoder profile: download or persistent.
         #[arg(long, default_value = "persistent")]
         profile: Profile,
+        /// Compare bytes at equal quality instead: each encoder's quality searched for the smallest
+        /// output scoring at least this SSIMULACRA2 (e.g. 70), both of mogr's profiles beside the peers.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+        at_score: Option<u8>,
     },
     /// Print SSIMULACRA2 and bytes per quality for one format, to calibrate default qualities.
     #[command(
@@ -175,7 +181,11 @@ fn main() {
             inputs,
             runs,
             profile,
-        } => bench::run(&inputs, runs, profile),
+            at_score,
+        } => match at_score {
+            Some(target) => at_score::run(&inputs, target),
+            None => bench::run(&inputs, runs, profile),
+        },
         Command::Calibrate {
             format,
             profile,
