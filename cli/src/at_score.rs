@@ -489,7 +489,8 @@ mod tests {
     #[test]
     fn the_search_finds_the_lowest_passing_quality_in_few_tries() {
         // linear, concave and convex score curves, targets at either end and between
-        let curves: [(&str, fn(f64) -> f64); 3] = [
+        type Curve = fn(f64) -> f64;
+        let curves: [(&str, Curve); 3] = [
             ("linear", |q| q * 0.9),
             ("concave", |q| 100.0 * (q / 100.0).sqrt()),
             ("convex", |q| 100.0 * (q / 100.0).powi(3)),

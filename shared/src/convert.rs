@@ -193,9 +193,10 @@ fn auto_quality(
     limits: &Limits,
 ) -> Result<Vec<u8>> {
     let target = f64::from(target);
+    let reference = crate::score::Reference::new(pic.first())?;
     let score = |bytes: &[u8]| -> Result<f64> {
         let out = codec::probe_and_decode(bytes, limits, Frames::First)?;
-        crate::score::ssimulacra2(pic.first(), out.first())
+        reference.score(out.first())
     };
     // (quality, score, bytes): the lowest try that passed, the highest that did not
     let mut pass: Option<(i32, f64, Vec<u8>)> = None;
