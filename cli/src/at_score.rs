@@ -199,7 +199,7 @@ struct Auto {
     cost: f64,
 }
 
-pub fn run(inputs: &[PathBuf], target: u8) -> Result<()> {
+pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
     let exe = std::env::current_exe()?;
     let work = std::env::temp_dir().join(format!("mogr-at-score-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -226,6 +226,11 @@ pub fn run(inputs: &[PathBuf], target: u8) -> Result<()> {
             .is_some_and(|e| e.eq_ignore_ascii_case("png"));
         let mut found: BTreeMap<String, Try> = BTreeMap::new();
         for encoder in ENCODERS {
+            if only.is_some_and(|o| {
+                !format!("{} {}", encoder.name(), encoder.format().name()).contains(o)
+            }) {
+                continue;
+            }
             let format = encoder.format();
             let out = work.join(format!("out.{}", format.extension()));
             let (best, tries) = search(goal, |q| {

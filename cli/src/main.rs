@@ -132,6 +132,10 @@ enum Command {
         /// output scoring at least this SSIMULACRA2 (e.g. 70), both of mogr's profiles beside the peers.
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
         at_score: Option<u8>,
+        /// With --at-score: only the encoders whose name and format contain this, e.g. "persistent) heif"
+        /// (names: "mogr (persistent)", "mogr (download)", "vips heifsave", "vips heifsave av1", "vips webpsave").
+        #[arg(long, requires = "at_score")]
+        only: Option<String>,
     },
     /// Print SSIMULACRA2 and bytes per quality for one format, to calibrate default qualities.
     #[command(
@@ -182,8 +186,9 @@ fn main() {
             runs,
             profile,
             at_score,
+            only,
         } => match at_score {
-            Some(target) => at_score::run(&inputs, target),
+            Some(target) => at_score::run(&inputs, target, only.as_deref()),
             None => bench::run(&inputs, runs, profile),
         },
         Command::Calibrate {
