@@ -20,6 +20,10 @@ pub struct ImageInfo {
     pub quality: u8,
     #[serde(skip)]
     pub orientation: u8,
+    /// The quality setting mogr wrote an output with (`quality/auto` included), from the object's
+    /// metadata: only for its own lossy outputs. Not in COS's list.
+    #[serde(rename = "quality", skip_serializing_if = "Option::is_none")]
+    pub stored_quality: Option<String>,
 }
 
 /// The average colour of a picture's first frame as `0xRRGGBB`.
@@ -67,5 +71,6 @@ pub fn describe(bytes: &[u8], probe: &Probe, pic: &Picture) -> ImageInfo {
             100
         },
         orientation: pic.orientation,
+        stored_quality: None,
     }
 }

@@ -563,3 +563,43 @@ async fn only_images_are_served_inline() {
         assert_eq!(h["x-content-type-options"], "nosniff", "{query}");
     }
 }
+
+#[tokio::test]
+async fn image_info_of_an_output_reports_the_quality_it_was_written_with() {
+    let (_dir, service) = setup(Config::default()).await;
+    let ops = r#"{"rules":[
+        {"fileid":"q/a.heic","rule":"imageMogr2/thumbnail/96x/format/heif/quality/auto"},
+        {"fileid":"q/b.webp","rule":"imageMogr2/thumbnail/96x/format/webp/quality/61"},
+        {"fileid":"q/c.png","rule":"imageMogr2/thumbnail/96x/format/png"}]}"#
+        .replace('\n', "");
+    let resp = post(&service, "photo.jpg", &ops).await;
+    let xml = text(resp.body()).to_string();
+    assert_eq!(resp.status(), 200, "{xml}");
+    let info = |key: &'static str| {
+        let service = &service;
+        async move {
+            let uri = format!("/{key}?imageInfo");
+            let resp = service.download(request("GET", &uri, &[], vec![])).await;
+            assert_eq!(resp.status(), 200, "{key}");
+            serde_json::from_slice::<serde_json::Value>(resp.body()).unwrap()
+        }
+    };
+    // the quality quality/auto chose is the one the UploadResult names
+    let heif = info("q/a.heic").await;
+    let chosen = heif["quality"].as_str().expect("a heif output's quality");
+    let object = xml
+        .split("</Object>")
+        .find(|o| o.contains("<Key>q/a.heic</Key>"));
+    assert!(
+        object
+            .unwrap()
+            .contains(&format!("<Quality>{chosen}</Quality>")),
+        "{chosen} in {xml}"
+    );
+    assert_eq!(info("q/b.webp").await["quality"], "61");
+    assert!(info("q/c.png").await.get("quality").is_none(), "lossless");
+    assert!(
+        info("photo.jpg").await.get("quality").is_none(),
+        "not an output of mogr"
+    );
+}

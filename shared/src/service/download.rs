@@ -7,7 +7,7 @@ use super::Service;
 use crate::codec::{self, Frames, Profile};
 use crate::convert::{self, Output};
 use crate::rule::Rule;
-use crate::store::{output_metadata, Metadata, Object};
+use crate::store::{self, output_metadata, Metadata, Object};
 use crate::{info, Error, Result};
 use md5::{Digest, Md5};
 
@@ -115,10 +115,14 @@ impl Service {
             }
             Query::Info => {
                 let input = obj.body;
-                let info = self
+                let mut info = self
                     .work
                     .run(limits.deadline, move || info::image_info(&input, &limits))
                     .await?;
+                let meta = &obj.head.metadata;
+                if meta.contains_key(store::OUTPUT_MARKER) {
+                    info.stored_quality = meta.get(store::QUALITY).cloned();
+                }
                 Ok(json(
                     serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?,
                 ))

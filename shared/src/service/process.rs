@@ -350,6 +350,10 @@ impl Service {
                 before,
             };
             let mime = output.format.mime();
+            let mut meta = meta.clone();
+            if output.format.is_lossy() {
+                meta.insert(store::QUALITY.to_string(), output.quality.to_string());
+            }
             let etag = self
                 .write_one(undo, &mut done, output.bytes, mime, &meta, limits)
                 .await?;

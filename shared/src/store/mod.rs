@@ -20,6 +20,9 @@ pub type Metadata = BTreeMap<String, String>;
 pub const OUTPUT_MARKER: &str = "mogr-output";
 /// Metadata key naming the ETag of the source an output was made from.
 pub const SOURCE_ETAG: &str = "mogr-source-etag";
+/// User-metadata key of an output's quality setting (lossy formats): what its UploadResult said, and what
+/// `?imageInfo` of the output reports as `quality` (HEIF, AVIF and WebP files do not hold it).
+pub const QUALITY: &str = "mogr-quality";
 /// Metadata key whose value is a Pic-Operations JSON applied when the object is uploaded.
 pub const PIC_OPERATIONS: &str = "pic-operations";
 
