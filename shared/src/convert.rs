@@ -163,15 +163,30 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
     })
 }
 
-/// SSIMULACRA2 gained per quality step near the default qualities, about: how far `quality/auto`'s
-/// first steps go. Measured between targets 70 and 85 on photo.png and a generated gradient+texture
-/// picture: HEIF 0.86–1.0, AVIF 0.54–0.78, WebP 0.94–1.06, JPEG 1.0–1.05.
+/// SSIMULACRA2 gained per quality step, about: how far `quality/auto`'s first steps go. Measured between
+/// targets 70 and 85 on photo.png and a generated gradient+texture picture: HEIF 0.86–1.0, AVIF
+/// 0.54–0.78, WebP 0.94–1.06, JPEG 1.0–1.05; HEIF is steeper below quality 45, where its search now
+/// starts (1.0–1.7 per step on the bench corpus; 1.3 took 2.9 tries there where 0.9 took 3.1).
 fn score_per_step(format: Format) -> f64 {
     match format {
         Format::Avif => 0.65,
-        Format::Heif => 0.9,
+        Format::Heif => 1.3,
         _ => 1.0,
     }
+}
+
+/// Where `quality/auto/<target>`'s search starts: the median quality it chose for a score of 70 on the
+/// `mogr bench --at-score` corpus (BENCHMARKS.md) — below the calibrated defaults, which are set for the
+/// hardest photo — moved by [`score_per_step`] for other targets.
+fn auto_start(format: Format, target: u8) -> u8 {
+    let at_70 = match format {
+        Format::Heif => 40.0,
+        Format::Avif => 57.0,
+        Format::Webp => 76.0,
+        _ => 75.0,
+    };
+    let q = at_70 + (f64::from(target) - 70.0) / score_per_step(format);
+    q.round().clamp(1.0, 100.0) as u8
 }
 
 /// A passing try this close above the target is taken: a lower quality would save little.
@@ -179,7 +194,7 @@ const CLOSE_ENOUGH: f64 = 1.5;
 
 /// `quality/auto/<target>`: the lowest quality whose output scores at least `target` on SSIMULACRA2
 /// against `pic` (the picture encoded: the input after the rule's operations). `first` is the output at
-/// the calibrated default quality, which typical photos bring close to 70; from there each try steps by
+/// [`auto_start`]'s quality, which typical pictures bring close to the target; from there each try steps by
 /// the score it missed or exceeded by (over the format's [`score_per_step`]), then between the closest
 /// passing and failing tries in proportion to their scores. It stops at a try that passes by less than
 /// [`CLOSE_ENOUGH`], when the closest passing and failing tries are at most two steps apart, or after
@@ -275,7 +290,8 @@ fn convert_picture(
 
     let profile = rule.profile.unwrap_or(profile);
     let quality = match rule.quality {
-        Some(Quality::Auto(_)) | None => default_quality(format, profile, &pic),
+        Some(Quality::Auto(target)) => auto_start(format, target),
+        None => default_quality(format, profile, &pic),
         Some(q) => q.resolve(pic.quality.unwrap_or(100)),
     };
     let mut opts = EncodeOptions {
