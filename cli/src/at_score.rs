@@ -9,7 +9,7 @@
 //! lossless PNG every encoder then reads), so that the whole run stays within minutes on 2 cores; "%
 //! saved" is only shown for inputs kept at their own size (it is against the input file's bytes).
 
-use crate::bench::{cmd, s, score, time_child};
+use crate::bench::{s, score, time_child};
 use anyhow::{Context, Result};
 use image::DynamicImage;
 use mogr::codec::{self, Format, Frames};
@@ -73,9 +73,9 @@ impl Encoder {
         }
     }
 
-    /// The command writing `input` to `out` at quality `q` (`q` = `None`: mogr's `quality/auto/<target>`).
+    /// The command writing `input` to `out` at quality `q` (`Quality::Auto`: mogr's `quality/auto/<target>`).
     fn command(self, exe: &Path, input: &Path, out: &Path, q: Quality) -> Command {
-        let args = match (self, q) {
+        match (self, q) {
             (Encoder::Mogr(f, p), q) => {
                 let quality = match q {
                     Quality::Fixed(q) => q.to_string(),
@@ -86,39 +86,21 @@ impl Encoder {
                 c.args(["convert", &s(input), "--rule", &rule, "--output", &s(out)])
                     .args(["--profile", p.name()])
                     .env("RUST_LOG", "mogr=debug");
-                return c;
+                c
             }
-            (Encoder::VipsHeif, Quality::Fixed(q)) => cmd(&[
-                "vips",
-                "heifsave",
-                &s(input),
-                &s(out),
-                "--Q",
-                &q.to_string(),
-            ]),
-            (Encoder::VipsAv1, Quality::Fixed(q)) => cmd(&[
-                "vips",
-                "heifsave",
-                &s(input),
-                &s(out),
-                "--Q",
-                &q.to_string(),
-                "--compression",
-                "av1",
-            ]),
-            (Encoder::VipsWebp, Quality::Fixed(q)) => cmd(&[
-                "vips",
-                "webpsave",
-                &s(input),
-                &s(out),
-                "--Q",
-                &q.to_string(),
-            ]),
             (_, Quality::Auto(_)) => unreachable!("only mogr has quality/auto"),
-        };
-        let mut c = Command::new(&args[0]);
-        c.args(&args[1..]);
-        c
+            (vips, Quality::Fixed(q)) => {
+                let (saver, more): (&str, &[&str]) = match vips {
+                    Encoder::VipsAv1 => ("heifsave", &["--compression", "av1"]),
+                    Encoder::VipsWebp => ("webpsave", &[]),
+                    _ => ("heifsave", &[]),
+                };
+                let mut c = Command::new("vips");
+                c.args([saver, &s(input), &s(out), "--Q", &q.to_string()])
+                    .args(more);
+                c
+            }
+        }
     }
 }
 

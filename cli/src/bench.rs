@@ -115,7 +115,7 @@ pub(crate) fn s(p: &Path) -> String {
     p.to_string_lossy().to_string()
 }
 
-pub(crate) fn cmd(args: &[&str]) -> Vec<String> {
+fn cmd(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
