@@ -9,10 +9,11 @@
 //! lossless PNG every encoder then reads), so that the whole run stays within minutes on 2 cores; "%
 //! saved" is only shown for inputs kept at their own size (it is against the input file's bytes).
 
-use crate::bench::{s, score, time_child};
+use crate::bench::{s, time_child};
 use anyhow::{Context, Result};
 use image::DynamicImage;
 use mogr::codec::{self, Format, Frames};
+use mogr::score::Reference;
 use mogr::{Limits, Profile};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -201,8 +202,11 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
-        let (reference, source, downscaled) = fit(decoded.first(), input, &work)?;
-        let label = format!("{name} ({}×{})", reference.width(), reference.height());
+        let (picture, source, downscaled) = fit(decoded.first(), input, &work)?;
+        let label = format!("{name} ({}×{})", picture.width(), picture.height());
+        // prepared once: every try of every encoder is scored against it
+        let reference = Reference::new(&picture)?;
+        let in_len = (!downscaled).then_some(in_bytes.len());
         let is_png = input
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("png"));
@@ -238,7 +242,7 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
                 &encoder.name(),
                 best,
                 tries.len(),
-                (!downscaled).then_some(in_bytes.len()),
+                in_len,
                 peer,
             );
             if let Some(b) = best {
@@ -247,7 +251,7 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
             rows.push(Row {
                 image: name.clone(),
                 is_png,
-                in_len: (!downscaled).then_some(in_bytes.len()),
+                in_len,
                 encoder,
                 best,
             });
@@ -276,7 +280,7 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
                     &format!("mogr ({}) quality/auto/{target}", Profile::Persistent),
                     Some(auto),
                     encodes as usize,
-                    (!downscaled).then_some(in_bytes.len()),
+                    in_len,
                     encoder
                         .peer()
                         .and_then(|p| found.get(&p.name()).map(|t| t.bytes)),
@@ -294,6 +298,13 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     summary(&rows, &autos, goal);
     Ok(())
+}
+
+/// An output file's size and its score against `reference` (the same size).
+fn score(reference: &Reference, out: &Path) -> Result<(usize, f64)> {
+    let bytes = std::fs::read(out)?;
+    let pic = codec::probe_and_decode(&bytes, &Limits::default(), Frames::First)?;
+    Ok((bytes.len(), reference.score(pic.first())?))
 }
 
 /// The picture to score against and the file every encoder reads: the input itself, or, over

@@ -92,7 +92,7 @@ pub(crate) fn logged(log: &str, key: &str) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
-pub(crate) fn score(reference: &DynamicImage, out: &Path) -> Result<(usize, f64)> {
+fn score(reference: &DynamicImage, out: &Path) -> Result<(usize, f64)> {
     let bytes = std::fs::read(out)?;
     let pic = codec::probe_and_decode(&bytes, &Limits::default(), Frames::First)?;
     let got = pic.first();

@@ -453,29 +453,39 @@ fn demo(dir: &Path, out: Option<&Path>) -> Result<()> {
 
 fn calibrate(format: &str, profile: Profile, inputs: &[PathBuf]) -> Result<()> {
     let limits = Limits::default();
-    let refs = inputs
+    let qualities: Vec<u8> = (30..=90).step_by(4).collect();
+    let rules = qualities
         .iter()
-        .map(|p| {
-            let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-            let pic = codec::probe_and_decode(&bytes, &limits, Frames::First)?;
-            Ok((bytes, pic))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    println!("quality  min-score  mean-score  total-bytes");
-    for q in (30..=90).step_by(4) {
-        let rule = mogr::parse(&format!("imageMogr2/format/{format}/quality/{q}!"))?;
-        let (mut min, mut sum, mut total) = (f64::MAX, 0.0, 0usize);
-        for (bytes, reference) in &refs {
-            let out = mogr::convert(bytes, &rule, &limits, profile)?;
+        .map(|q| mogr::parse(&format!("imageMogr2/format/{format}/quality/{q}!")))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    // per quality: (lowest score, sum of scores, total bytes)
+    let mut stats = vec![(f64::MAX, 0.0, 0usize); qualities.len()];
+    for p in inputs {
+        let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let probe = codec::probe(&bytes, &limits)?;
+        // one decode and one prepared reference per image, for every quality
+        let source: mogr::Result<_> = Ok(mogr::convert::Source::decode(
+            &bytes,
+            probe,
+            &limits,
+            Frames::First,
+        )?);
+        let decoded = source.as_ref().map_err(Clone::clone)?;
+        let reference = mogr::score::Reference::new(decoded.picture.first())?;
+        let outputs = mogr::convert::convert_each(&source, &bytes, &rules, &limits, profile)?;
+        for (out, (min, sum, total)) in outputs.iter().zip(&mut stats) {
             let got = codec::probe_and_decode(&out.bytes, &limits, Frames::First)?;
-            let sc = mogr::score::ssimulacra2(reference.first(), got.first())?;
-            min = min.min(sc);
-            sum += sc;
-            total += out.bytes.len();
+            let sc = reference.score(got.first())?;
+            *min = min.min(sc);
+            *sum += sc;
+            *total += out.bytes.len();
         }
+    }
+    println!("quality  min-score  mean-score  total-bytes");
+    for (q, (min, sum, total)) in qualities.iter().zip(stats) {
         println!(
             "{q:>7}  {min:>9.1}  {:>10.1}  {total:>11}",
-            sum / refs.len() as f64
+            sum / inputs.len() as f64
         );
     }
     Ok(())

@@ -21,6 +21,11 @@ pub struct Output {
 }
 
 impl Output {
+    /// The quality setting worth recording with a stored copy: lossy formats only.
+    pub fn stored_quality(&self) -> Option<u8> {
+        self.format.is_lossy().then_some(self.quality)
+    }
+
     /// What the output lost that the input had, in words for a person (ASCII: it goes in a header).
     pub fn warning(&self) -> Option<String> {
         (self.frames_dropped > 0).then(|| {

@@ -183,13 +183,9 @@ impl Service {
         );
         let bucket = &self.default_bucket;
         if bucket.head(&large_key).await?.is_none() {
+            let meta = output_metadata(etag, out.stored_quality());
             bucket
-                .put(
-                    &large_key,
-                    out.bytes,
-                    out.format.mime(),
-                    &output_metadata(etag),
-                )
+                .put(&large_key, out.bytes, out.format.mime(), &meta)
                 .await?;
         }
         let url = bucket.url(&large_key).await?;

@@ -329,7 +329,6 @@ impl Service {
         upload: Option<Upload<'_>>,
         limits: Limits,
     ) -> Result<Vec<ProcessResult>> {
-        let meta = output_metadata(source_etag);
         let mut results = Vec::with_capacity(targets.len());
         let mut done = Vec::with_capacity(targets.len() + 1);
         let mut replaced = false;
@@ -350,10 +349,7 @@ impl Service {
                 before,
             };
             let mime = output.format.mime();
-            let mut meta = meta.clone();
-            if output.format.is_lossy() {
-                meta.insert(store::QUALITY.to_string(), output.quality.to_string());
-            }
+            let meta = output_metadata(source_etag, output.stored_quality());
             let etag = self
                 .write_one(undo, &mut done, output.bytes, mime, &meta, limits)
                 .await?;

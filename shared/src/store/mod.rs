@@ -87,13 +87,18 @@ pub fn content_etag(body: &[u8]) -> String {
     format!("{:x}", Md5::digest(body))
 }
 
-/// The metadata that marks an object as one of mogr's outputs, made from the source with `source_etag`.
-pub fn output_metadata(source_etag: &str) -> Metadata {
-    Metadata::from([
+/// The metadata that marks an object as one of mogr's outputs, made from the source with `source_etag`
+/// at `quality` (lossy formats).
+pub fn output_metadata(source_etag: &str, quality: Option<u8>) -> Metadata {
+    let mut meta = Metadata::from([
         (OUTPUT_MARKER.to_string(), "1".to_string()),
         (
             SOURCE_ETAG.to_string(),
             source_etag.trim_matches('"').to_string(),
         ),
-    ])
+    ]);
+    if let Some(q) = quality {
+        meta.insert(QUALITY.to_string(), q.to_string());
+    }
+    meta
 }
