@@ -3,7 +3,8 @@
 //! is searched for the smallest output scoring at least `S` on SSIMULACRA2 against the decoded input;
 //! bytes are then compared with the peer of the same format. mogr's own `quality/auto/S` runs beside
 //! (persistent HEIF and AVIF): what it found and what it cost beside one encode at the quality the
-//! search found.
+//! search found — and, for comparison, the calibrated default quality that a rule without a quality
+//! got before `quality/auto/70` became the persistent profile's default.
 //!
 //! Inputs over [`DOWNSCALE_ABOVE`] pixels are first downscaled to about [`DOWNSCALE_TO`] (written as a
 //! lossless PNG every encoder then reads), so that the whole run stays within minutes on 2 cores; "%
@@ -180,6 +181,9 @@ struct Auto {
     out: Try,
     encodes: f64,
     cost: f64,
+    /// The output at the calibrated default quality (`mogr::convert::default_quality`), which a rule
+    /// without a quality wrote before `quality/auto/70` became the persistent profile's default.
+    fixed: Try,
 }
 
 pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
@@ -265,13 +269,13 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
                     1,
                     0.0,
                 )?;
-                let (bytes, score) = score(&reference, &out)?;
+                let (bytes, auto_score) = score(&reference, &out)?;
                 let q = crate::bench::logged(&log, "quality").unwrap_or(0.0) as u8;
                 let encodes = crate::bench::logged(&log, "tries").unwrap_or(f64::NAN);
                 let auto = Try {
                     q,
                     bytes,
-                    score,
+                    score: auto_score,
                     ms,
                 };
                 print_row(
@@ -285,12 +289,38 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
                         .peer()
                         .and_then(|p| found.get(&p.name()).map(|t| t.bytes)),
                 );
+                // what a rule without a quality wrote before quality/auto/70 was the persistent default
+                let q = mogr::convert::default_quality(f, Profile::Persistent, &decoded);
+                let (ms, _, _) = time_child(
+                    || encoder.command(&exe, &source, &out, Quality::Fixed(q)),
+                    1,
+                    0.0,
+                )?;
+                let (bytes, fixed_score) = score(&reference, &out)?;
+                let fixed = Try {
+                    q,
+                    bytes,
+                    score: fixed_score,
+                    ms,
+                };
+                print_row(
+                    &label,
+                    format,
+                    &format!("mogr ({}) calibrated default", Profile::Persistent),
+                    Some(fixed),
+                    1,
+                    in_len,
+                    encoder
+                        .peer()
+                        .and_then(|p| found.get(&p.name()).map(|t| t.bytes)),
+                );
                 autos.push(Auto {
                     image: name.clone(),
                     format: f,
                     out: auto,
                     encodes,
                     cost: ms / b.ms,
+                    fixed,
                 });
             }
         }
@@ -436,6 +466,30 @@ fn summary(rows: &[Row], autos: &[Auto], goal: f64) {
             autos.len(),
             if low.is_empty() { String::new() } else { format!("; below: {}", low.join(", ")) },
             verdict(Some(cost <= 2.0 && low.is_empty()))
+        );
+        let mut text = Vec::new();
+        for format in [Format::Heif, Format::Avif] {
+            let mine: Vec<&Auto> = autos.iter().filter(|a| a.format == format).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let ratios: Vec<f64> = mine
+                .iter()
+                .map(|a| a.fixed.bytes as f64 / a.out.bytes as f64)
+                .collect();
+            let (low, high) = mine.iter().fold((f64::MAX, 0.0f64), |(l, h), a| {
+                (l.min(a.fixed.score), h.max(a.fixed.score))
+            });
+            text.push(format!(
+                "{} quality {}: {:.2}× the bytes of `quality/auto/{goal}` (geometric mean), scores {low:.1}–{high:.1}",
+                format.name(),
+                mine[0].fixed.q,
+                geomean(&ratios)
+            ));
+        }
+        println!(
+            "| (for comparison) persistent profile's calibrated default, the fixed quality a rule without one got before `quality/auto/{goal}` | {} | – |",
+            text.join("; ")
         );
     }
     let mut text = Vec::new();

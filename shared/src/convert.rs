@@ -197,21 +197,48 @@ fn auto_start(format: Format, target: u8) -> u8 {
 /// A passing try this close above the target is taken: a lower quality would save little.
 const CLOSE_ENOUGH: f64 = 1.5;
 
+/// Stills up to this many pixels written in the persistent profile without a quality in the rule get
+/// `quality/auto/70` (see [`default_auto`]); larger ones the calibrated default in one encode, since each
+/// try of the search costs seconds there (a 4 MP photo: about 1.3 s per HEIF encode on 2 cores).
+pub const AUTO_BY_DEFAULT_MAX_PIXELS: u64 = 4_000_000;
+
+/// The `quality/auto` target of a rule that names no quality: stored outputs (the persistent profile) in
+/// HEIF, AVIF and WebP, stills up to [`AUTO_BY_DEFAULT_MAX_PIXELS`]. The calibrated defaults are set for
+/// the hardest photo, so typical pictures came out well above the target score: on the bench corpus
+/// HEIF 52 wrote 2.07× and AVIF 70 1.47× the bytes of the lowest quality scoring 70 (BENCHMARKS.md).
+/// JPEG keeps COS's rule (a JPEG input's own quality); animations keep the defaults (the search scores
+/// the first frame only).
+pub fn default_auto(format: Format, profile: Profile, pic: &Picture) -> Option<u8> {
+    let pixels = u64::from(pic.width()) * u64::from(pic.height());
+    (profile == Profile::Persistent
+        && matches!(format, Format::Heif | Format::Avif | Format::Webp)
+        && pic.frames.len() == 1
+        && pixels <= AUTO_BY_DEFAULT_MAX_PIXELS)
+        .then_some(crate::rule::AUTO_SCORE)
+}
+
+/// Whether a request with `left` before its deadline (`None`: no deadline) has time for one more
+/// try of `quality/auto` after one that took `last`: twice that, so the last try does not run it past.
+fn time_for_another_try(left: Option<std::time::Duration>, last: std::time::Duration) -> bool {
+    left.is_none_or(|left| left >= 2 * last)
+}
+
 /// `quality/auto/<target>`: the lowest quality whose output scores at least `target` on SSIMULACRA2
-/// against `pic` (the picture encoded: the input after the rule's operations). `first` is the output at
+/// against `pic` (the picture encoded: the input after the rule's operations). The first try is at
 /// [`auto_start`]'s quality, which typical pictures bring close to the target; from there each try steps by
 /// the score it missed or exceeded by (over the format's [`score_per_step`]), then between the closest
 /// passing and failing tries in proportion to their scores. It stops at a try that passes by less than
-/// [`CLOSE_ENOUGH`], when the closest passing and failing tries are at most two steps apart, or after
-/// eight tries. Each try is an encode, a decode and a score. When no try reaches the target (it is above
-/// what the format gives), the best one.
+/// [`CLOSE_ENOUGH`], when the closest passing and failing tries are at most two steps apart, after
+/// eight tries, or when the request's deadline leaves less than twice the last try's time. Each try is
+/// an encode, a decode and a score. When no try reaches the target (it is above what the format gives,
+/// or the deadline came first), the best one.
 fn auto_quality(
     pic: &Picture,
     opts: &mut EncodeOptions,
     target: u8,
-    first: Vec<u8>,
     limits: &Limits,
 ) -> Result<Vec<u8>> {
+    opts.quality = auto_start(opts.format, target);
     let target = f64::from(target);
     let reference = crate::score::Reference::new(pic.first())?;
     let score = |bytes: &[u8]| -> Result<f64> {
@@ -221,8 +248,12 @@ fn auto_quality(
     // (quality, score, bytes): the lowest try that passed, the highest that did not
     let mut pass: Option<(i32, f64, Vec<u8>)> = None;
     let mut fail: Option<(i32, f64, Vec<u8>)> = None;
-    let (mut q, mut bytes, mut tries) = (i32::from(opts.quality), first, 1);
+    let (mut q, mut tries) = (i32::from(opts.quality), 0);
     loop {
+        let started = std::time::Instant::now();
+        limits.check_deadline()?;
+        let bytes = codec::encode(pic, opts)?;
+        tries += 1;
         let s = score(&bytes)?;
         if s >= target {
             if pass.as_ref().is_none_or(|p| q < p.0) {
@@ -255,11 +286,16 @@ fn auto_quality(
         let Some(n) = next.filter(|_| tries < 8) else {
             break;
         };
+        if !time_for_another_try(limits.time_left(), started.elapsed()) {
+            tracing::warn!(
+                tries,
+                passed = pass.is_some(),
+                "quality/auto stopped early: the request's deadline is near"
+            );
+            break;
+        }
         q = n;
         opts.quality = q as u8;
-        limits.check_deadline()?;
-        bytes = codec::encode(pic, opts)?;
-        tries += 1;
     }
     let (q, s, bytes) = pass.or(fail).expect("at least one try");
     tracing::debug!(target, quality = q, score = s, tries, "quality/auto");
@@ -294,8 +330,12 @@ fn convert_picture(
     pipeline::run(&mut pic, &rule.ops, limits)?;
 
     let profile = rule.profile.unwrap_or(profile);
+    let auto = match rule.quality {
+        Some(Quality::Auto(target)) => Some(target).filter(|_| format.is_lossy()),
+        None => default_auto(format, profile, &pic),
+        Some(_) => None,
+    };
     let quality = match rule.quality {
-        Some(Quality::Auto(target)) => auto_start(format, target),
         None => default_quality(format, profile, &pic),
         Some(q) => q.resolve(pic.quality.unwrap_or(100)),
     };
@@ -308,11 +348,13 @@ fn convert_picture(
         threads: limits.encoder_threads,
         optimized: rule.yjpeg,
     };
-    limits.check_deadline()?;
-    let mut bytes = codec::encode(&pic, &opts)?;
-    if let (Some(Quality::Auto(target)), true) = (rule.quality, format.is_lossy()) {
-        bytes = auto_quality(&pic, &mut opts, target, bytes, limits)?;
-    }
+    let mut bytes = match auto {
+        Some(target) => auto_quality(&pic, &mut opts, target, limits)?,
+        None => {
+            limits.check_deadline()?;
+            codec::encode(&pic, &opts)?
+        }
+    };
 
     if let Some(limit) = rule.size_limit {
         if bytes.len() as u64 > limit.bytes && format.is_lossy() {
@@ -354,4 +396,51 @@ fn convert_picture(
             probe.frames.saturating_sub(1)
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn quality_auto_tries_again_only_with_twice_the_last_try_left() {
+        let last = Duration::from_millis(400);
+        assert!(time_for_another_try(None, last), "no deadline");
+        assert!(time_for_another_try(Some(Duration::from_millis(800)), last));
+        assert!(!time_for_another_try(
+            Some(Duration::from_millis(799)),
+            last
+        ));
+        assert!(!time_for_another_try(Some(Duration::ZERO), last));
+    }
+
+    #[test]
+    fn only_persistent_lossy_stills_up_to_the_cap_are_searched_by_default() {
+        let still = |w, h| Picture::still(image::DynamicImage::new_rgb8(w, h), Format::Png);
+        let small = still(64, 48);
+        for f in [Format::Heif, Format::Avif, Format::Webp] {
+            assert_eq!(default_auto(f, Profile::Persistent, &small), Some(70));
+            assert_eq!(default_auto(f, Profile::Download, &small), None);
+        }
+        for f in [Format::Jpeg, Format::Png, Format::Gif] {
+            assert_eq!(default_auto(f, Profile::Persistent, &small), None, "{f:?}");
+        }
+        let at_cap = still(2000, 2000);
+        assert_eq!(
+            default_auto(Format::Heif, Profile::Persistent, &at_cap),
+            Some(70)
+        );
+        let above = still(2000, 2001);
+        assert_eq!(
+            default_auto(Format::Heif, Profile::Persistent, &above),
+            None
+        );
+        let mut animation = still(64, 48);
+        animation.frames.push(animation.frames[0].clone());
+        assert_eq!(
+            default_auto(Format::Webp, Profile::Persistent, &animation),
+            None
+        );
+    }
 }

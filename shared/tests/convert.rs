@@ -199,6 +199,67 @@ fn gradient_and_texture() -> Vec<u8> {
     png
 }
 
+/// A stored output whose rule names no quality is `quality/auto/70`'s output; downloads keep the
+/// calibrated default (one encode), and so do stills above the cap.
+#[test]
+fn stored_outputs_without_a_quality_are_searched_for_score_70() {
+    let input = gradient_and_texture();
+    let reference = decode(&input, Frames::First);
+    let l = Limits::default();
+    let run = |rule: &str, profile| {
+        mogr::convert(&input, &mogr::parse(rule).unwrap(), &l, profile).unwrap()
+    };
+    for format in ["heif", "avif", "webp"] {
+        let plain = run(&format!("imageMogr2/format/{format}"), Profile::Persistent);
+        let auto = run(
+            &format!("imageMogr2/format/{format}/quality/auto"),
+            Profile::Persistent,
+        );
+        assert_eq!(
+            (plain.quality, &plain.bytes),
+            (auto.quality, &auto.bytes),
+            "{format}: no quality is quality/auto"
+        );
+        let score = mogr::score::ssimulacra2(
+            reference.first(),
+            decode(&plain.bytes, Frames::First).first(),
+        )
+        .unwrap();
+        assert!(score >= 70.0, "{format}: {score:.1}");
+        let download = run(&format!("imageMogr2/format/{format}"), Profile::Download);
+        let calibrated = convert::default_quality(
+            download.format,
+            Profile::Download,
+            &decode(&input, Frames::First),
+        );
+        assert_eq!(download.quality, calibrated, "{format} upon download");
+        assert!(
+            plain.quality < calibrated,
+            "{format}: {} is below the calibrated {calibrated} on this picture",
+            plain.quality
+        );
+    }
+    // Above the cap: the calibrated default, one encode.
+    let side = (convert::AUTO_BY_DEFAULT_MAX_PIXELS as f64).sqrt() as u32 + 1;
+    let mut big = Vec::new();
+    image::RgbImage::from_pixel(side, side, image::Rgb([200, 120, 40]))
+        .write_to(&mut std::io::Cursor::new(&mut big), image::ImageFormat::Png)
+        .unwrap();
+    let out = mogr::convert(
+        &big,
+        &mogr::parse("imageMogr2/format/webp").unwrap(),
+        &l,
+        Profile::Persistent,
+    )
+    .unwrap();
+    let calibrated = convert::default_quality(
+        Format::Webp,
+        Profile::Persistent,
+        &decode(&big, Frames::First),
+    );
+    assert_eq!(out.quality, calibrated);
+}
+
 #[test]
 fn quality_auto_meets_its_target_score() {
     let inputs = [

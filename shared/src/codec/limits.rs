@@ -82,6 +82,12 @@ impl Limits {
         }
     }
 
+    /// The time left before the deadline (zero once it has passed); `None` without a deadline.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.at.saturating_duration_since(Instant::now()))
+    }
+
     pub fn check_bytes(&self, n: usize) -> Result<()> {
         if n > self.max_input_bytes {
             return Err(Error::new(
