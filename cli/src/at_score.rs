@@ -223,20 +223,24 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
             }
             let format = encoder.format();
             let out = work.join(format!("out.{}", format.extension()));
-            let (best, tries) = search(goal, |q| {
-                let (ms, _, _) = time_child(
-                    || encoder.command(&exe, &source, &out, Quality::Fixed(q)),
-                    1,
-                    0.0,
-                )?;
+            let once = |q: Quality| -> Result<(Try, String)> {
+                let (ms, _, log) = time_child(|| encoder.command(&exe, &source, &out, q), 1, 0.0)?;
                 let (bytes, score) = score(&reference, &out)?;
-                Ok(Try {
-                    q,
-                    bytes,
-                    score,
-                    ms,
-                })
-            })?;
+                let q = match q {
+                    Quality::Fixed(q) => q,
+                    Quality::Auto(_) => crate::bench::logged(&log, "quality").unwrap_or(0.0) as u8,
+                };
+                Ok((
+                    Try {
+                        q,
+                        bytes,
+                        score,
+                        ms,
+                    },
+                    log,
+                ))
+            };
+            let (best, tries) = search(goal, |q| Ok(once(Quality::Fixed(q))?.0))?;
             let peer = encoder
                 .peer()
                 .and_then(|p| found.get(&p.name()).map(|t| t.bytes));
@@ -264,20 +268,8 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
                 Some(b),
             ) = (encoder, best)
             {
-                let (ms, _, log) = time_child(
-                    || encoder.command(&exe, &source, &out, Quality::Auto(target)),
-                    1,
-                    0.0,
-                )?;
-                let (bytes, auto_score) = score(&reference, &out)?;
-                let q = crate::bench::logged(&log, "quality").unwrap_or(0.0) as u8;
+                let (auto, log) = once(Quality::Auto(target))?;
                 let encodes = crate::bench::logged(&log, "tries").unwrap_or(f64::NAN);
-                let auto = Try {
-                    q,
-                    bytes,
-                    score: auto_score,
-                    ms,
-                };
                 print_row(
                     &label,
                     format,
@@ -285,24 +277,11 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
                     Some(auto),
                     encodes as usize,
                     in_len,
-                    encoder
-                        .peer()
-                        .and_then(|p| found.get(&p.name()).map(|t| t.bytes)),
+                    peer,
                 );
                 // what a rule without a quality wrote before quality/auto/70 was the persistent default
                 let q = mogr::convert::default_quality(f, Profile::Persistent, &decoded);
-                let (ms, _, _) = time_child(
-                    || encoder.command(&exe, &source, &out, Quality::Fixed(q)),
-                    1,
-                    0.0,
-                )?;
-                let (bytes, fixed_score) = score(&reference, &out)?;
-                let fixed = Try {
-                    q,
-                    bytes,
-                    score: fixed_score,
-                    ms,
-                };
+                let (fixed, _) = once(Quality::Fixed(q))?;
                 print_row(
                     &label,
                     format,
@@ -310,16 +289,14 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
                     Some(fixed),
                     1,
                     in_len,
-                    encoder
-                        .peer()
-                        .and_then(|p| found.get(&p.name()).map(|t| t.bytes)),
+                    peer,
                 );
                 autos.push(Auto {
                     image: name.clone(),
                     format: f,
                     out: auto,
                     encodes,
-                    cost: ms / b.ms,
+                    cost: auto.ms / b.ms,
                     fixed,
                 });
             }
