@@ -205,7 +205,7 @@ pub const AUTO_BY_DEFAULT_MAX_PIXELS: u64 = 4_000_000;
 /// The `quality/auto` target of a rule that names no quality: stored outputs (the persistent profile) in
 /// HEIF, AVIF and WebP, stills up to [`AUTO_BY_DEFAULT_MAX_PIXELS`]. The calibrated defaults are set for
 /// the hardest photo, so typical pictures came out well above the target score: on the bench corpus
-/// HEIF 52 wrote 2.07× and AVIF 70 1.47× the bytes of the lowest quality scoring 70 (BENCHMARKS.md).
+/// HEIF 52 wrote 1.96× and AVIF 70 1.46× the bytes of `quality/auto/70` (BENCHMARKS.md).
 /// JPEG keeps COS's rule (a JPEG input's own quality); animations keep the defaults (the search scores
 /// the first frame only).
 pub fn default_auto(format: Format, profile: Profile, pic: &Picture) -> Option<u8> {
