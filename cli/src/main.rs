@@ -464,12 +464,7 @@ fn calibrate(format: &str, profile: Profile, inputs: &[PathBuf]) -> Result<()> {
         let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
         let probe = codec::probe(&bytes, &limits)?;
         // one decode and one prepared reference per image, for every quality
-        let source: mogr::Result<_> = Ok(mogr::convert::Source::decode(
-            &bytes,
-            probe,
-            &limits,
-            Frames::First,
-        )?);
+        let source = mogr::convert::Source::decode(&bytes, probe, &limits, Frames::First);
         let decoded = source.as_ref().map_err(Clone::clone)?;
         let reference = mogr::score::Reference::new(decoded.picture.first())?;
         let outputs = mogr::convert::convert_each(&source, &bytes, &rules, &limits, profile)?;

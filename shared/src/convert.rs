@@ -225,7 +225,7 @@ fn time_for_another_try(left: Option<std::time::Duration>, last: std::time::Dura
 
 /// `quality/auto/<target>`: the lowest quality whose output scores at least `target` on SSIMULACRA2
 /// against `pic` (the picture encoded: the input after the rule's operations). The first try is at
-/// [`auto_start`]'s quality, which typical pictures bring close to the target; from there each try steps by
+/// `opts.quality` ([`auto_start`]'s), which typical pictures bring close to the target; from there each try steps by
 /// the score it missed or exceeded by (over the format's [`score_per_step`]), then between the closest
 /// passing and failing tries in proportion to their scores. It stops at a try that passes by less than
 /// [`CLOSE_ENOUGH`], when the closest passing and failing tries are at most two steps apart, after
@@ -238,7 +238,6 @@ fn auto_quality(
     target: u8,
     limits: &Limits,
 ) -> Result<Vec<u8>> {
-    opts.quality = auto_start(opts.format, target);
     let target = f64::from(target);
     let reference = crate::score::Reference::new(pic.first())?;
     let score = |bytes: &[u8]| -> Result<f64> {
@@ -335,9 +334,10 @@ fn convert_picture(
         None => default_auto(format, profile, &pic),
         Some(_) => None,
     };
-    let quality = match rule.quality {
-        None => default_quality(format, profile, &pic),
-        Some(q) => q.resolve(pic.quality.unwrap_or(100)),
+    let quality = match (auto, rule.quality) {
+        (Some(target), _) => auto_start(format, target),
+        (None, None) => default_quality(format, profile, &pic),
+        (None, Some(q)) => q.resolve(pic.quality.unwrap_or(100)),
     };
     let mut opts = EncodeOptions {
         format,

@@ -119,10 +119,7 @@ impl Service {
                     .work
                     .run(limits.deadline, move || info::image_info(&input, &limits))
                     .await?;
-                let meta = &obj.head.metadata;
-                if meta.contains_key(store::OUTPUT_MARKER) {
-                    info.stored_quality = meta.get(store::QUALITY).cloned();
-                }
+                info.stored_quality = store::output_quality(&obj.head.metadata).map(str::to_owned);
                 Ok(json(
                     serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?,
                 ))

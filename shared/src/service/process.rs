@@ -201,7 +201,7 @@ impl Service {
             let own_input = served && out_key == key;
             let ours = before
                 .as_ref()
-                .is_none_or(|o| o.head.metadata.contains_key(store::OUTPUT_MARKER));
+                .is_none_or(|o| store::is_output(&o.head.metadata));
             if !own_input && !ours {
                 return Err(Error::new(
                     Code::AccessDenied,

@@ -30,7 +30,7 @@ impl Service {
         let Some(head) = self.default_bucket.head(key).await? else {
             return Ok(UploadOutcome::Gone);
         };
-        if head.metadata.contains_key(store::OUTPUT_MARKER) {
+        if store::is_output(&head.metadata) {
             return Ok(UploadOutcome::SkippedOutput);
         }
         let (ops, whose) = match head.metadata.get(store::PIC_OPERATIONS) {

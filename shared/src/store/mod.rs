@@ -102,3 +102,16 @@ pub fn output_metadata(source_etag: &str, quality: Option<u8>) -> Metadata {
     }
     meta
 }
+
+/// Whether `meta` marks one of mogr's outputs ([`output_metadata`]).
+pub fn is_output(meta: &Metadata) -> bool {
+    meta.contains_key(OUTPUT_MARKER)
+}
+
+/// The quality an output was written with, as [`output_metadata`] recorded it; `None` for objects that
+/// are not mogr's outputs and for lossless ones.
+pub fn output_quality(meta: &Metadata) -> Option<&str> {
+    meta.get(QUALITY)
+        .filter(|_| is_output(meta))
+        .map(String::as_str)
+}
