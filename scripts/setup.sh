@@ -6,7 +6,8 @@
 #   bash scripts/setup.sh --runtime  only the shared libraries the compiled binaries load (container image)
 set -euo pipefail
 
-# Shared libraries the binaries link (libheif itself is compiled in, its codecs are not).
+# Shared libraries the binaries link (libheif and libaom 3.14 are compiled in, the other codecs are not;
+# libaom3 is for a build that fell back to Debian's libaom, see install_aom below).
 RUNTIME=(libde265-0 libx265-199 libaom3 libdav1d6 libnuma1 ca-certificates)
 BUILD=(
   # toolchain for the C/C++ parts (libheif is compiled from source by libheif-sys `embedded-libheif`,
@@ -42,6 +43,49 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 echo "system packages: ok (${#PACKAGES[@]} checked, ${#missing[@]} installed now)"
+
+# libaom, the AV1 encoder behind mogr's AVIF. Debian 12's 3.6 spends 1.5–1.7× the bytes of 3.14 on
+# noisy renders at equal SSIMULACRA2 (photos: the same; BENCHMARKS.md), so mogr links 3.14.1, built
+# once from Debian's own source package into ~/.cache and installed static into /usr/local's multiarch
+# libdir, which pkg-config and the linker search before /usr/lib: the libheif compiled into mogr picks it
+# up, while the peers (vips) keep Debian's shared 3.6. Without the download, mogr builds against 3.6.
+AOM_VERSION=3.14.1
+AOM_SHA256=4ef9882eda023582499511b845f4d4368a34c9886f545a7eea4ca20799d3c161
+AOM_URL="http://deb.debian.org/debian/pool/main/a/aom/aom_${AOM_VERSION}.orig.tar.xz"
+install_aom() {
+  local libdir
+  libdir="lib/$(gcc -print-multiarch)"
+  if grep -qs "^Version: ${AOM_VERSION}$" "/usr/local/$libdir/pkgconfig/aom.pc"; then
+    echo "libaom $AOM_VERSION: ok (/usr/local/$libdir)"
+    return 0
+  fi
+  local cache="$HOME/.cache/mogr-aom-$AOM_VERSION"
+  if [ ! -f "$cache/build/built" ]; then
+    mkdir -p "$cache/src"
+    if ! curl -fsSL --retry 3 -o "$cache/src.tar.xz" "$AOM_URL" \
+      || ! echo "$AOM_SHA256  $cache/src.tar.xz" | sha256sum -c --quiet; then
+      echo "libaom $AOM_VERSION: source not available from $AOM_URL; mogr builds against the system's libaom" >&2
+      return 0
+    fi
+    tar xJf "$cache/src.tar.xz" -C "$cache/src"  # this tarball has no top directory
+    echo "libaom $AOM_VERSION: building (a few minutes, once)"
+    if ! { cmake -S "$cache/src" -B "$cache/build" -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_INSTALL_PREFIX=/usr/local -DCMAKE_INSTALL_LIBDIR="$libdir" \
+      -DBUILD_SHARED_LIBS=0 -DCMAKE_POSITION_INDEPENDENT_CODE=1 -DENABLE_DOCS=0 -DENABLE_EXAMPLES=0 \
+      -DENABLE_TESTDATA=0 -DENABLE_TESTS=0 -DENABLE_TOOLS=0 \
+      && cmake --build "$cache/build" -j "$(nproc)"; } > "$cache/build.log" 2>&1; then
+      tail -20 "$cache/build.log" >&2
+      echo "libaom $AOM_VERSION: build failed (log: $cache/build.log)" >&2
+      exit 1
+    fi
+    touch "$cache/build/built"
+  fi
+  $SUDO cmake --install "$cache/build" > /dev/null
+  echo "libaom $AOM_VERSION: installed in /usr/local/$libdir"
+}
+if [ "${1:-}" != "--runtime" ]; then
+  install_aom
+fi
 
 if [ -z "${1:-}" ]; then
   # A user-level install keeps Debian's Python untouched; pip skips what is already there.
