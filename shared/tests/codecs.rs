@@ -465,3 +465,45 @@ fn fuzzing_findings_are_errors() {
         }
     }
 }
+
+/// Smooth gradients under fine per-channel noise, 384×256.
+fn noisy_gradient() -> DynamicImage {
+    let mut seed = 0x9e37_79b9_u32;
+    DynamicImage::ImageRgb8(image::RgbImage::from_fn(384, 256, |x, y| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let c =
+            |v: u32, k: u32| (v as i32 + ((seed >> (k * 8)) % 9) as i32 - 4).clamp(0, 255) as u8;
+        image::Rgb([c(20 + x / 8, 0), c(30 + y / 6, 1), c(60 + (x + y) / 16, 2)])
+    }))
+}
+
+/// Persistent HEIF lets x265 try transform skip unless the source is a JPEG (what it saves on noisy
+/// renders is measured by `mogr bench --at-score`, BENCHMARKS.md): the same pixels decoded from a PNG
+/// and from a JPEG encode differently in the persistent profile, and alike upon download.
+#[test]
+fn persistent_heif_tries_transform_skip_unless_the_source_is_a_jpeg() {
+    let img = noisy_gradient();
+    let heif = |source, profile| {
+        let opts = EncodeOptions {
+            format: Format::Heif,
+            quality: 60,
+            interlace: false,
+            strip: true,
+            profile,
+            threads: codec::cores(),
+            optimized: false,
+        };
+        codec::encode(&Picture::still(img.clone(), source), &opts).unwrap()
+    };
+    assert_ne!(
+        heif(Format::Png, Profile::Persistent),
+        heif(Format::Jpeg, Profile::Persistent),
+        "transform skip for the PNG source only"
+    );
+    assert_eq!(
+        heif(Format::Png, Profile::Download),
+        heif(Format::Jpeg, Profile::Download)
+    );
+}
