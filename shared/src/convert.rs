@@ -205,7 +205,7 @@ pub const AUTO_BY_DEFAULT_MAX_PIXELS: u64 = 4_000_000;
 /// The `quality/auto` target of a rule that names no quality: stored outputs (the persistent profile) in
 /// HEIF, AVIF and WebP, stills up to [`AUTO_BY_DEFAULT_MAX_PIXELS`]. The calibrated defaults are set for
 /// the hardest photo, so typical pictures came out well above the target score: on the bench corpus
-/// HEIF 52 wrote 1.96× and AVIF 70 1.46× the bytes of `quality/auto/70` (BENCHMARKS.md).
+/// HEIF 52 wrote 1.87× and AVIF 70 1.58× the bytes of `quality/auto/70` (BENCHMARKS.md).
 /// JPEG keeps COS's rule (a JPEG input's own quality); animations keep the defaults (the search scores
 /// the first frame only).
 pub fn default_auto(format: Format, profile: Profile, pic: &Picture) -> Option<u8> {
@@ -329,15 +329,16 @@ fn convert_picture(
     pipeline::run(&mut pic, &rule.ops, limits)?;
 
     let profile = rule.profile.unwrap_or(profile);
-    let auto = match rule.quality {
-        Some(Quality::Auto(target)) => Some(target).filter(|_| format.is_lossy()),
-        None => default_auto(format, profile, &pic),
-        Some(_) => None,
-    };
-    let quality = match (auto, rule.quality) {
-        (Some(target), _) => auto_start(format, target),
-        (None, None) => default_quality(format, profile, &pic),
-        (None, Some(q)) => q.resolve(pic.quality.unwrap_or(100)),
+    // the quality/auto target, if the output is searched for, and the quality to encode (first) with
+    let (auto, quality) = match rule.quality {
+        Some(Quality::Auto(target)) if format.is_lossy() => {
+            (Some(target), auto_start(format, target))
+        }
+        Some(q) => (None, q.resolve(pic.quality.unwrap_or(100))),
+        None => match default_auto(format, profile, &pic) {
+            Some(target) => (Some(target), auto_start(format, target)),
+            None => (None, default_quality(format, profile, &pic)),
+        },
     };
     let mut opts = EncodeOptions {
         format,

@@ -193,6 +193,10 @@ fn gradient_and_texture() -> Vec<u8> {
         let c = |v: u32| (v as i32 + noise).clamp(0, 255) as u8;
         image::Rgb([c(x), c(y * 255 / 191), c((x + y) / 2)])
     });
+    png(&img)
+}
+
+fn png(img: &image::RgbImage) -> Vec<u8> {
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
@@ -206,9 +210,10 @@ fn stored_outputs_without_a_quality_are_searched_for_score_70() {
     let input = gradient_and_texture();
     let reference = decode(&input, Frames::First);
     let l = Limits::default();
-    let run = |rule: &str, profile| {
-        mogr::convert(&input, &mogr::parse(rule).unwrap(), &l, profile).unwrap()
+    let convert = |input: &[u8], rule: &str, profile| {
+        mogr::convert(input, &mogr::parse(rule).unwrap(), &l, profile).unwrap()
     };
+    let run = |rule: &str, profile| convert(&input, rule, profile);
     for format in ["heif", "avif", "webp"] {
         let plain = run(&format!("imageMogr2/format/{format}"), Profile::Persistent);
         let auto = run(
@@ -241,17 +246,12 @@ fn stored_outputs_without_a_quality_are_searched_for_score_70() {
     }
     // Above the cap: the calibrated default, one encode.
     let side = (convert::AUTO_BY_DEFAULT_MAX_PIXELS as f64).sqrt() as u32 + 1;
-    let mut big = Vec::new();
-    image::RgbImage::from_pixel(side, side, image::Rgb([200, 120, 40]))
-        .write_to(&mut std::io::Cursor::new(&mut big), image::ImageFormat::Png)
-        .unwrap();
-    let out = mogr::convert(
-        &big,
-        &mogr::parse("imageMogr2/format/webp").unwrap(),
-        &l,
-        Profile::Persistent,
-    )
-    .unwrap();
+    let big = png(&image::RgbImage::from_pixel(
+        side,
+        side,
+        image::Rgb([200, 120, 40]),
+    ));
+    let out = convert(&big, "imageMogr2/format/webp", Profile::Persistent);
     let calibrated = convert::default_quality(
         Format::Webp,
         Profile::Persistent,

@@ -119,12 +119,8 @@ const AV1_FASTEST_ABOVE_PIXELS: u64 = 8_000_000;
 /// Persistent HEIF evaluates x265's transform skip (`tskip`: 4×4 blocks coded without the DCT) unless
 /// the source is a JPEG: at SSIMULACRA2 70 it cut the bytes of the noisy Ubuntu MATE renders to
 /// 0.58–0.63× and cost photos 0.8–1.8 % (BENCHMARKS.md); JPEG sources are photos.
-fn tune(
-    encoder: &libheif_rs::Encoder<'_>,
-    opts: &EncodeOptions,
-    pixels: u64,
-    source: Format,
-) -> Result<()> {
+fn tune(encoder: &libheif_rs::Encoder<'_>, opts: &EncodeOptions, pic: &Picture) -> Result<()> {
+    let pixels = u64::from(pic.width()) * u64::from(pic.height());
     let set = |name: &str, v: EncoderParameterValue| {
         encoder.set_parameter_value(name, v).map_err(|e| {
             Error::internal(format!("libheif encoder parameter {name}: {}", e.message))
@@ -150,7 +146,7 @@ fn tune(
         (Format::Heif, Profile::Download) => set("preset", Str("ultrafast".into())),
         (Format::Heif, Profile::Persistent) => {
             set("preset", Str("slow".into()))?;
-            if source != Format::Jpeg {
+            if pic.format != Format::Jpeg {
                 set("x265:tskip", Str("1".into()))?;
             }
             Ok(())
@@ -296,8 +292,7 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
     encoder
         .set_quality(EncoderQuality::Lossy(opts.quality.min(100)))
         .map_err(|e| fail("quality", e))?;
-    let pixels = img.width() as u64 * img.height() as u64;
-    tune(&encoder, opts, pixels, pic.format)?;
+    tune(&encoder, opts, pic)?;
 
     let started = std::time::Instant::now();
     let mut himg = ycbcr420_image(img).map_err(|e| fail("image", e))?;
