@@ -227,11 +227,13 @@ fn time_for_another_try(left: Option<std::time::Duration>, last: std::time::Dura
 /// against `pic` (the picture encoded: the input after the rule's operations). The first try is at
 /// `opts.quality` ([`auto_start`]'s), which typical pictures bring close to the target; from there each try steps by
 /// the score it missed or exceeded by (over the format's [`score_per_step`]), then between the closest
-/// passing and failing tries in proportion to their scores. It stops at a try that passes by less than
-/// [`CLOSE_ENOUGH`], when the closest passing and failing tries are at most two steps apart, after
-/// eight tries, or when the request's deadline leaves less than twice the last try's time. Each try is
-/// an encode, a decode and a score. When no try reaches the target (it is above what the format gives,
-/// or the deadline came first), the best one.
+/// passing and failing tries in proportion to their scores, passing over qualities whose encoder step
+/// ([`codec::quality_step`]) was tried already: they would write the same file. It stops at a try that
+/// passes by less than [`CLOSE_ENOUGH`], when the closest passing and failing tries are at most two
+/// qualities apart or no untried step lies between them, after eight tries, or when the request's
+/// deadline leaves less than twice the last try's time. Each try is an encode, a decode and a score.
+/// When no try reaches the target (it is above what the format gives, or the deadline came first), the
+/// best one. The quality reported is the lowest that writes the chosen file.
 fn auto_quality(
     pic: &Picture,
     opts: &mut EncodeOptions,
@@ -247,12 +249,16 @@ fn auto_quality(
     // (quality, score, bytes): the lowest try that passed, the highest that did not
     let mut pass: Option<(i32, f64, Vec<u8>)> = None;
     let mut fail: Option<(i32, f64, Vec<u8>)> = None;
+    let step = |q: i32| codec::quality_step(opts.format, q as u8);
+    // steps encoded so far: a quality of the same step would write the same file again
+    let mut tried: Vec<u32> = Vec::new();
     let (mut q, mut tries) = (i32::from(opts.quality), 0);
     loop {
         let started = std::time::Instant::now();
         limits.check_deadline()?;
         let bytes = codec::encode(pic, opts)?;
         tries += 1;
+        tried.push(step(q));
         let s = score(&bytes)?;
         if s >= target {
             if pass.as_ref().is_none_or(|p| q < p.0) {
@@ -265,22 +271,26 @@ fn auto_quality(
             break;
         }
         let slope = score_per_step(opts.format);
+        let untried = |x: &i32| !tried.contains(&step(*x));
         let next = match (&pass, &fail) {
             (Some((pq, ps, _)), Some((fq, fs, _))) if pq - fq > 2 => {
                 let t = (target - fs) / (ps - fs).max(0.01);
                 let guess = f64::from(*fq) + t * f64::from(pq - fq);
-                Some((guess.round() as i32).clamp(fq + 1, pq - 1))
+                (fq + 1..*pq).filter(untried).min_by(|a, b| {
+                    (f64::from(*a) - guess)
+                        .abs()
+                        .total_cmp(&(f64::from(*b) - guess).abs())
+                })
             }
-            (Some(_), Some(_)) => None,
             (Some((pq, ps, _)), None) => {
-                let step = ((ps - target) / slope).floor().max(1.0) as i32;
-                (*pq > 1).then(|| (pq - step).max(1))
+                let by = ((ps - target) / slope).floor().max(1.0) as i32;
+                (1..=(pq - by).max(1)).rev().find(untried)
             }
             (None, Some((fq, fs, _))) => {
-                let step = ((target - fs) / slope).ceil().max(1.0) as i32;
-                (*fq < 100).then(|| (fq + step).min(100))
+                let by = ((target - fs) / slope).ceil().max(1.0) as i32;
+                (fq + by..=100).find(untried)
             }
-            (None, None) => None,
+            _ => None,
         };
         let Some(n) = next.filter(|_| tries < 8) else {
             break;
@@ -296,7 +306,10 @@ fn auto_quality(
         q = n;
         opts.quality = q as u8;
     }
-    let (q, s, bytes) = pass.or(fail).expect("at least one try");
+    let (mut q, s, bytes) = pass.or(fail).expect("at least one try");
+    while q > 1 && step(q - 1) == step(q) {
+        q -= 1;
+    }
     tracing::debug!(target, quality = q, score = s, tries, "quality/auto");
     opts.quality = q as u8;
     Ok(bytes)

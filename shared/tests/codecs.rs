@@ -507,3 +507,42 @@ fn persistent_heif_tries_transform_skip_unless_the_source_is_a_jpeg() {
         heif(Format::Jpeg, Profile::Download)
     );
 }
+
+/// `quality/auto` tries one quality per encoder step (`codec::quality_step`): neighbouring qualities
+/// write the same file exactly when their step is the same — HEIF and AVIF, both profiles.
+#[test]
+fn qualities_of_one_encoder_step_write_the_same_file() {
+    let pic = Picture::still(generated(false), Format::Png);
+    for format in [Format::Heif, Format::Avif] {
+        for profile in [Profile::Download, Profile::Persistent] {
+            let at = |quality| {
+                let opts = EncodeOptions {
+                    format,
+                    quality,
+                    interlace: false,
+                    strip: true,
+                    profile,
+                    threads: codec::cores(),
+                    optimized: false,
+                };
+                codec::encode(&pic, &opts).unwrap()
+            };
+            let mut shared = 0;
+            let mut last = at(29);
+            for q in 30..=70 {
+                let file = at(q);
+                let same_step =
+                    codec::quality_step(format, q - 1) == codec::quality_step(format, q);
+                assert_eq!(
+                    file == last,
+                    same_step,
+                    "{format:?} {profile:?}: qualities {} and {q}",
+                    q - 1
+                );
+                shared += usize::from(same_step);
+                last = file;
+            }
+            assert!(shared >= 15, "{format:?}: {shared} pairs share a step");
+        }
+    }
+}

@@ -160,6 +160,17 @@ fn tune(encoder: &libheif_rs::Encoder<'_>, opts: &EncodeOptions, pic: &Picture) 
     }
 }
 
+/// libheif hands x265 `crf = (100 − quality) / 2`, and x265 writes the same file for qualities 2k−1 and 2k;
+/// aom gets `cq-level = ((100 − quality) · 63 + 50) / 100` (its linear table: [`tune`] sets `tune=ssim`),
+/// so 36 and 37, for one, share a level. `tests/codecs.rs` encodes both sides of each boundary.
+pub(super) fn quality_step(format: Format, quality: u8) -> u32 {
+    let q = u32::from(quality.min(100));
+    match format {
+        Format::Avif => ((100 - q) * 63 + 50) / 100,
+        _ => (100 - q) / 2,
+    }
+}
+
 /// 8-bit YCbCr 4:2:0 (BT.601 full range, the sRGB default nclx libheif writes) plus alpha, the layout
 /// the encoders take, so libheif does no colour conversion of its own. Scores are the same as with
 /// libheif's conversion; peak memory is lower (no RGB copy for libheif).

@@ -181,6 +181,16 @@ pub fn encode(pic: &Picture, opts: &EncodeOptions) -> Result<Vec<u8>> {
     }
 }
 
+/// The encoder's quantiser step for `quality`, higher for lower qualities: qualities with the same step
+/// write the same file (HEIF and AVIF, see [`heif::quality_step`]), so a search tries one quality per step.
+/// Every quality is its own step for the other formats.
+pub fn quality_step(format: Format, quality: u8) -> u32 {
+    match format {
+        Format::Heif | Format::Avif => heif::quality_step(format, quality),
+        _ => 100 - u32::from(quality.min(100)),
+    }
+}
+
 /// Maps a decoder error to a client error that says the input is broken.
 pub(crate) fn bad_input(format: Format, e: impl std::fmt::Display) -> Error {
     Error::invalid(format!(
