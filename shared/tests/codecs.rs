@@ -31,12 +31,16 @@ fn generated(alpha: bool) -> DynamicImage {
 }
 
 fn encode(pic: &Picture, format: Format, quality: u8) -> Vec<u8> {
+    encode_in(pic, format, quality, Profile::Download)
+}
+
+fn encode_in(pic: &Picture, format: Format, quality: u8, profile: Profile) -> Vec<u8> {
     let opts = EncodeOptions {
         format,
         quality,
         interlace: false,
         strip: false,
-        profile: Profile::Download,
+        profile,
         threads: codec::cores(),
         optimized: false,
     };
@@ -486,16 +490,12 @@ fn noisy_gradient() -> DynamicImage {
 fn persistent_heif_tries_transform_skip_unless_the_source_is_a_jpeg() {
     let img = noisy_gradient();
     let heif = |source, profile| {
-        let opts = EncodeOptions {
-            format: Format::Heif,
-            quality: 60,
-            interlace: false,
-            strip: true,
+        encode_in(
+            &Picture::still(img.clone(), source),
+            Format::Heif,
+            60,
             profile,
-            threads: codec::cores(),
-            optimized: false,
-        };
-        codec::encode(&Picture::still(img.clone(), source), &opts).unwrap()
+        )
     };
     assert_ne!(
         heif(Format::Png, Profile::Persistent),
@@ -515,18 +515,7 @@ fn qualities_of_one_encoder_step_write_the_same_file() {
     let pic = Picture::still(generated(false), Format::Png);
     for format in [Format::Heif, Format::Avif] {
         for profile in [Profile::Download, Profile::Persistent] {
-            let at = |quality| {
-                let opts = EncodeOptions {
-                    format,
-                    quality,
-                    interlace: false,
-                    strip: true,
-                    profile,
-                    threads: codec::cores(),
-                    optimized: false,
-                };
-                codec::encode(&pic, &opts).unwrap()
-            };
+            let at = |quality| encode_in(&pic, format, quality, profile);
             let mut shared = 0;
             let mut last = at(29);
             for q in 30..=70 {
