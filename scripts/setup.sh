@@ -21,8 +21,9 @@ BUILD=(
   python3 python3-pip python3-venv
 )
 # Test tools from PyPI, pinned: the Lambda runtime emulator and the CloudFormation linter.
-# cos-python-sdk-v5: Tencent's own COS SDK, driven against `mogr serve` by cli/tests/cos_sdk.rs
-PY_TOOLS=(cargo-lambda==1.9.2 cfn-lint==1.51.0 cos-python-sdk-v5==1.9.44)
+# cos-python-sdk-v5: Tencent's own COS SDK, driven against `mogr serve` by cli/tests/cos_sdk.rs;
+# boto3 and the AWS CLI (v1, the one on PyPI; boto3 at the botocore it pins), by cli/tests/s3_clients.rs
+PY_TOOLS=(cargo-lambda==1.9.2 cfn-lint==1.51.0 cos-python-sdk-v5==1.9.44 awscli==1.46.3 boto3==1.43.11)
 
 if [ "${1:-}" = "--runtime" ]; then
   PACKAGES=("${RUNTIME[@]}")
@@ -93,6 +94,8 @@ if [ -z "${1:-}" ]; then
   command -v cargo-lambda >/dev/null && cargo lambda --version 2>/dev/null | grep -q "1.9.2" || need_py=1
   command -v cfn-lint >/dev/null && cfn-lint --version | grep -q "1.51.0" || need_py=1
   python3 -m pip show cos-python-sdk-v5 2>/dev/null | grep -q "^Version: 1.9.44$" || need_py=1
+  python3 -m pip show awscli 2>/dev/null | grep -q "^Version: 1.46.3$" || need_py=1
+  python3 -m pip show boto3 2>/dev/null | grep -q "^Version: 1.43.11$" || need_py=1
   if [ $need_py -eq 1 ]; then
     python3 -m pip install --quiet --user --break-system-packages "${PY_TOOLS[@]}" 2>/dev/null \
       || python3 -m pip install --quiet --user "${PY_TOOLS[@]}"

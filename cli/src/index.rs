@@ -20,6 +20,13 @@ pub async fn route(store: &DirStore, req: &Req, allowed: bool) -> Option<Resp> {
         return None;
     }
     let params = params(req.uri().query());
+    let account = req
+        .extensions()
+        .get::<service::Addressed>()
+        .is_some_and(|a| a.s3 && a.bucket.is_none());
+    if account && req.uri().path() == "/" {
+        return Some(list_buckets(store, req, allowed));
+    }
     let listing = params.keys().all(|k| list::PARAMS.contains(&k.as_str()));
     if !listing {
         return None; // `GET /?imageMogr2/...` and the like: the service's answer (an error)
@@ -45,12 +52,11 @@ pub async fn route(store: &DirStore, req: &Req, allowed: bool) -> Option<Resp> {
         return None; // an object's key
     };
     if !allowed {
-        let e = mogr::Error::new(
-            mogr::Code::AccessDenied,
-            "listing is off while downloads must be signed (MOGR_SIGNING_KEYS): ask for a signed URL \
-             of each object",
-        );
-        return Some(service::error_response(&e, path, &request_id(req)));
+        return Some(service::error_response(
+            &listing_off(),
+            path,
+            &request_id(req),
+        ));
     }
     let browser = params.is_empty()
         && req
@@ -60,6 +66,26 @@ pub async fn route(store: &DirStore, req: &Req, allowed: bool) -> Option<Resp> {
             .is_some_and(|a| a.contains("text/html"));
     let result = answer(store, &params, folder, browser).await;
     Some(result.unwrap_or_else(|e| service::error_response(&e, path, &request_id(req))))
+}
+
+/// S3's ListBuckets (`GET /` from an S3 client): the one bucket served, created when its folder was.
+fn list_buckets(store: &DirStore, req: &Req, allowed: bool) -> Resp {
+    if !allowed {
+        return service::error_response(&listing_off(), "/", &request_id(req));
+    }
+    let xml = list::list_buckets_xml(store.name(), &store.created());
+    http::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .body(xml.into_bytes())
+        .expect("static headers are valid")
+}
+
+fn listing_off() -> mogr::Error {
+    mogr::Error::new(
+        mogr::Code::AccessDenied,
+        "listing is off while downloads must be signed (MOGR_SIGNING_KEYS): ask for a signed URL \
+         of each object",
+    )
 }
 
 async fn answer(

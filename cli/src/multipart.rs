@@ -190,6 +190,7 @@ impl Uploads {
                 ))
             })?;
         let body = req.body();
+        service::check_body_digests(req.headers(), body)?;
         let etag = format!("{:x}", Md5::digest(body));
         let tmp = folder.join(format!("{n}.tmp{}", SEQ.fetch_add(1, Ordering::Relaxed)));
         tokio::fs::write(&tmp, body)
@@ -290,8 +291,11 @@ impl Uploads {
         if let Some(ct) = &pending.content_type {
             put = put.header(http::header::CONTENT_TYPE, ct);
         }
-        for (name, value) in &pending.metadata {
+        for (name, value) in mogr::store::user_entries(&pending.metadata) {
             put = put.header(format!("x-cos-meta-{name}"), value);
+        }
+        for (name, value) in mogr::store::stored_headers(&pending.metadata) {
+            put = put.header(name, value);
         }
         if let Some(ops) = req.headers().get("pic-operations") {
             put = put.header("pic-operations", ops);

@@ -282,7 +282,9 @@ async fn cos_spellings() -> Result<http::Extensions> {
     client
         .write_all(
             b"GET / HTTP/1.1\r\nHost: x\r\nETag: x\r\nContent-Length: 0\r\nContent-Type: x\r\n\
-              Cache-Control: x\r\nLocation: x\r\nRetry-After: x\r\nVary: x\r\n\r\n",
+              Cache-Control: x\r\nLocation: x\r\nRetry-After: x\r\nVary: x\r\nContent-Range: x\r\n\
+              Last-Modified: x\r\nAccept-Ranges: x\r\nContent-Disposition: x\r\n\
+              Content-Encoding: x\r\nContent-Language: x\r\nExpires: x\r\n\r\n",
         )
         .await?;
     Ok(rx.await?)
@@ -338,7 +340,7 @@ pub(crate) async fn put_and_notify<B: AsRef<[u8]>>(
     resp
 }
 
-async fn answer(server: &Server, req: Request, rid: &str) -> http::Response<Vec<u8>> {
+async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<Vec<u8>> {
     let Server {
         service,
         store,
@@ -346,6 +348,14 @@ async fn answer(server: &Server, req: Request, rid: &str) -> http::Response<Vec<
         guard,
         ..
     } = server;
+    // Refused before its body is read: another bucket, or what mogr does not implement (multipart it
+    // does, here). From here on the path is the key's, whichever style the client addressed.
+    if let Err(e) = service
+        .address(&mut req)
+        .and_then(|()| service::check_implemented(&req, true))
+    {
+        return unread(service::error_response(&e, req.uri().path(), rid));
+    }
     let (parts, body) = req.into_parts();
     // A body refused unread (too large, too slow): the connection closes after the answer.
     let refuse = |e: Error| unread(service::error_response(&e, parts.uri.path(), rid));
@@ -383,20 +393,11 @@ async fn answer(server: &Server, req: Request, rid: &str) -> http::Response<Vec<
     if let Some(resp) = crate::index::route(store, &req, listings).await {
         return resp;
     }
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let resp = match method {
+    match *req.method() {
         http::Method::GET | http::Method::HEAD => service.download(req).await,
-        http::Method::POST | http::Method::DELETE => service.process(req).await,
         http::Method::PUT => put_and_notify(service, req).await,
-        m => {
-            let e = Error::invalid(format!(
-                "{m} is not supported: use GET, HEAD, POST ?image_process, PUT or DELETE"
-            ));
-            service::error_response(&e, &path, rid)
-        }
-    };
-    resp
+        _ => service.process(req).await, // POST, DELETE; it refuses any other method
+    }
 }
 
 #[cfg(test)]

@@ -233,6 +233,34 @@ top = client.list_objects(Bucket=BUCKET, Delimiter="/")
 check(any(p["Prefix"] == "sdk/" for p in top.get("CommonPrefixes", [])), "the bucket's top level %r" % top)
 check(all(not c["Key"].startswith(".mogr") for c in top.get("Contents", [])), "mogr's bookkeeping is not listed")
 
+# copy_object: COS's copy source (<bucket>-<appid>.cos.<region>.myqcloud.com/<key>), metadata copied or
+# replaced; a missing source is 404 and writes nothing
+source = {"Bucket": BUCKET, "Key": "sdk/photo.jpg", "Region": "ap-guangzhou"}
+resp = client.copy_object(Bucket=BUCKET, Key="sdk/copy.jpg", CopySource=source)
+check(resp["ETag"] == quoted_md5(photo), "copy_object ETag %r" % resp)
+with open(os.path.join(ROOT, "sdk", "copy.jpg"), "rb") as f:
+    check(f.read() == photo, "copy_object wrote the source's bytes")
+check(client.head_object(Bucket=BUCKET, Key="sdk/copy.jpg").get("x-cos-meta-owner") == "sdk-test", "copied metadata")
+client.copy_object(Bucket=BUCKET, Key="sdk/copy.jpg", CopySource=source, CopyStatus="Replaced",
+                   Metadata={"x-cos-meta-owner": "replaced"})
+check(client.head_object(Bucket=BUCKET, Key="sdk/copy.jpg").get("x-cos-meta-owner") == "replaced", "replaced metadata")
+try:
+    client.copy_object(Bucket=BUCKET, Key="sdk/copy.jpg", CopySource=dict(source, Key="sdk/missing.jpg"))
+    check(False, "copy_object from a missing source")
+except CosServiceError as e:
+    check(e.get_status_code() == 404, "copy from a missing source: %r" % e.get_status_code())
+
+# get_object with a Range: 206 and those bytes
+resp = client.get_object(Bucket=BUCKET, Key="sdk/photo.jpg", Range="bytes=10-19")
+check(resp["Body"].get_raw_stream().read() == photo[10:20], "ranged get_object body")
+check(resp["Content-Range"] == "bytes 10-19/%d" % len(photo), "ranged get_object %r" % resp.get("Content-Range"))
+
+# delete_objects: each key deleted, listed in the answer
+resp = client.delete_objects(Bucket=BUCKET, Delete={"Object": [{"Key": "sdk/copy.jpg"}, {"Key": "sdk/none.jpg"}]})
+deleted = sorted(d["Key"] for d in resp.get("Deleted", []))
+check(deleted == ["sdk/copy.jpg", "sdk/none.jpg"], "delete_objects %r" % resp)
+check(not os.path.exists(os.path.join(ROOT, "sdk", "copy.jpg")), "delete_objects deleted the key")
+
 # delete_object: gone afterwards; deleting again is no error
 resp = client.delete_object(Bucket=BUCKET, Key="sdk/photo.jpg")
 check(resp.get("x-cos-request-id"), "delete_object request id")

@@ -3,29 +3,13 @@
 
 mod common;
 
-use common::{here, start};
-use std::process::Command;
+use common::{examples, run_client_script, start};
 
 #[test]
 fn the_official_cos_python_sdk_works_against_mogr_serve() {
     let s = start("cos-sdk", &[]);
-    let here = here();
-    let out = Command::new("python3")
-        .arg(here.join("tests/cos_sdk.py"))
-        .arg(s.base.trim_start_matches("http://"))
-        .arg(&s.root)
-        .arg(here.join("../examples/photo.jpg"))
-        .output()
-        .expect("python3 is installed by scripts/setup.sh");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        !stderr.contains("No module named 'qcloud_cos'"),
-        "cos-python-sdk-v5 is missing: run scripts/setup.sh"
-    );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    eprint!("{stdout}");
-    assert!(stdout.contains("checks passed"), "{stdout}");
+    let host = s.base.trim_start_matches("http://");
+    let sample = examples().join("photo.jpg");
+    let args = [host.as_ref(), s.root.as_os_str(), sample.as_os_str()];
+    run_client_script("cos_sdk.py", &args, "qcloud_cos");
 }

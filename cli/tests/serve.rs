@@ -57,7 +57,7 @@ fn errors_over_http() {
         .patch(format!("{}/photo.jpg", s.base))
         .send()
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 501);
     assert!(r.headers().contains_key("x-cos-request-id"));
     // the server keeps serving after errors
     assert_eq!(
@@ -68,6 +68,84 @@ fn errors_over_http() {
             .status(),
         200
     );
+}
+
+/// Every file under `root` with its bytes, `.mogr/` (bookkeeping) included.
+fn snapshot(root: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn requests_mogr_does_not_implement_are_501_and_change_nothing() {
+    let s = start("unimplemented", &[]);
+    let c = client();
+    let url = |path: &str| format!("{}{path}", s.base);
+    // a PUT that stores something first, so that the sidecars are part of the snapshot
+    let put = c
+        .put(url("/kept.jpg"))
+        .body(vec![1u8, 2, 3])
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let before = snapshot(&s.root);
+    let body = b"would overwrite".to_vec();
+    let requests = [
+        c.put(url("/photo.jpg?acl")).body(body.clone()),
+        c.put(url("/photo.jpg?acl=")).body(body.clone()),
+        c.put(url("/photo.jpg?tagging")).body(body.clone()),
+        c.delete(url("/photo.jpg?tagging")),
+        c.put(url("/photo.jpg?partNumber=1&uploadId=123"))
+            .header("x-amz-copy-source", "/local/kept.jpg"),
+        c.put(url("/photo.jpg?uploadId=123")).body(body.clone()),
+        c.put(url("/photo.jpg"))
+            .header("if-none-match", "*")
+            .body(body.clone()),
+        c.put(url("/photo.jpg"))
+            .header("content-encoding", "aws-chunked")
+            .body(body.clone()),
+        c.delete(url("/photo.jpg?versionId=abc")),
+        c.post(url("/photo.jpg?restore")).body(body.clone()),
+        c.post(url("/photo.jpg?append&position=0"))
+            .body(body.clone()),
+        c.get(url("/photo.jpg?versionId=abc")),
+        c.request(reqwest::Method::OPTIONS, url("/photo.jpg")),
+    ];
+    for r in requests {
+        let r = r.send().unwrap();
+        let url = r.url().to_string();
+        assert_eq!(r.status(), 501, "{url}");
+        let text = r.text().unwrap();
+        assert!(
+            text.contains("<Code>NotImplemented</Code>"),
+            "{url}: {text}"
+        );
+        assert!(
+            text.contains("nothing was read or written"),
+            "{url}: {text}"
+        );
+    }
+    assert!(
+        before == snapshot(&s.root),
+        "a refused request changed the folder"
+    );
+    // a COS signed URL (empty-valued q-header-list/q-url-param-list before the rule) is a download
+    let signed = "/photo.jpg?q-sign-algorithm=sha1&q-ak=AKID&q-sign-time=1%3B2&q-key-time=1%3B2\
+                  &q-header-list=&q-url-param-list=&q-signature=ab&imageMogr2/format/png";
+    let r = c.get(url(signed)).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
 }
 
 #[test]

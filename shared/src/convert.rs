@@ -138,8 +138,8 @@ pub fn convert_each(
         .collect()
 }
 
-/// `ignore-error/1`: a client error answers the original instead.
-fn or_original(
+/// `ignore-error/1`: a client error answers the original instead (an input over the limits included).
+pub fn or_original(
     result: Result<Output>,
     input: &[u8],
     rule: &Rule,
@@ -152,7 +152,15 @@ fn or_original(
 }
 
 fn original(input: &[u8], limits: &Limits) -> Result<Output> {
-    let p = codec::probe(input, limits)?;
+    // The original is answered as it is, so only its header is read: over the limits or not.
+    let unlimited = Limits {
+        max_input_bytes: usize::MAX,
+        max_pixels: u64::MAX,
+        max_side: u32::MAX,
+        max_frames: u32::MAX,
+        ..*limits
+    };
+    let p = codec::probe(input, &unlimited)?;
     Ok(Output {
         bytes: input.to_vec(),
         format: p.format,

@@ -8,6 +8,8 @@ use std::fmt;
 pub enum Code {
     /// 400: a rule, a parameter or the input image is not acceptable.
     InvalidArgument,
+    /// 400: a body that does not match the digest sent with it (`Content-MD5`, `x-amz-checksum-*`).
+    BadDigest,
     /// 413: the input is larger than the configured byte limit.
     EntityTooLarge,
     /// 403
@@ -16,6 +18,8 @@ pub enum Code {
     SignatureDoesNotMatch,
     /// 404
     NoSuchKey,
+    /// 404: a path-style request for a bucket this service does not serve.
+    NoSuchBucket,
     /// 404: a multipart upload id that does not exist (or was completed or aborted).
     NoSuchUpload,
     /// 406: `format/auto` found no format the request's Accept header admits.
@@ -32,6 +36,13 @@ pub enum Code {
     SlowDown,
     /// 503: the work ran past the request's deadline and was stopped; nothing was written.
     ServiceUnavailable,
+    /// 412: a precondition (`If-Match`, `If-Unmodified-Since`) does not hold.
+    PreconditionFailed,
+    /// 416: a `Range` that starts past the end of the body.
+    InvalidRange,
+    /// 501: a request mogr recognises but does not implement (a subresource such as `?acl`, a header
+    /// such as a copy source, a method); nothing was read or written.
+    NotImplemented,
 }
 
 impl Code {
@@ -39,10 +50,12 @@ impl Code {
         match self {
             Code::InvalidArgument => "InvalidArgument",
             Code::EntityTooLarge => "EntityTooLarge",
+            Code::BadDigest => "BadDigest",
             Code::AccessDenied => "AccessDenied",
             Code::SignatureDoesNotMatch => "SignatureDoesNotMatch",
             Code::NoSuchKey => "NoSuchKey",
             Code::NoSuchUpload => "NoSuchUpload",
+            Code::NoSuchBucket => "NoSuchBucket",
             Code::NotAcceptable => "NotAcceptable",
             Code::RequestTimeout => "RequestTimeout",
             Code::InternalError => "InternalError",
@@ -50,18 +63,24 @@ impl Code {
             Code::GatewayTimeout => "GatewayTimeout",
             Code::SlowDown => "SlowDown",
             Code::ServiceUnavailable => "ServiceUnavailable",
+            Code::NotImplemented => "NotImplemented",
+            Code::PreconditionFailed => "PreconditionFailed",
+            Code::InvalidRange => "InvalidRange",
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
-            Code::InvalidArgument => 400,
+            Code::InvalidArgument | Code::BadDigest => 400,
             Code::EntityTooLarge => 413,
             Code::AccessDenied | Code::SignatureDoesNotMatch => 403,
-            Code::NoSuchKey | Code::NoSuchUpload => 404,
+            Code::NoSuchKey | Code::NoSuchUpload | Code::NoSuchBucket => 404,
             Code::NotAcceptable => 406,
             Code::RequestTimeout => 408,
             Code::InternalError => 500,
+            Code::NotImplemented => 501,
+            Code::PreconditionFailed => 412,
+            Code::InvalidRange => 416,
             Code::BadGateway => 502,
             Code::GatewayTimeout => 504,
             Code::SlowDown | Code::ServiceUnavailable => 503,

@@ -116,6 +116,27 @@ fn size_limit_and_ignore_error() {
     let forgiving = mogr::parse("imageMogr2/thumbnail/!1000p/ignore-error/1").unwrap();
     let out = mogr::convert(&png, &forgiving, &tight, Profile::Download).unwrap();
     assert!(out.is_original && out.format == Format::Png);
+    // an input over the input limits (pixels, side, bytes) is answered as it is with ignore-error, as COS
+    // answers it, and refused without
+    let plain = mogr::parse("imageMogr2/format/webp").unwrap();
+    let forgiving = mogr::parse("imageMogr2/format/webp/ignore-error/1").unwrap();
+    for over in [
+        Limits {
+            max_pixels: 100,
+            ..l
+        },
+        Limits { max_side: 10, ..l },
+        Limits {
+            max_input_bytes: 100,
+            ..l
+        },
+    ] {
+        assert!(mogr::convert(&png, &plain, &over, Profile::Download).is_err());
+        let out = mogr::convert(&png, &forgiving, &over, Profile::Download).unwrap();
+        assert!(out.is_original && out.bytes == png, "{over:?}");
+        let p = codec::probe(&png, &l).unwrap();
+        assert_eq!((out.width, out.height), (p.width, p.height));
+    }
 }
 
 #[test]

@@ -121,7 +121,12 @@ async fn a_failed_write_puts_back_what_the_request_replaced() {
     );
     let back = store.get("prev.webp").await.unwrap();
     assert_eq!(back.body, prev.body);
-    assert_eq!(back.head, prev.head, "content type and metadata back too");
+    // content type and metadata back too; the time is the put-back's, as a rewrite's is in S3
+    let untimed = |h: &mogr::store::Head| mogr::store::Head {
+        last_modified: None,
+        ..h.clone()
+    };
+    assert_eq!(untimed(&back.head), untimed(&prev.head));
     // The upload itself failing takes its outputs back with it.
     let resp = put_with(
         &service,

@@ -340,3 +340,123 @@ async fn lambda_functions_under_the_runtime_emulator() {
         "the earlier output is untouched"
     );
 }
+
+/// An API Gateway event of `method path?query` with `headers`, from the GET event's shape.
+fn http_event(method: &str, path: &str, query: &str, headers: &[(&str, &str)]) -> Value {
+    let mut e = event("apigw-get-heif.json");
+    e["routeKey"] = format!("{method} /{{key+}}").into();
+    e["requestContext"]["routeKey"] = e["routeKey"].clone();
+    e["requestContext"]["http"]["method"] = method.into();
+    e["requestContext"]["http"]["path"] = path.into();
+    e["rawPath"] = path.into();
+    e["pathParameters"]["key"] = path.trim_start_matches('/').into();
+    e["rawQueryString"] = query.into();
+    e["queryStringParameters"] = serde_json::json!({});
+    for (k, v) in headers {
+        e["headers"][*k] = (*v).into();
+    }
+    e
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_objects_ranges_copies_and_large_originals() {
+    let server = S3Server::start("lambda-objects").await;
+    server.create_bucket(BUCKET).await;
+    let photo = example("photo.jpg");
+    server.put(BUCKET, "photo.jpg", photo.clone(), &[]).await;
+    // photo.jpg (112 KB) is over this inline limit; its 320 px thumbnail is not
+    let download = start(
+        "mogr-download",
+        &server,
+        &[("MOGR_MAX_INLINE_BYTES", "100000")],
+    );
+    let process = start("mogr-process", &server, &[]);
+
+    // a large original: 302 to a presigned URL of the object itself, which serves its bytes
+    let resp = invoke(&download, &http_event("GET", "/photo.jpg", "", &[])).await;
+    assert_eq!(resp["statusCode"], 302, "{resp}");
+    let url = resp["headers"]["location"].as_str().unwrap().to_string();
+    assert!(
+        url.contains("/photo.jpg?") && url.contains("X-Amz-Signature"),
+        "{url}"
+    );
+    let body = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(body.as_ref(), photo.as_slice());
+
+    // a conversion answered inline: Accept-Ranges, a range of its bytes
+    let rule = "imageMogr2/thumbnail/320x/format/png";
+    let whole = invoke(&download, &http_event("GET", "/photo.jpg", rule, &[])).await;
+    assert_eq!(whole["statusCode"], 200, "{whole}");
+    assert_eq!(whole["headers"]["accept-ranges"], "bytes");
+    let whole = http_body(&whole);
+    let part = invoke(
+        &download,
+        &http_event("GET", "/photo.jpg", rule, &[("range", "bytes=0-99")]),
+    )
+    .await;
+    assert_eq!(part["statusCode"], 206, "{part}");
+    assert_eq!(http_body(&part), whole[..100].to_vec());
+    assert_eq!(
+        part["headers"]["content-range"],
+        format!("bytes 0-99/{}", whole.len()).as_str()
+    );
+
+    // copy through the process function: the copy's bytes, Last-Modified and a range of it
+    let copy = http_event(
+        "PUT",
+        "/copied.jpg",
+        "",
+        &[("x-amz-copy-source", &format!("/{BUCKET}/photo.jpg"))],
+    );
+    let resp = invoke(&process, &copy).await;
+    let xml = String::from_utf8_lossy(&http_body(&resp)).into_owned();
+    assert_eq!(resp["statusCode"], 200, "{xml}");
+    assert!(
+        xml.contains("<CopyObjectResult>") && xml.contains("<LastModified>"),
+        "{xml}"
+    );
+    assert_eq!(server.get(BUCKET, "copied.jpg").await.unwrap().0, photo);
+    let resp = invoke(
+        &download,
+        &http_event("GET", "/copied.jpg", "", &[("range", "bytes=-10")]),
+    )
+    .await;
+    // over the inline limit, a range of it is redirected too: S3 answers the range itself
+    assert_eq!(resp["statusCode"], 302, "{resp}");
+    let url = resp["headers"]["location"].as_str().unwrap().to_string();
+    let tail = reqwest::Client::new()
+        .get(&url)
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(
+        tail.bytes().await.unwrap().as_ref(),
+        &photo[photo.len() - 10..]
+    );
+
+    // Last-Modified and a conditional GET on a small object answered inline
+    server
+        .put(BUCKET, "small.bin", b"0123456789".to_vec(), &[])
+        .await;
+    let resp = invoke(&download, &http_event("GET", "/small.bin", "", &[])).await;
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    let modified = resp["headers"]["last-modified"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = invoke(
+        &download,
+        &http_event("GET", "/small.bin", "", &[("if-modified-since", &modified)]),
+    )
+    .await;
+    assert_eq!(resp["statusCode"], 304, "{resp}");
+    let resp = invoke(
+        &download,
+        &http_event("GET", "/small.bin", "", &[("range", "bytes=2-4")]),
+    )
+    .await;
+    assert_eq!(resp["statusCode"], 206, "{resp}");
+    assert_eq!(http_body(&resp), b"234".to_vec());
+}

@@ -481,3 +481,141 @@ async fn format_auto_follows_accept_and_varies() {
     assert_eq!(resp.status(), 400);
     assert!(String::from_utf8_lossy(resp.body()).contains("upon download only"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_over_s3_copy_range_last_modified_and_delete_many() {
+    let (server, service) = setup("objects").await;
+    let photo = example("photo.jpg");
+    // Last-Modified from S3, and a conditional GET on it
+    let resp = service
+        .download(request("GET", "/photo.jpg", &[], vec![]))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let modified = resp.headers()["last-modified"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(httpdate::parse_http_date(&modified).is_ok(), "{modified}");
+    assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    let resp = service
+        .download(request(
+            "GET",
+            "/photo.jpg",
+            &[("if-modified-since", &modified)],
+            vec![],
+        ))
+        .await;
+    assert_eq!(resp.status(), 304);
+    // one range
+    let resp = service
+        .download(request(
+            "GET",
+            "/photo.jpg",
+            &[("range", "bytes=10-19")],
+            vec![],
+        ))
+        .await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.body().as_slice(), &photo[10..20]);
+    assert_eq!(
+        resp.headers()["content-range"],
+        format!("bytes 10-19/{}", photo.len()).as_str()
+    );
+    // standard headers given at a PUT are S3's own fields, and come back
+    let resp = service
+        .process(request(
+            "PUT",
+            "/headers.bin",
+            &[
+                ("content-type", "image/png"),
+                ("cache-control", "max-age=60"),
+                ("content-disposition", "attachment; filename=\"h.bin\""),
+                ("x-amz-meta-owner", "s3-test"),
+            ],
+            b"hello".to_vec(),
+        ))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp = service
+        .download(request("GET", "/headers.bin", &[], vec![]))
+        .await;
+    assert_eq!(resp.headers()["cache-control"], "max-age=60");
+    assert_eq!(
+        resp.headers()["content-disposition"],
+        "attachment; filename=\"h.bin\""
+    );
+    assert_eq!(resp.headers()["x-amz-meta-owner"], "s3-test");
+    assert_eq!(resp.headers()["x-cos-meta-owner"], "s3-test");
+    assert!(!resp.headers().contains_key("x-amz-meta-:cache-control"));
+    // CopyObject inside S3, metadata copied; a missing source writes nothing
+    let resp = service
+        .process(request(
+            "PUT",
+            "/copies/photo.jpg",
+            &[("x-amz-copy-source", &format!("/{BUCKET}/photo.jpg"))],
+            vec![],
+        ))
+        .await;
+    let text = String::from_utf8_lossy(resp.body()).into_owned();
+    assert_eq!(resp.status(), 200, "{text}");
+    assert!(text.contains("<CopyObjectResult><ETag>"), "{text}");
+    let copied = server.get(BUCKET, "copies/photo.jpg").await.unwrap();
+    assert_eq!(copied.0, photo);
+    let resp = service
+        .process(request(
+            "PUT",
+            "/copies/none.jpg",
+            &[("x-amz-copy-source", &format!("{BUCKET}/missing.jpg"))],
+            vec![],
+        ))
+        .await;
+    assert_eq!(resp.status(), 404);
+    assert!(server.get(BUCKET, "copies/none.jpg").await.is_none());
+    // DeleteObjects: each key on its own; a reserved one refused, the others gone
+    let body = b"<Delete><Object><Key>copies/photo.jpg</Key></Object>\
+                 <Object><Key>_mogr/large/x.png</Key></Object></Delete>"
+        .to_vec();
+    let md5 = {
+        use base64::Engine;
+        use md5::Digest;
+        base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body))
+    };
+    let resp = service
+        .process(request("POST", "/?delete", &[("content-md5", &md5)], body))
+        .await;
+    let text = String::from_utf8_lossy(resp.body()).into_owned();
+    assert_eq!(resp.status(), 200, "{text}");
+    assert!(
+        text.contains("<Deleted><Key>copies/photo.jpg</Key></Deleted>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<Key>_mogr/large/x.png</Key><Code>AccessDenied</Code>"),
+        "{text}"
+    );
+    assert!(server.get(BUCKET, "copies/photo.jpg").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_original_is_redirected_to_a_presigned_url_of_itself() {
+    let (_server, mut service) = setup("large-original").await;
+    service.config.max_inline_bytes = Some(50_000);
+    let resp = service
+        .download(request("GET", "/photo.jpg", &[], vec![]))
+        .await;
+    assert_eq!(resp.status(), 302);
+    let url = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        url.contains("/photo.jpg?") && url.contains("X-Amz-Signature"),
+        "{url}"
+    );
+    let body = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert_eq!(body.as_ref(), example("photo.jpg").as_slice());
+    // an object under the limit is answered inline
+    service.config.max_inline_bytes = Some(200_000);
+    let resp = service
+        .download(request("GET", "/photo.jpg", &[], vec![]))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.body().len(), example("photo.jpg").len());
+}

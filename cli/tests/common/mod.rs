@@ -135,3 +135,31 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 }
+
+/// Runs a client script of `tests/` (`python3 tests/<script> <args>`) against a server and checks
+/// that it ended well and said "checks passed"; `module` is the client package it imports, named when
+/// it is missing.
+pub fn run_client_script(script: &str, args: &[&std::ffi::OsStr], module: &str) {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let path = format!(
+        "{home}/.local/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("python3")
+        .arg(here().join("tests").join(script))
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .expect("python3 is installed by scripts/setup.sh");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        !stderr.contains(&format!("No module named '{module}'")),
+        "{module} is missing: run scripts/setup.sh"
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    eprint!("{stdout}");
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}

@@ -176,7 +176,7 @@ impl Limits {
 
     /// The most a decoder may allocate: 16-bit RGBA at the pixel limit, plus working space.
     pub(crate) fn max_alloc(&self) -> u64 {
-        self.max_pixels * 8 + (64 << 20)
+        self.max_pixels.saturating_mul(8).saturating_add(64 << 20)
     }
 }
 

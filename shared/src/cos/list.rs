@@ -37,7 +37,8 @@ pub struct Query {
 }
 
 /// Query parameters that belong to a listing (anything else on `GET /` is not one).
-pub const PARAMS: [&str; 9] = [
+pub const PARAMS: [&str; 10] = [
+    "x-id",
     "list-type",
     "prefix",
     "delimiter",
@@ -181,6 +182,19 @@ fn decode_token(token: &str) -> Result<String> {
         .map(|i| u8::from_str_radix(token.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
         .collect::<Result<Vec<u8>>>()?;
     String::from_utf8(bytes).map_err(|_| bad())
+}
+
+/// S3's `ListAllMyBucketsResult` (ListBuckets): the one bucket a server serves, created at `created`
+/// (ISO 8601).
+pub fn list_buckets_xml(bucket: &str, created: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <ListAllMyBucketsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+         <Owner><ID>mogr</ID><DisplayName>mogr</DisplayName></Owner><Buckets><Bucket><Name>{}</Name>\
+         <CreationDate>{}</CreationDate></Bucket></Buckets></ListAllMyBucketsResult>",
+        escape(bucket),
+        escape(created)
+    )
 }
 
 /// `<ListBucketResult>` as S3 and COS write it, V1 or V2 as `q` asked.

@@ -32,6 +32,19 @@ fn quoted(etag: &str) -> String {
     format!("&quot;{}&quot;", escape(bare))
 }
 
+/// `<CopyObjectResult>`, as S3 and COS answer a copy: the copy's ETag and time (ISO 8601).
+pub fn copy_result_xml(etag: &str, modified: std::time::SystemTime) -> String {
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    let when = DateTime::from(modified)
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_default();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><ETag>{}</ETag>\
+         <LastModified>{when}</LastModified></CopyObjectResult>",
+        quoted(etag)
+    )
+}
+
 /// `<UploadResult>` exactly as cos-api.md shows it.
 pub fn upload_result_xml(original: Option<&OriginalInfo>, results: &[ProcessResult]) -> String {
     let mut x = String::from("<UploadResult>");

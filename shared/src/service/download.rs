@@ -7,7 +7,7 @@ use super::Service;
 use crate::codec::{self, Frames, Profile};
 use crate::convert::{self, Output};
 use crate::rule::Rule;
-use crate::store::{self, output_metadata, Metadata, Object};
+use crate::store::{self, output_metadata, Head, Object};
 use crate::{info, Error, Result};
 use md5::{Digest, Md5};
 
@@ -60,8 +60,8 @@ pub(super) enum Answer {
     Body {
         bytes: Vec<u8>,
         content_type: String,
-        /// The stored object's ETag and user metadata, when the answer is the object itself.
-        stored: Option<(String, Metadata)>,
+        /// The stored object's head (ETag, user metadata, time), when the answer is the object itself.
+        stored: Option<Head>,
         /// What a conversion lost (dropped frames), for the `x-mogr-warning` header.
         warning: Option<String>,
     },
@@ -92,6 +92,11 @@ impl Service {
             self.allow_on_download(rule)?;
         }
         let limits = self.config.download_limits();
+        if matches!(d.query, Query::Original | Query::ImageProcess) {
+            if let Some(url) = self.large_original(&d.key).await? {
+                return Ok(Answer::Redirect(url));
+            }
+        }
         let obj = self.default_bucket.get(&d.key).await?;
         let json = |bytes: Vec<u8>| Answer::Body {
             bytes,
@@ -109,7 +114,7 @@ impl Service {
                 Ok(Answer::Body {
                     bytes: obj.body,
                     content_type,
-                    stored: Some((obj.head.etag, obj.head.metadata)),
+                    stored: Some(obj.head),
                     warning: None,
                 })
             }
@@ -143,7 +148,10 @@ impl Service {
                 let out = self
                     .work
                     .run(limits.deadline, move || {
-                        let probe = codec::probe(&body, &limits)?;
+                        let probe = match codec::probe(&body, &limits) {
+                            Ok(p) => p,
+                            Err(e) => return convert::or_original(Err(e), &body, &rule, &limits),
+                        };
                         if rule.format_auto {
                             rule.format =
                                 Some(crate::accept::negotiate(accept.as_deref(), probe.format)?);
@@ -164,6 +172,26 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// A presigned URL of an object too large to answer inline (`MOGR_MAX_INLINE_BYTES`: Lambda's
+    /// responses hold about 4.5 MB), to redirect to; `None` when it fits, or when the store has no URL
+    /// of its own (a folder's is this service's, which would redirect to itself).
+    async fn large_original(&self, key: &str) -> Result<Option<String>> {
+        let Some(max) = self.config.max_inline_bytes else {
+            return Ok(None);
+        };
+        let head = self.default_bucket.head(key).await?.ok_or_else(|| {
+            Error::new(
+                crate::Code::NoSuchKey,
+                format!("the object {key:?} does not exist"),
+            )
+        })?;
+        if head.size <= max as u64 {
+            return Ok(None);
+        }
+        let url = self.default_bucket.url(key).await?;
+        Ok((!url.starts_with('/')).then_some(url))
     }
 
     /// Stores a result too large to answer inline and redirects to it. The key is derived from the

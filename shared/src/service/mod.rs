@@ -18,7 +18,10 @@ pub mod sign;
 mod upload;
 mod work;
 
-pub use self::http::{error_response, request_id, user_metadata, AccessLog};
+pub use self::http::{
+    check_body_digests, check_implemented, check_write_headers, error_response, is_s3_request,
+    request_id, user_metadata, AccessLog, Addressed,
+};
 pub use config::Config;
 pub use upload::UploadOutcome;
 pub use work::Work;

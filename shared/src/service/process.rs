@@ -33,6 +33,14 @@ pub(super) struct Put<'a> {
     pub ops: Option<PicOperations>,
 }
 
+/// `PUT /<key>` with a copy source: the object at `from` (in the served bucket) copied to `key`, with
+/// its type and metadata, or with `replace`'s (`x-*-metadata-directive: REPLACE`).
+pub(super) struct Copy {
+    pub key: String,
+    pub from: String,
+    pub replace: Option<(String, Metadata)>,
+}
+
 /// What `UploadResult` reports: the input (its `ImageInfo` with `is_pic_info`) and each stored output.
 pub(super) type Report = (OriginalInfo, Vec<ProcessResult>);
 
@@ -134,6 +142,32 @@ impl Service {
         };
         let original = self.original(&put.key, &etag, prepared.info, &results);
         Ok(((original, results), etag))
+    }
+
+    /// Deletes an object a client may delete (not under mogr's reserved prefixes); deleting one that
+    /// does not exist succeeds, as in S3 and COS.
+    pub(super) async fn delete(&self, key: &str) -> Result<()> {
+        self.check_writable(key)?;
+        self.default_bucket.delete(key).await
+    }
+
+    /// Copies an object within the served bucket; returns the copy's head. A missing source is
+    /// `NoSuchKey` and writes nothing; a copy onto itself must replace the metadata, as in S3.
+    pub(super) async fn copy(&self, copy: Copy) -> Result<store::Head> {
+        self.check_writable(&copy.key)?;
+        store::check_key(&copy.from)?;
+        self.default_bucket.check_put(&copy.key)?;
+        if copy.from == copy.key && copy.replace.is_none() {
+            return Err(Error::invalid(format!(
+                "copying {:?} onto itself changes nothing: send x-amz-metadata-directive: REPLACE \
+                 (x-cos-metadata-directive: Replaced) with the new metadata",
+                copy.key
+            )));
+        }
+        let replace = copy.replace.as_ref().map(|(t, m)| (t.as_str(), m));
+        self.default_bucket
+            .copy(&copy.from, &copy.key, replace)
+            .await
     }
 
     /// The input as it is now: when a rule wrote over it (its fileid is the input's own key), the

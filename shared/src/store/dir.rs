@@ -161,6 +161,7 @@ impl DirStore {
             content_type,
             metadata,
             size: meta.len(),
+            last_modified: meta.modified().ok(),
         };
         Ok(Some(Object { head, body }))
     }
@@ -320,6 +321,18 @@ impl DirStore {
     /// Whether `key` names a folder (a prefix of other keys) rather than an object.
     pub fn is_folder(&self, key: &str) -> bool {
         check_key(key).is_ok() && self.root.join(key).is_dir()
+    }
+
+    /// When the bucket was created, as ListBuckets reports it: the folder's own time (ISO 8601).
+    pub fn created(&self) -> String {
+        use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+        let meta = std::fs::metadata(&self.root);
+        let time = meta
+            .and_then(|m| m.created().or_else(|_| m.modified()))
+            .unwrap_or(std::time::UNIX_EPOCH);
+        DateTime::from(time)
+            .fmt(DateTimeFormat::DateTime)
+            .unwrap_or_default()
     }
 
     /// Every object in the folder, for a listing: each file's key, size, ETag (its MD5, as a GET

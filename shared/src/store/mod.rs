@@ -26,6 +26,30 @@ pub const QUALITY: &str = "mogr-quality";
 /// Metadata key whose value is a Pic-Operations JSON applied when the object is uploaded.
 pub const PIC_OPERATIONS: &str = "pic-operations";
 
+/// The standard headers an object keeps from its upload besides its type, as S3 does. They ride in its
+/// [`Metadata`] under their names with a leading `:` (which no user-metadata name can have); the S3
+/// store keeps them as S3's own fields.
+pub const STORED_HEADERS: [&str; 5] = [
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
+
+/// The standard headers in `meta` ([`STORED_HEADERS`]): name and value.
+pub fn stored_headers(meta: &Metadata) -> impl Iterator<Item = (&str, &str)> {
+    meta.iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(':')?, v.as_str())))
+}
+
+/// The user metadata in `meta`, without the standard headers.
+pub fn user_entries(meta: &Metadata) -> impl Iterator<Item = (&str, &str)> {
+    meta.iter()
+        .filter(|(k, _)| !k.starts_with(':'))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
 /// An object's facts without its body.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Head {
@@ -34,6 +58,8 @@ pub struct Head {
     pub content_type: Option<String>,
     pub metadata: Metadata,
     pub size: u64,
+    /// When the object was last written, when the store knows it.
+    pub last_modified: Option<std::time::SystemTime>,
 }
 
 /// One object in a listing (`cos::list` pages through them).
@@ -75,6 +101,25 @@ pub trait Store: Send + Sync {
         content_type: &str,
         metadata: &Metadata,
     ) -> Result<String>;
+    /// Copies the object at `from` to `to` in this bucket, with `from`'s type and metadata or with
+    /// `replace`'s; returns the copy's head. `NoSuchKey` (nothing written) when `from` does not exist.
+    async fn copy(&self, from: &str, to: &str, replace: Option<(&str, &Metadata)>) -> Result<Head> {
+        let Object { head, body } = self.get(from).await?;
+        let (content_type, metadata) = match replace {
+            Some((t, m)) => (t.to_string(), m.clone()),
+            None => (
+                head.content_type
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                head.metadata,
+            ),
+        };
+        self.put(to, body, &content_type, &metadata).await?;
+        self.head(to).await?.ok_or_else(|| {
+            crate::Error::internal(format!(
+                "the copy {to:?} was gone as soon as it was written"
+            ))
+        })
+    }
     /// A URL a client can GET the object from (a presigned URL on S3, a path locally).
     async fn url(&self, key: &str) -> Result<String>;
     /// Deletes an object; deleting one that does not exist succeeds, as in S3 and COS.

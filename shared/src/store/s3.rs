@@ -133,15 +133,63 @@ macro_rules! head_of {
                 .trim_matches('"')
                 .to_string(),
             content_type: $out.content_type().map(str::to_string),
-            metadata: $out
-                .metadata()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            metadata: {
+                let mut m: Metadata = $out
+                    .metadata()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                let standard = [
+                    ("cache-control", $out.cache_control()),
+                    ("content-disposition", $out.content_disposition()),
+                    ("content-encoding", $out.content_encoding()),
+                    ("content-language", $out.content_language()),
+                    ("expires", $out.expires_string()),
+                ];
+                for (name, value) in standard {
+                    if let Some(v) = value {
+                        m.insert(format!(":{name}"), v.to_string());
+                    }
+                }
+                m
+            },
             size: $out.content_length().unwrap_or_default().max(0) as u64,
+            last_modified: $out
+                .last_modified()
+                .and_then(|d| std::time::SystemTime::try_from(*d).ok()),
         }
     };
+}
+
+/// A PutObject or CopyObject builder with `meta`'s user metadata as S3 metadata and its standard
+/// headers ([`super::STORED_HEADERS`]) as S3's own fields.
+macro_rules! with_metadata {
+    ($op:expr, $meta:expr) => {{
+        let meta: &Metadata = $meta;
+        let mut op = $op.set_metadata(Some(
+            super::user_entries(meta)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ));
+        for (name, value) in super::stored_headers(meta) {
+            op = match name {
+                "cache-control" => op.cache_control(value),
+                "content-disposition" => op.content_disposition(value),
+                "content-encoding" => op.content_encoding(value),
+                "content-language" => op.content_language(value),
+                "expires" => match aws_sdk_s3::primitives::DateTime::from_str(
+                    value,
+                    aws_sdk_s3::primitives::DateTimeFormat::HttpDate,
+                ) {
+                    Ok(t) => op.expires(t),
+                    Err(_) => op, // S3 keeps only a date
+                },
+                _ => op,
+            };
+        }
+        op
+    }};
 }
 
 /// What a failed S3 call means for the client; the SDK's own words go to the log only.
@@ -339,13 +387,13 @@ impl Store for S3Store {
         metadata: &Metadata,
     ) -> Result<String> {
         super::check_key(key)?;
-        let out = self
+        let op = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type(content_type)
-            .set_metadata(Some(metadata.clone().into_iter().collect()))
+            .content_type(content_type);
+        let out = with_metadata!(op, metadata)
             .body(ByteStream::from(body))
             .send()
             .await
@@ -367,6 +415,55 @@ impl Store for S3Store {
             .await
             .map_err(|e| sdk_error("DeleteObject", key, e))?;
         Ok(())
+    }
+
+    /// S3's CopyObject: the bytes never leave S3 (up to its 5 GB limit for one copy).
+    async fn copy(&self, from: &str, to: &str, replace: Option<(&str, &Metadata)>) -> Result<Head> {
+        super::check_key(from)?;
+        super::check_key(to)?;
+        // URL-encoded, as CopyObject wants it, slashes kept
+        const SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'/')
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'~');
+        let source = format!(
+            "{}/{}",
+            self.bucket,
+            percent_encoding::utf8_percent_encode(from, SOURCE)
+        );
+        let mut op = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(source);
+        if let Some((content_type, metadata)) = replace {
+            op = op
+                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+                .content_type(content_type);
+            op = with_metadata!(op, metadata);
+        }
+        match op.send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.meta().code() == Some("NoSuchKey"))
+                    || status_of(&e) == Some(404) =>
+            {
+                return Err(Error::new(
+                    Code::NoSuchKey,
+                    format!("the object {from:?} does not exist"),
+                ))
+            }
+            Err(e) => return Err(sdk_error("CopyObject", to, e)),
+        }
+        self.head(to).await?.ok_or_else(|| {
+            Error::internal(format!(
+                "the copy {to:?} was gone as soon as it was written"
+            ))
+        })
     }
 
     async fn url(&self, key: &str) -> Result<String> {

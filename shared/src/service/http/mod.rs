@@ -2,12 +2,21 @@
 //! `download` or `process` (key, query, headers that matter), and writes their result or error as a
 //! response with COS's headers and `<Error>` body.
 
+mod address;
+mod conditional;
+mod integrity;
+mod refuse;
+
+pub use address::{is_s3_request, Addressed};
+pub use integrity::check_body_digests;
+pub use refuse::{check_implemented, check_write_headers};
+
 use super::download::{Answer, Download, Query};
-use super::process::{Post, Put};
+use super::process::{Copy, Post, Put};
 use super::Service;
 use crate::codec::Format;
 use crate::cos::{self, PicOperations};
-use crate::store::{key_of, Metadata};
+use crate::store::{self, key_of, Metadata};
 use crate::{Code, Error, Result};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use md5::{Digest, Md5};
@@ -16,24 +25,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 impl Service {
     /// `GET` or `HEAD /<key>[?imageMogr2/...|?imageInfo|?imageAve]`.
-    pub async fn download<B: AsRef<[u8]>>(&self, req: Request<B>) -> Response<Vec<u8>> {
+    pub async fn download<B: AsRef<[u8]>>(&self, mut req: Request<B>) -> Response<Vec<u8>> {
         let (rid, resource) = (request_id(&req), req.uri().path().to_string());
-        let download = read_download(&req).and_then(|d| {
-            if self.config.signer.is_on() {
-                let query = req.uri().query();
-                self.config
-                    .signer
-                    .verify(&d.key, d.query.processor(), query)?;
-            }
-            Ok(d)
-        });
+        let download = self
+            .address(&mut req)
+            .and_then(|()| check_implemented(&req, false))
+            .and_then(|()| read_download(&req))
+            .and_then(|d| {
+                if self.config.signer.is_on() {
+                    let query = req.uri().query();
+                    self.config
+                        .signer
+                        .verify(&d.key, d.query.processor(), query)?;
+                }
+                Ok(d)
+            });
         // A format/auto answer, error or not, depends on Accept.
         let vary = download.as_ref().is_ok_and(Download::varies_on_accept);
         let answer = match download {
             Ok(d) => self.answer(d).await,
             Err(e) => Err(e),
         };
-        let mut resp = match answer.and_then(|a| answer_response(a, req.method(), self)) {
+        let mut resp = match answer.and_then(|a| answer_response(a, &req, self)) {
             Ok(resp) => resp,
             Err(e) => error_response(&e, &resource, &rid),
         };
@@ -46,9 +59,13 @@ impl Service {
 
     /// The writes: `POST /<key>?image_process`, `PUT /<key>` (with or without a `Pic-Operations`
     /// header) and `DELETE /<key>`.
-    pub async fn process<B: AsRef<[u8]>>(&self, req: Request<B>) -> Response<Vec<u8>> {
+    pub async fn process<B: AsRef<[u8]>>(&self, mut req: Request<B>) -> Response<Vec<u8>> {
         let (rid, resource) = (request_id(&req), req.uri().path().to_string());
-        let resp = match self.write(&req).await {
+        let written = match self.address(&mut req) {
+            Ok(()) => self.write(&req).await,
+            Err(e) => Err(e),
+        };
+        let resp = match written {
             Ok(written) => written.response(),
             Err(e) => error_response(&e, &resource, &rid),
         };
@@ -56,10 +73,27 @@ impl Service {
     }
 
     async fn write<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<Written> {
+        check_implemented(req, false)?;
+        check_body_digests(req.headers(), req.body().as_ref())?;
+        if req.method() == Method::POST
+            && refuse::params(req.uri().query()).any(|(n, _)| n == "delete")
+        {
+            return self.delete_objects(req).await;
+        }
         let key = key_of(req.uri().path())?;
+        if let Some(copy) = self.read_copy(req, &key)? {
+            let head = self.copy(copy).await?;
+            let modified = head
+                .last_modified
+                .unwrap_or_else(std::time::SystemTime::now);
+            return Ok(Written {
+                status: StatusCode::OK,
+                xml: Some(cos::copy_result_xml(&head.etag, modified)),
+                stored: None,
+            });
+        }
         if req.method() == Method::DELETE {
-            self.check_writable(&key)?;
-            self.default_bucket.delete(&key).await?;
+            self.delete(&key).await?;
             return Ok(Written::default());
         }
         let ops = match req.headers().get("pic-operations") {
@@ -121,6 +155,124 @@ impl Service {
             xml: Some(cos::upload_result_xml(Some(&original), &results)),
             stored,
         })
+    }
+}
+
+impl Service {
+    /// DeleteObjects: `POST /?delete` with a `<Delete>` body (and `Content-MD5` or an
+    /// `x-amz-checksum-*`, as S3 requires); each key is deleted or fails on its own (a reserved key is
+    /// `AccessDenied`), and the answer lists them (only the failures when quiet).
+    async fn delete_objects<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<Written> {
+        if req.uri().path() != "/" {
+            return Err(Error::invalid(
+                "DeleteObjects is POST /?delete on the bucket, not on a key",
+            ));
+        }
+        let digested = req
+            .headers()
+            .keys()
+            .any(|k| k == "content-md5" || k.as_str().starts_with("x-amz-checksum-"));
+        if !digested {
+            return Err(Error::invalid(
+                "InvalidRequest: DeleteObjects needs a Content-MD5 (or x-amz-checksum-*) header of its body",
+            ));
+        }
+        let delete = cos::delete::parse_delete(req.body().as_ref())?;
+        let mut results = Vec::with_capacity(delete.objects.len());
+        for (key, version) in delete.objects {
+            let result = match version.as_deref() {
+                Some(v) if v != "null" => Err(Error::new(
+                    Code::NotImplemented,
+                    "deleting an object version is not implemented by mogr",
+                )),
+                _ => self.delete(&key).await,
+            };
+            results.push((key, result));
+        }
+        Ok(Written {
+            status: StatusCode::OK,
+            xml: Some(cos::delete::delete_result_xml(delete.quiet, &results)),
+            stored: None,
+        })
+    }
+
+    /// A PUT's copy source, when it has one: `x-amz-copy-source` (S3: `[/]<bucket>/<key>`, URL-encoded,
+    /// `?versionId=null` at most) or `x-cos-copy-source` (COS: `<bucket>-<appid>.cos.<region>.myqcloud.com/<key>`),
+    /// naming the served bucket; `x-amz-metadata-directive: REPLACE` / `x-cos-metadata-directive:
+    /// Replaced` takes the type and metadata from this request instead of the source.
+    fn read_copy<B>(&self, req: &Request<B>, key: &str) -> Result<Option<Copy>> {
+        let headers = req.headers();
+        let Some(value) = refuse::COPY_SOURCES
+            .iter()
+            .find_map(|h| headers.get(*h))
+            .map(|v| v.to_str().unwrap_or_default())
+        else {
+            return Ok(None);
+        };
+        if headers.contains_key("pic-operations") {
+            return Err(Error::invalid(
+                "a copy runs no Pic-Operations rules: copy first, then POST ?image_process",
+            ));
+        }
+        let bad = || {
+            Error::invalid(format!(
+                "the copy source {value:?} is not <bucket>/<key> (S3) or \
+                 <bucket>-<appid>.cos.<region>.myqcloud.com/<key> (COS)"
+            ))
+        };
+        let (path, version) = match value.split_once('?') {
+            Some((p, q)) => (p, q.strip_prefix("versionId=").ok_or_else(bad).map(Some)?),
+            None => (value, None),
+        };
+        if version.is_some_and(|v| v != "null") {
+            return Err(Error::new(
+                Code::NotImplemented,
+                "copying an object version is not implemented by mogr; nothing was read or written",
+            ));
+        }
+        let path = path.strip_prefix('/').unwrap_or(path);
+        let (bucket, from) = path.split_once('/').ok_or_else(bad)?;
+        let bucket = percent_decode_str(bucket).decode_utf8_lossy();
+        // COS names the bucket by its host
+        let bucket = bucket.split(".cos.").next().unwrap_or_default();
+        if self.bucket_named(Some(bucket))?.name() != self.default_bucket.name() {
+            return Err(Error::new(
+                Code::NotImplemented,
+                format!(
+                    "copying from another bucket ({bucket:?}) is not implemented by mogr; copy within \
+                     {:?}",
+                    self.default_bucket.name()
+                ),
+            ));
+        }
+        let from = percent_decode_str(from)
+            .decode_utf8()
+            .map_err(|_| bad())?
+            .into_owned();
+        let directive = ["x-amz-metadata-directive", "x-cos-metadata-directive"]
+            .iter()
+            .find_map(|h| headers.get(*h))
+            .map(|v| v.to_str().unwrap_or_default().to_ascii_lowercase());
+        let replace = match directive.as_deref() {
+            None | Some("copy") => None,
+            Some("replace" | "replaced") => {
+                let content_type = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("application/octet-stream");
+                Some((content_type.to_string(), user_metadata(headers)))
+            }
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "metadata directive {other:?} is neither COPY nor REPLACE (COS: Copy, Replaced)"
+                )))
+            }
+        };
+        Ok(Some(Copy {
+            key: key.to_string(),
+            from,
+            replace,
+        }))
     }
 }
 
@@ -199,9 +351,9 @@ fn read_download<B>(req: &Request<B>) -> Result<Download> {
     })
 }
 
-fn answer_response(
+fn answer_response<B>(
     answer: Answer,
-    method: &Method,
+    req: &Request<B>,
     service: &Service,
 ) -> Result<Response<Vec<u8>>> {
     let (body, content_type, stored, warning) = match answer {
@@ -221,36 +373,109 @@ fn answer_response(
             warning,
         } => (bytes, content_type, stored, warning),
     };
+    // The object itself carries its stored ETag, metadata and time; a conversion, its own digest.
+    let is_stored = stored.is_some();
+    let (etag, metadata, modified) = match stored {
+        Some(head) => (head.etag, head.metadata, head.last_modified),
+        None => (format!("{:x}", Md5::digest(&body)), Metadata::new(), None),
+    };
+    let mut resp = Response::builder().header(header::ETAG, format!("\"{etag}\""));
+    // The object's own headers from its upload, then the request's `response-*` overrides (S3's
+    // GetObject), over the service's Cache-Control.
+    let mut headers: Vec<(String, String)> = store::stored_headers(&metadata)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if is_stored {
+        headers.extend(refuse::params(req.uri().query()).filter_map(|(k, v)| {
+            let name = k.strip_prefix("response-")?;
+            (name == "content-type" || store::STORED_HEADERS.contains(&name))
+                .then(|| (name.to_string(), v))
+        }));
+    }
+    let given = |name: &str| {
+        headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let content_type = given("content-type").unwrap_or(content_type);
     // A stored object that is not an image (HTML, SVG, anything a browser would run) is served as a
     // download, in a sandbox, never sniffed: a bucket of user uploads must not become a web site.
-    let inert = stored.is_some() && !renders_inertly(&content_type);
-    // The object itself carries its stored ETag and user metadata; a conversion, its own digest.
-    let (etag, metadata) = match stored {
-        Some((etag, metadata)) => (etag, metadata),
-        None => (format!("{:x}", Md5::digest(&body)), Metadata::new()),
+    let inert = is_stored && !renders_inertly(&content_type);
+    resp = resp.header(
+        header::CACHE_CONTROL,
+        given("cache-control").unwrap_or_else(|| service.config.cache_control.clone()),
+    );
+    for name in ["content-encoding", "content-language", "expires"] {
+        if let Some(v) = given(name).and_then(|v| HeaderValue::from_str(&v).ok()) {
+            resp = resp.header(name, v);
+        }
+    }
+    if inert {
+        resp = resp
+            .header(header::CONTENT_DISPOSITION, "attachment")
+            .header(header::CONTENT_SECURITY_POLICY, "sandbox");
+    } else if let Some(v) =
+        given("content-disposition").and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        resp = resp.header(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(m) = modified {
+        resp = resp.header(header::LAST_MODIFIED, httpdate::fmt_http_date(m));
+    }
+    match conditional::preconditions(req.headers(), &etag, modified) {
+        conditional::Verdict::Send => {}
+        conditional::Verdict::NotModified => {
+            return resp
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Vec::new())
+                .map_err(|e| Error::internal(e.to_string()));
+        }
+        conditional::Verdict::Failed(why) => {
+            return Err(Error::new(Code::PreconditionFailed, why));
+        }
+    }
+    let len = body.len() as u64;
+    // The CRC64 is the whole object's, on a part too: what the COS SDKs compare a download with.
+    resp = resp.header(CRC64, crc64(&body).to_string());
+    let (status, body) = match conditional::range(req.headers(), len, &etag, modified) {
+        conditional::Range::Whole => (StatusCode::OK, body),
+        conditional::Range::Part(start, end) => {
+            resp = resp.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+            let part = body[start as usize..=end as usize].to_vec();
+            (StatusCode::PARTIAL_CONTENT, part)
+        }
+        conditional::Range::Unsatisfiable => {
+            return Err(Error::new(
+                Code::InvalidRange,
+                format!(
+                    "the Range {:?} starts past the end of the {len} bytes",
+                    req.headers()
+                        .get(header::RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                ),
+            ));
+        }
     };
-    let mut resp = Response::builder()
-        .status(StatusCode::OK)
+    resp = resp
+        .status(status)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CONTENT_LENGTH, body.len())
-        .header(header::ETAG, format!("\"{etag}\""))
-        .header(CRC64, crc64(&body).to_string())
-        .header(header::CACHE_CONTROL, service.config.cache_control.as_str());
-    for (name, value) in &metadata {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            resp = resp.header(format!("x-cos-meta-{name}"), v);
+        .header(header::ACCEPT_RANGES, "bytes");
+    for prefix in meta_prefixes(req) {
+        for (name, value) in store::user_entries(&metadata) {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                resp = resp.header(format!("{prefix}{name}"), v);
+            }
         }
     }
     if let Some(w) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
         resp = resp.header(WARNING, w);
     }
     resp = resp.header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    if inert {
-        resp = resp
-            .header(header::CONTENT_DISPOSITION, "attachment")
-            .header(header::CONTENT_SECURITY_POLICY, "sandbox");
-    }
-    let body = if method == Method::HEAD {
+    let body = if req.method() == Method::HEAD {
         Vec::new()
     } else {
         body
@@ -258,11 +483,35 @@ fn answer_response(
     resp.body(body).map_err(|e| Error::internal(e.to_string()))
 }
 
+/// Parameters that are never processors, whatever their value (COS's signatures send
+/// `q-url-param-list=&q-header-list=` before the rule): signatures of COS, S3 and mogr, the SDKs'
+/// `x-id`, `versionId` and `response-*` overrides.
+fn never_a_processor(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "q-sign-algorithm",
+        "q-ak",
+        "q-sign-time",
+        "q-key-time",
+        "q-header-list",
+        "q-url-param-list",
+        "q-signature",
+        "x-cos-security-token",
+        "x-id",
+        "versionId",
+        "AWSAccessKeyId",
+        "Signature",
+        "Expires",
+        super::sign::EXPIRES,
+        super::sign::SIGNATURE,
+    ];
+    NAMES.contains(&name) || name.starts_with("X-Amz-") || name.starts_with("response-")
+}
+
 /// What the query string asks for: the first `imageMogr2...`/`imageView2...`, `imageInfo`, `imageAve` or
 /// `image_process` parameter, percent-decoded; the rule is parsed here. Any other parameter without a
 /// value names a processor mogr does not implement (`?watermark/...`, `?imageSlim`): a 400 naming it,
-/// never the untouched original, so a client can tell. Parameters with values (`response-*`,
-/// `versionId`, signatures, cache busters) are not processors and leave the answer alone.
+/// never the untouched original, so a client can tell. Signatures and the SDKs' own parameters
+/// ([`never_a_processor`]) and parameters with values (cache busters) leave the answer alone.
 pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
     let Some(q) = q else {
         return Ok(Query::Original);
@@ -283,6 +532,7 @@ pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
             "imageInfo" => return Ok(Query::Info),
             "imageAve" => return Ok(Query::Ave),
             "image_process" => return Ok(Query::ImageProcess),
+            _ if never_a_processor(p) => {}
             _ if value.is_empty() => {
                 let processor: String = p.split('/').next().unwrap_or(p).chars().take(40).collect();
                 return Err(Error::invalid(format!(
@@ -363,18 +613,44 @@ pub fn request_id<B>(req: &Request<B>) -> String {
     )
 }
 
-/// `x-cos-meta-*` (COS) and `x-amz-meta-*` (S3) headers as user metadata.
+/// `x-cos-meta-*` (COS) and `x-amz-meta-*` (S3) headers as user metadata, with the standard headers an
+/// object keeps (`Cache-Control`, `Content-Disposition`, … : [`store::STORED_HEADERS`]).
 pub fn user_metadata(headers: &HeaderMap) -> Metadata {
     headers
         .iter()
         .filter_map(|(k, v)| {
             let k = k.as_str();
+            let value = v.to_str().ok()?.to_string();
+            if store::STORED_HEADERS.contains(&k) {
+                return Some((format!(":{k}"), value));
+            }
             let name = k
                 .strip_prefix("x-cos-meta-")
                 .or_else(|| k.strip_prefix("x-amz-meta-"))?;
-            Some((name.to_string(), v.to_str().ok()?.to_string()))
+            Some((name.to_string(), value))
         })
         .collect()
+}
+
+/// The user-metadata prefixes an answer to `req` uses: the client's dialect — `x-amz-meta-` for an S3
+/// client (SigV4 or `x-amz-*` headers: boto3, the AWS CLI), `x-cos-meta-` for a COS client (COS's
+/// signature or `x-cos-*` headers) — and both when the request says neither (curl, a browser).
+fn meta_prefixes<B>(req: &Request<B>) -> &'static [&'static str] {
+    let headers = req.headers();
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let query = req.uri().query().unwrap_or_default();
+    let has = |prefix: &str| headers.keys().any(|k| k.as_str().starts_with(prefix));
+    let s3 = auth.starts_with("AWS") || query.contains("X-Amz-") || has("x-amz-");
+    let cos =
+        auth.contains("q-sign-algorithm") || query.contains("q-sign-algorithm") || has("x-cos-");
+    match (s3, cos) {
+        (true, false) => &["x-amz-meta-"],
+        (false, true) => &["x-cos-meta-"],
+        _ => &["x-cos-meta-", "x-amz-meta-"],
+    }
 }
 
 /// Whether a browser shows `content_type` without running anything: raster images only (SVG holds
@@ -398,7 +674,7 @@ pub(super) fn guess_type(body: &[u8]) -> String {
 
 /// A COS `<Error>` response with the code's status.
 pub fn error_response(e: &Error, resource: &str, request_id: &str) -> Response<Vec<u8>> {
-    if e.is_client_error() {
+    if e.is_client_error() || e.code == Code::NotImplemented {
         tracing::info!(code = e.code.as_str(), error = %e.message, resource, request_id, "request refused");
     } else if matches!(e.code, Code::SlowDown | Code::ServiceUnavailable) {
         tracing::warn!(code = e.code.as_str(), error = %e.message, resource, request_id, "request shed or stopped");
@@ -466,7 +742,23 @@ mod tests {
             parse_query(Some("response-content-type=image%2Fpng&v=3")).unwrap(),
             Query::Original
         ));
-        for unknown in ["watermark/1/image/aHR0cA", "imageSlim", "x=1&exif"] {
+        // COS's query-string signature, empty lists included, before the rule
+        let signed = "q-sign-algorithm=sha1&q-ak=AKID&q-sign-time=1%3B2&q-key-time=1%3B2&\
+                      q-header-list=&q-url-param-list=&q-signature=ab&imageMogr2/format/png";
+        let Query::Rule { rule, .. } = parse_query(Some(signed)).unwrap() else {
+            panic!("a rule query");
+        };
+        assert_eq!(rule.format, Some(Format::Png));
+        assert!(matches!(
+            parse_query(Some("q-header-list=&x-id=GetObject")).unwrap(),
+            Query::Original
+        ));
+        for unknown in [
+            "watermark/1/image/aHR0cA",
+            "imageSlim",
+            "x=1&exif",
+            "imageSlim=",
+        ] {
             let e = parse_query(Some(unknown)).unwrap_err();
             assert!(e.message.contains("not a processor mogr implements"), "{e}");
         }

@@ -1,0 +1,213 @@
+"""boto3 and the AWS CLI (pinned in scripts/setup.sh), unchanged, against `mogr serve`.
+
+Run by cli/tests/s3_clients.rs: `python3 s3_clients.py <http://host:port> <served folder> <sample image>`.
+Every call is checked against what the SDK returns and against the bytes in the served folder.
+"""
+
+import datetime
+import filecmp
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENDPOINT, ROOT, SAMPLE = sys.argv[1], sys.argv[2], sys.argv[3]
+BUCKET = "photos"
+MiB = 1024 * 1024
+
+# What a user writes for an S3-compatible endpoint: path-style addressing, any keys (mogr serve
+# without keys does not check them).
+os.environ.update(
+    AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+    AWS_SECRET_ACCESS_KEY="secret",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_CONFIG_FILE=os.devnull,
+    AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+)
+s3 = boto3.client("s3", endpoint_url=ENDPOINT, config=Config(retries={"max_attempts": 1}))
+checks = 0
+
+
+def check(ok, what):
+    global checks
+    if not ok:
+        raise AssertionError(what)
+    checks += 1
+
+
+def on_disk(key):
+    with open(os.path.join(ROOT, key), "rb") as f:
+        return f.read()
+
+
+def status_of(call):
+    try:
+        call()
+    except ClientError as e:
+        return int(e.response["ResponseMetadata"]["HTTPStatusCode"]), e.response["Error"].get("Code")
+    return 200, None
+
+
+with open(SAMPLE, "rb") as f:
+    photo = f.read()
+
+# put/get/head: the bytes, the ETag, user metadata in S3's dialect, LastModified
+resp = s3.put_object(Bucket=BUCKET, Key="b3/photo.jpg", Body=photo, ContentType="image/jpeg",
+                     Metadata={"owner": "boto3"})
+check(resp["ETag"] == '"%s"' % hashlib.md5(photo).hexdigest(), "put_object ETag %r" % resp["ETag"])
+check(on_disk("b3/photo.jpg") == photo, "put_object wrote the key, not <bucket>/<key>")
+check(not os.path.exists(os.path.join(ROOT, BUCKET)), "no folder named after the bucket")
+resp = s3.get_object(Bucket=BUCKET, Key="b3/photo.jpg")
+check(resp["Body"].read() == photo, "get_object body")
+check(resp["Metadata"] == {"owner": "boto3"}, "get_object Metadata %r" % resp["Metadata"])
+check(isinstance(resp["LastModified"], datetime.datetime), "get_object LastModified %r" % resp.get("LastModified"))
+# the standard headers given at upload come back as S3 gives them
+s3.put_object(Bucket=BUCKET, Key="b3/headers.jpg", Body=photo, ContentType="image/jpeg",
+              CacheControl="max-age=60", ContentDisposition='attachment; filename="p.jpg"',
+              ContentLanguage="en")
+resp = s3.get_object(Bucket=BUCKET, Key="b3/headers.jpg")
+check((resp["CacheControl"], resp["ContentDisposition"], resp["ContentLanguage"]) ==
+      ("max-age=60", 'attachment; filename="p.jpg"', "en"), "stored headers %r" % resp)
+check(resp["Metadata"] == {}, "standard headers are not user metadata %r" % resp["Metadata"])
+resp = s3.get_object(Bucket=BUCKET, Key="b3/headers.jpg", ResponseContentDisposition="inline",
+                     ResponseCacheControl="no-cache")
+check((resp["ContentDisposition"], resp["CacheControl"]) == ("inline", "no-cache"), "response-* overrides")
+head = s3.head_object(Bucket=BUCKET, Key="b3/photo.jpg")
+check(head["ContentLength"] == len(photo), "head_object length")
+check(head["ContentType"] == "image/jpeg", "head_object type")
+check(head["Metadata"] == {"owner": "boto3"}, "head_object Metadata")
+modified = head["LastModified"]
+check(abs((datetime.datetime.now(datetime.timezone.utc) - modified).total_seconds()) < 300,
+      "head_object LastModified is now: %r" % modified)
+
+# ranges: one range is 206 with its bytes; past the end is 416
+resp = s3.get_object(Bucket=BUCKET, Key="b3/photo.jpg", Range="bytes=100-199")
+check(resp["ResponseMetadata"]["HTTPStatusCode"] == 206, "ranged get_object status")
+check(resp["Body"].read() == photo[100:200], "ranged get_object body")
+check(resp["ContentRange"] == "bytes 100-199/%d" % len(photo), "Content-Range %r" % resp.get("ContentRange"))
+resp = s3.get_object(Bucket=BUCKET, Key="b3/photo.jpg", Range="bytes=-10")
+check(resp["Body"].read() == photo[-10:], "suffix range")
+check(status_of(lambda: s3.get_object(Bucket=BUCKET, Key="b3/photo.jpg", Range="bytes=%d-" % len(photo)))[0] == 416,
+      "a range past the end is 416")
+
+# conditional GETs: 304 and 412 as S3 answers them
+etag = head["ETag"]
+check(status_of(lambda: s3.get_object(Bucket=BUCKET, Key="b3/photo.jpg", IfNoneMatch=etag))[0] == 304, "If-None-Match")
+check(status_of(lambda: s3.get_object(Bucket=BUCKET, Key="b3/photo.jpg", IfMatch='"nope"'))[0] == 412, "If-Match")
+check(status_of(lambda: s3.get_object(Bucket=BUCKET, Key="b3/photo.jpg", IfModifiedSince=modified))[0] == 304,
+      "If-Modified-Since")
+check(status_of(lambda: s3.get_object(
+    Bucket=BUCKET, Key="b3/photo.jpg", IfUnmodifiedSince=modified - datetime.timedelta(days=1)))[0] == 412,
+    "If-Unmodified-Since")
+check(s3.get_object(Bucket=BUCKET, Key="b3/photo.jpg", IfMatch=etag)["Body"].read() == photo, "If-Match that holds")
+
+# a presigned URL (path-style, the signature in the query), fetched by a plain HTTP client
+url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "b3/photo.jpg"})
+check("/%s/b3/photo.jpg?" % BUCKET in url and "Signature=" in url, "a presigned URL: %s" % url)
+with urllib.request.urlopen(url) as r:
+    check(r.read() == photo, "a presigned URL serves the object")
+
+# multipart both ways: upload_file above its threshold, download_file in ranged parts (8 MiB threshold,
+# 12 MiB object), byte for byte
+big = os.urandom(12 * MiB)
+transfer = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=5 * MiB)
+with tempfile.TemporaryDirectory() as tmp:
+    src, dest = os.path.join(tmp, "big.bin"), os.path.join(tmp, "back.bin")
+    with open(src, "wb") as f:
+        f.write(big)
+    s3.upload_file(src, BUCKET, "b3/big.bin", Config=transfer)
+    check(on_disk("b3/big.bin") == big, "upload_file (multipart) stored the bytes")
+    s3.download_file(BUCKET, "b3/big.bin", dest, Config=TransferConfig(multipart_threshold=8 * MiB))
+    check(os.path.getsize(dest) == len(big), "download_file size %d" % os.path.getsize(dest))
+    check(filecmp.cmp(src, dest, shallow=False), "download_file (ranged parts) byte for byte")
+
+# the bucket: HeadBucket, ListBuckets, ListObjectsV2 with a delimiter
+check(s3.head_bucket(Bucket=BUCKET)["ResponseMetadata"]["HTTPStatusCode"] == 200, "head_bucket")
+check([b["Name"] for b in s3.list_buckets()["Buckets"]] == ["local"], "list_buckets")
+listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="b3/", Delimiter="/")
+keys = sorted(o["Key"] for o in listed.get("Contents", []))
+check(keys == ["b3/big.bin", "b3/headers.jpg", "b3/photo.jpg"], "list_objects_v2 %r" % keys)
+check(all(isinstance(o["LastModified"], datetime.datetime) for o in listed["Contents"]), "listing LastModified")
+
+# copy: metadata copied, or replaced; a missing source is 404 and writes nothing
+resp = s3.copy_object(Bucket=BUCKET, Key="b3/copy.jpg", CopySource={"Bucket": BUCKET, "Key": "b3/photo.jpg"})
+check(resp["CopyObjectResult"]["ETag"] == etag, "copy_object ETag %r" % resp["CopyObjectResult"])
+check(isinstance(resp["CopyObjectResult"]["LastModified"], datetime.datetime), "copy_object LastModified")
+check(on_disk("b3/copy.jpg") == photo, "copy_object wrote the source's bytes")
+head = s3.head_object(Bucket=BUCKET, Key="b3/copy.jpg")
+check(head["Metadata"] == {"owner": "boto3"} and head["ContentType"] == "image/jpeg", "copied metadata %r" % head)
+s3.copy_object(Bucket=BUCKET, Key="b3/copy.jpg", CopySource="%s/b3/photo.jpg" % BUCKET,
+               MetadataDirective="REPLACE", Metadata={"owner": "replaced"}, ContentType="image/x-test")
+head = s3.head_object(Bucket=BUCKET, Key="b3/copy.jpg")
+check(head["Metadata"] == {"owner": "replaced"} and head["ContentType"] == "image/x-test", "replaced metadata %r" % head)
+code = status_of(lambda: s3.copy_object(Bucket=BUCKET, Key="b3/photo.jpg",
+                                        CopySource={"Bucket": BUCKET, "Key": "b3/missing.jpg"}))
+check(code == (404, "NoSuchKey"), "copy from a missing source: %r" % (code,))
+check(on_disk("b3/photo.jpg") == photo, "a failed copy left its destination as it was")
+# not implemented: refused, the object untouched
+check(status_of(lambda: s3.put_object_acl(Bucket=BUCKET, Key="b3/photo.jpg", ACL="public-read"))[0] == 501,
+      "put_object_acl refused")
+check(status_of(lambda: s3.put_object_tagging(Bucket=BUCKET, Key="b3/photo.jpg",
+                                              Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}))[0] == 501,
+      "put_object_tagging refused")
+check(on_disk("b3/photo.jpg") == photo, "refused requests left the object as it was")
+
+# the AWS CLI: cp both ways, ls, sync both ways
+aws = ["aws", "--endpoint-url", ENDPOINT]
+
+
+def cli(*args):
+    out = subprocess.run(aws + list(args), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise AssertionError("aws %s: %s%s" % (" ".join(args), out.stdout, out.stderr))
+    return out.stdout
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    cli("s3", "cp", SAMPLE, "s3://%s/cli/photo.jpg" % BUCKET)
+    check(on_disk("cli/photo.jpg") == photo, "aws s3 cp up")
+    back = os.path.join(tmp, "back.jpg")
+    cli("s3", "cp", "s3://%s/cli/photo.jpg" % BUCKET, back)
+    check(open(back, "rb").read() == photo, "aws s3 cp down")
+    cli("s3", "cp", "s3://%s/cli/photo.jpg" % BUCKET, "s3://%s/cli/copied.jpg" % BUCKET)
+    check(on_disk("cli/copied.jpg") == photo, "aws s3 cp within the bucket (CopyObject)")
+    check("photo.jpg" in cli("s3", "ls", "s3://%s/cli/" % BUCKET), "aws s3 ls")
+    tree = os.path.join(tmp, "tree")
+    for rel, body in [("a.txt", b"a"), ("sub/b.txt", b"bb"), ("sub/deeper/c.bin", os.urandom(1000))]:
+        os.makedirs(os.path.dirname(os.path.join(tree, rel)), exist_ok=True)
+        with open(os.path.join(tree, rel), "wb") as f:
+            f.write(body)
+    cli("s3", "sync", tree, "s3://%s/synced/" % BUCKET)
+    for rel in ["a.txt", "sub/b.txt", "sub/deeper/c.bin"]:
+        check(on_disk("synced/" + rel) == open(os.path.join(tree, rel), "rb").read(), "aws s3 sync up: " + rel)
+    down = os.path.join(tmp, "down")
+    cli("s3", "sync", "s3://%s/synced/" % BUCKET, down)
+    check(filecmp.dircmp(tree, down).diff_files == [], "aws s3 sync down")
+    for rel in ["a.txt", "sub/b.txt", "sub/deeper/c.bin"]:
+        check(open(os.path.join(down, rel), "rb").read() == open(os.path.join(tree, rel), "rb").read(),
+              "aws s3 sync down: " + rel)
+    # a second sync finds nothing to do (sizes and times agree)
+    check(cli("s3", "sync", tree, "s3://%s/synced/" % BUCKET).strip() == "", "a second sync uploads nothing")
+    # rm --recursive (DeleteObjects): the tree is gone, nothing else
+    cli("s3", "rm", "--recursive", "s3://%s/synced/" % BUCKET)
+    check(not os.path.exists(os.path.join(ROOT, "synced")), "aws s3 rm --recursive")
+    check(on_disk("cli/photo.jpg") == photo, "rm --recursive kept what was not under its prefix")
+
+# DeleteObjects from boto3: quiet, a reserved key fails alone
+resp = s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "b3/copy.jpg"}, {"Key": "_mogr/large/x"}]})
+check([d["Key"] for d in resp.get("Deleted", [])] == ["b3/copy.jpg"], "delete_objects Deleted %r" % resp)
+check([(e["Key"], e["Code"]) for e in resp.get("Errors", [])] == [("_mogr/large/x", "AccessDenied")],
+      "delete_objects Errors %r" % resp)
+check(not os.path.exists(os.path.join(ROOT, "b3", "copy.jpg")), "delete_objects deleted the key")
+resp = s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "b3/headers.jpg"}], "Quiet": True})
+check("Deleted" not in resp and "Errors" not in resp, "quiet delete_objects %r" % resp)
+check(not os.path.exists(os.path.join(ROOT, "b3", "headers.jpg")), "quiet delete_objects deleted the key")
+
+print("%d checks passed" % checks)

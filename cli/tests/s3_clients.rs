@@ -1,0 +1,15 @@
+//! boto3 and the AWS CLI (`scripts/setup.sh` pins them), unchanged, against `mogr serve`:
+//! `s3_clients.py` makes the calls an S3 user's code and shell make and checks what they return against
+//! the bytes in the served folder.
+
+mod common;
+
+use common::{examples, run_client_script, start};
+
+#[test]
+fn boto3_and_the_aws_cli_work_against_mogr_serve() {
+    let s = start("s3-clients", &[]);
+    let sample = examples().join("photo.jpg");
+    let args = [s.base.as_ref(), s.root.as_os_str(), sample.as_os_str()];
+    run_client_script("s3_clients.py", &args, "boto3");
+}
