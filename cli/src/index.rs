@@ -80,7 +80,7 @@ fn list_buckets(store: &DirStore, req: &Req, allowed: bool) -> Resp {
         .expect("static headers are valid")
 }
 
-fn listing_off() -> mogr::Error {
+pub(crate) fn listing_off() -> mogr::Error {
     mogr::Error::new(
         mogr::Code::AccessDenied,
         "listing is off while downloads must be signed (MOGR_SIGNING_KEYS): ask for a signed URL \

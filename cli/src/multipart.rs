@@ -30,8 +30,9 @@ struct Pending {
     metadata: Metadata,
 }
 
-/// Answers a multipart request, or `None` when `req` is not one.
-pub async fn route(service: &Service, root: &Path, req: &Req) -> Option<Resp> {
+/// Answers a multipart request, or `None` when `req` is not one. Listing uploads and their parts
+/// hands out keys and upload ids: refused unless `listings` (off while downloads must be signed).
+pub async fn route(service: &Service, root: &Path, req: &Req, listings: bool) -> Option<Resp> {
     let params = params(req.uri().query());
     let has = |name: &str| params.contains_key(name);
     let id = params.get("uploadId").map(String::as_str);
@@ -41,7 +42,9 @@ pub async fn route(service: &Service, root: &Path, req: &Req) -> Option<Resp> {
     };
     let path = req.uri().path();
     let prefix = params.get("prefix").map_or("", String::as_str);
+    let listing = req.method() == http::Method::GET && (id.is_some() || has("uploads"));
     let result = match (req.method().as_str(), id) {
+        _ if listing && !listings => Err(crate::index::listing_off()),
         ("GET", None) if has("uploads") && path == "/" => Ok(xml(multipart::list_uploads_xml(
             &uploads.bucket,
             prefix,

@@ -386,10 +386,10 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
         }
     };
     let req = http::Request::from_parts(parts, bytes);
-    if let Some(resp) = crate::multipart::route(service, root, &req).await {
+    let listings = !service.config.signer.is_on();
+    if let Some(resp) = crate::multipart::route(service, root, &req, listings).await {
         return resp;
     }
-    let listings = !service.config.signer.is_on();
     if let Some(resp) = crate::index::route(store, &req, listings).await {
         return resp;
     }

@@ -668,11 +668,20 @@ fn every_request_is_one_plain_access_log_line() {
     assert_eq!(missing.status(), 404);
     let listed = client().get(format!("{}/", s.base)).send().unwrap();
     assert_eq!(listed.status(), 200);
-    // the line is written after the response: wait for all three
+    // client text cannot start a line of its own, and a signature is not logged
+    let forged = client()
+        .get(format!(
+            "{}/a%0Ab.jpg?imageMogr2/format/png%0D%0AINFO%20request%20method=FORGED&mogr-signature=deadbeef",
+            s.base
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 400); // a key with a control character
+                                      // the line is written after the response: wait for all four
     let mut text = String::new();
     for _ in 0..100 {
         text = std::fs::read_to_string(&log_path).unwrap();
-        if text.matches(" request method=").count() >= 3 {
+        if text.matches(" request method=").count() >= 4 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -686,7 +695,16 @@ fn every_request_is_one_plain_access_log_line() {
         .lines()
         .filter(|l| l.contains(" request method="))
         .collect();
-    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(!text.contains("deadbeef"), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("INFO request method=FORGED")),
+        "{text}"
+    );
+    assert!(lines[3].contains("key=a\\u{a}b.jpg"), "{}", lines[3]);
+    assert!(lines[3].contains("mogr-signature=REDACTED"), "{}", lines[3]);
     for (line, want) in lines.iter().zip([
         format!("method=GET key=photo.jpg rule={rule} status=200 bytes={bytes} ms="),
         "method=GET key=missing.png rule= status=404 bytes=".to_string(),
@@ -771,6 +789,28 @@ fn signed_downloads_a_write_token_and_the_host_allow_list() {
     // Listings would hand out every key: off in this mode.
     let (status, body) = answer(c.get(format!("{}/?list-type=2", s.base)));
     assert_eq!(status, 403, "{body}");
+    // and so would pending uploads: their keys and ids (an id lets its holder complete the upload)
+    let initiated = c
+        .post(format!("{}/pending.jpg?uploads", s.base))
+        .header("authorization", "Bearer s3cret-token")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let id = initiated
+        .split("<UploadId>")
+        .nth(1)
+        .and_then(|r| r.split("</UploadId>").next())
+        .expect("an upload id")
+        .to_string();
+    for path in [
+        "/?uploads".to_string(),
+        format!("/pending.jpg?uploadId={id}"),
+    ] {
+        let (status, body) = answer(c.get(format!("{}{path}", s.base)));
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(!body.contains(&id), "{path}: {body}");
+    }
     // Writes need the token; nothing is stored without it.
     let photo = std::fs::read(examples().join("photo.jpg")).unwrap();
     for auth in [None, Some("Bearer wrong"), Some("s3cret-token")] {

@@ -603,3 +603,51 @@ async fn image_info_of_an_output_reports_the_quality_it_was_written_with() {
         "not an output of mogr"
     );
 }
+
+#[tokio::test]
+async fn the_reserved_prefix_and_its_folders_are_not_keys_and_a_stored_type_is_one_type() {
+    let (dir, service) = setup(Config::default()).await;
+    // `_mogr` or `_mogr/large` as an object would stand where large results go, in any case
+    for key in ["_mogr", "_MOGR", "_mogr/large", "_Mogr/Large/x.png"] {
+        let resp = service
+            .process(request("PUT", &format!("/{key}"), &[], b"x".to_vec()))
+            .await;
+        assert_eq!(resp.status(), 403, "{key}: {}", text(resp.body()));
+        assert!(!dir.path().join(key).exists(), "{key}");
+    }
+    for key in ["_mogrx", "_mogr.png", "mogr/_mogr"] {
+        let resp = service
+            .process(request("PUT", &format!("/{key}"), &[], b"x".to_vec()))
+            .await;
+        assert_eq!(resp.status(), 200, "{key}: {}", text(resp.body()));
+    }
+    // a Content-Type listing several types is refused, nothing stored
+    let resp = service
+        .process(request(
+            "PUT",
+            "/page.png",
+            &[("content-type", "image/png, text/html")],
+            b"<script>alert(1)</script>".to_vec(),
+        ))
+        .await;
+    assert_eq!(resp.status(), 400, "{}", text(resp.body()));
+    assert!(text(resp.body()).contains("not one media type"));
+    assert!(!dir.path().join("page.png").exists());
+    // one stored so by another way (straight into the bucket) is served inert
+    service
+        .bucket()
+        .put(
+            "page.png",
+            b"<script>alert(1)</script>".to_vec(),
+            "image/png, text/html",
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let resp = service
+        .download(request("GET", "/page.png", &[], vec![]))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-disposition"], "attachment");
+    assert_eq!(resp.headers()["content-security-policy"], "sandbox");
+}

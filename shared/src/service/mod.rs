@@ -19,8 +19,8 @@ mod upload;
 mod work;
 
 pub use self::http::{
-    check_body_digests, check_implemented, check_write_headers, error_response, is_s3_request,
-    request_id, user_metadata, AccessLog, Addressed,
+    check_body_digests, check_implemented, error_response, is_s3_request, request_id,
+    user_metadata, AccessLog, Addressed,
 };
 pub use config::Config;
 pub use upload::UploadOutcome;

@@ -201,7 +201,13 @@ impl Service {
         let under = key
             .get(..reserved.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(reserved));
-        if !reserved.is_empty() && under {
+        // the prefix's own folders (`_mogr`, `_mogr/large`): an object there would stand where mogr
+        // stores its results (a folder store cannot hold both)
+        let folder = reserved
+            .get(..key.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(key))
+            && reserved[key.len()..].starts_with('/');
+        if !reserved.is_empty() && (under || folder) {
             return Err(Error::new(
                 Code::AccessDenied,
                 format!(

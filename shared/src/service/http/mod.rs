@@ -9,7 +9,7 @@ mod refuse;
 
 pub use address::{is_s3_request, Addressed};
 pub use integrity::check_body_digests;
-pub use refuse::{check_implemented, check_write_headers};
+pub use refuse::check_implemented;
 
 use super::download::{Answer, Download, Query};
 use super::process::{Copy, Post, Put};
@@ -118,12 +118,14 @@ impl Service {
             }
             Method::PUT => {
                 let body = req.body().as_ref();
-                let content_type = req
-                    .headers()
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-                    .unwrap_or_else(|| guess_type(body));
+                let content_type = match req.headers().get(header::CONTENT_TYPE) {
+                    Some(v) => {
+                        let v = v.to_str().unwrap_or("\u{fffd}");
+                        check_content_type(v)?;
+                        v.to_string()
+                    }
+                    None => guess_type(body),
+                };
                 let plain = ops.is_none();
                 let put = Put {
                     key,
@@ -256,10 +258,11 @@ impl Service {
         let replace = match directive.as_deref() {
             None | Some("copy") => None,
             Some("replace" | "replaced") => {
-                let content_type = headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("application/octet-stream");
+                let content_type = match headers.get(header::CONTENT_TYPE) {
+                    Some(v) => v.to_str().unwrap_or("\u{fffd}"),
+                    None => "application/octet-stream",
+                };
+                check_content_type(content_type)?;
                 Some((content_type.to_string(), user_metadata(headers)))
             }
             Some(other) => {
@@ -557,13 +560,28 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
+    /// The key and the query are the client's text: decoded, with control characters escaped (a line
+    /// of the log is one request, whatever the client sent) and signatures and tokens redacted.
     pub fn start<B>(req: &Request<B>) -> AccessLog {
-        let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| escape_controls(&percent_decode_str(s).decode_utf8_lossy());
         let path = req.uri().path();
+        let query = req
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((name, _)) if is_secret(&percent_decode_str(name).decode_utf8_lossy()) => {
+                    format!("{name}=REDACTED")
+                }
+                _ => p.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
         AccessLog {
             method: req.method().clone(),
             key: decode(path.strip_prefix('/').unwrap_or(path)),
-            rule: decode(req.uri().query().unwrap_or("")),
+            rule: decode(&query),
             started: std::time::Instant::now(),
         }
     }
@@ -588,6 +606,25 @@ impl AccessLog {
         );
         resp
     }
+}
+
+/// `s` with its control characters (CR, LF, ESC, …) written as `\u{..}` escapes.
+fn escape_controls(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Query parameters whose values are credentials: signatures and session tokens.
+fn is_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.ends_with("signature") || name.ends_with("security-token")
 }
 
 /// Says what a conversion lost (e.g. the frames of an animation converted to a still format).
@@ -653,16 +690,50 @@ fn meta_prefixes<B>(req: &Request<B>) -> &'static [&'static str] {
     }
 }
 
-/// Whether a browser shows `content_type` without running anything: raster images only (SVG holds
-/// scripts).
+/// Whether a browser shows `content_type` without running anything: exactly one raster image type,
+/// `image/<subtype>` and its parameters (SVG and other `+xml` types hold scripts). A value that lists
+/// several types (`image/png, text/html`: browsers take the last one) is not one.
 fn renders_inertly(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence.starts_with("image/") && !essence.starts_with("image/svg")
+    media_type(content_type).is_some_and(|(kind, sub)| {
+        kind == "image" && !sub.starts_with("svg") && !sub.ends_with("+xml")
+    })
+}
+
+/// The type and subtype of a single media type (`type/subtype[; name=value]...`, RFC 9110 tokens), in
+/// lower case; `None` for anything else (a list, a missing subtype, stray characters).
+fn media_type(value: &str) -> Option<(String, String)> {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+    };
+    let mut parts = value.split(';');
+    let (kind, sub) = parts.next()?.trim().split_once('/')?;
+    let params_ok = parts.all(|p| {
+        let p = p.trim();
+        p.is_empty()
+            || p.split_once('=').is_some_and(|(k, v)| {
+                token(k.trim())
+                    && (token(v)
+                        || (v.len() >= 2
+                            && v.starts_with('"')
+                            && v.ends_with('"')
+                            && !v[1..v.len() - 1].contains(['"', ','])))
+            })
+    });
+    (token(kind) && token(sub) && params_ok)
+        .then(|| (kind.to_ascii_lowercase(), sub.to_ascii_lowercase()))
+}
+
+/// A `Content-Type` given to store: one media type, or a 400 saying so (what is stored is served back).
+fn check_content_type(value: &str) -> Result<()> {
+    match media_type(value) {
+        Some(_) => Ok(()),
+        None => Err(Error::invalid(format!(
+            "Content-Type {:?} is not one media type (type/subtype[; name=value]); send one, e.g. image/jpeg",
+            value.chars().take(100).collect::<String>()
+        ))),
+    }
 }
 
 /// The content type of a body by its magic bytes.
@@ -699,6 +770,35 @@ pub fn error_response(e: &Error, resource: &str, request_id: &str) -> Response<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_one_raster_image_type_renders_inertly() {
+        for inert in [
+            "image/png",
+            "IMAGE/JPEG; charset=x",
+            "image/webp;q=\"a b\"",
+            "image/avif",
+        ] {
+            assert!(renders_inertly(inert), "{inert}");
+            assert!(check_content_type(inert).is_ok(), "{inert}");
+        }
+        for active in [
+            "image/png, text/html",
+            "image/png;a=b, text/html",
+            "image/png;a=\"b,\", text/html",
+            "image/svg+xml",
+            "image/foo+xml",
+            "text/html",
+            "image/",
+            "image",
+            "image/png html",
+            "",
+        ] {
+            assert!(!renders_inertly(active), "{active}");
+        }
+        assert!(check_content_type("image/png, text/html").is_err());
+        assert!(check_content_type("text/html; charset=utf-8").is_ok());
+    }
 
     #[test]
     fn crc64_is_cos_crc64ecma() {

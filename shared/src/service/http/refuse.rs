@@ -167,7 +167,7 @@ pub fn check_implemented<B>(req: &Request<B>, multipart: bool) -> Result<()> {
 }
 
 /// Refuses a write whose headers ask for more than storing its body, or a body mogr cannot read.
-pub fn check_write_headers(headers: &HeaderMap) -> Result<()> {
+fn check_write_headers(headers: &HeaderMap) -> Result<()> {
     if let Some((name, what)) = WRITE_HEADERS.iter().find(|(h, _)| headers.contains_key(*h)) {
         return Err(not_implemented(format!("{what} (the {name} header)")));
     }
