@@ -41,6 +41,33 @@ fn animations_keep_their_frames_in_animated_outputs() {
     assert_eq!((pic.frames.len(), pic.width(), pic.height()), (4, 48, 32));
 }
 
+/// An animation whose frames are all alike converts to GIF (the changed-rectangle computation of an
+/// unchanged frame once subtracted past zero: a panic in debug builds, a wrapped value in release).
+#[test]
+fn an_animation_of_identical_frames_converts_to_gif() {
+    let mut gif = Vec::new();
+    {
+        let palette = [0u8, 0, 0, 255, 255, 255];
+        let mut enc = gif::Encoder::new(&mut gif, 8, 8, &palette).unwrap();
+        enc.set_repeat(gif::Repeat::Infinite).unwrap();
+        for _ in 0..3 {
+            let mut frame = gif::Frame::from_indexed_pixels(8, 8, vec![1u8; 64], None);
+            frame.delay = 10;
+            enc.write_frame(&frame).unwrap();
+        }
+    }
+    let out = mogr::convert(
+        &gif,
+        &mogr::parse("imageMogr2/format/gif").unwrap(),
+        &Limits::default(),
+        Profile::Download,
+    )
+    .unwrap();
+    let pic = decode(&out.bytes, Frames::All);
+    assert_eq!((pic.width(), pic.height()), (8, 8));
+    assert!(!pic.frames.is_empty());
+}
+
 #[test]
 fn progressive_jpeg_with_interlace() {
     let rule = mogr::parse("imageMogr2/format/jpg/interlace/1").unwrap();

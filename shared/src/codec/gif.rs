@@ -251,7 +251,7 @@ fn changed(prev: &[u8], next: &[u8], w: usize, h: usize) -> Option<(usize, usize
                 .unwrap_or(0);
         (x0, x1, y0, y1) = (x0.min(first), x1.max(last), y0.min(y), y1.max(y));
     }
-    (x0 <= x1 && y0 <= y1).then_some((x0, y0, x1 - x0 + 1, y1 - y0 + 1))
+    (x0 <= x1 && y0 <= y1).then(|| (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
 }
 
 /// The changed rectangle of `next` as a frame, its unchanged pixels transparent.

@@ -745,12 +745,14 @@ pub(super) fn guess_type(body: &[u8]) -> String {
 
 /// A COS `<Error>` response with the code's status.
 pub fn error_response(e: &Error, resource: &str, request_id: &str) -> Response<Vec<u8>> {
+    // a message may quote the client's text: one line in the log whatever it holds
+    let message = escape_controls(&e.message);
     if e.is_client_error() || e.code == Code::NotImplemented {
-        tracing::info!(code = e.code.as_str(), error = %e.message, resource, request_id, "request refused");
+        tracing::info!(code = e.code.as_str(), error = %message, resource, request_id, "request refused");
     } else if matches!(e.code, Code::SlowDown | Code::ServiceUnavailable) {
-        tracing::warn!(code = e.code.as_str(), error = %e.message, resource, request_id, "request shed or stopped");
+        tracing::warn!(code = e.code.as_str(), error = %message, resource, request_id, "request shed or stopped");
     } else {
-        tracing::error!(code = e.code.as_str(), error = %e.message, resource, request_id, "request failed");
+        tracing::error!(code = e.code.as_str(), error = %message, resource, request_id, "request failed");
     }
     let xml = cos::error_xml(e, resource, request_id);
     let mut resp = with_request_id(Response::new(xml.into_bytes()), request_id);
