@@ -52,7 +52,12 @@ echo "system packages: ok (${#PACKAGES[@]} checked, ${#missing[@]} installed now
 # up, while the peers (vips) keep Debian's shared 3.6. Without the download, mogr builds against 3.6.
 AOM_VERSION=3.14.1
 AOM_SHA256=4ef9882eda023582499511b845f4d4368a34c9886f545a7eea4ca20799d3c161
-AOM_URL="http://deb.debian.org/debian/pool/main/a/aom/aom_${AOM_VERSION}.orig.tar.xz"
+# The source tarball comes from the pool of the Debian archive this machine's apt is configured with
+# (the pool holds every suite's files: 3.14.1 is forky's and sid's).
+debian_archive() {
+  apt-get indextargets --format '$(REPO_URI) $(SUITE) $(COMPONENT)' 2>/dev/null \
+    | awk '$2 !~ /security|updates|backports/ && $3 == "main" { print $1; exit }'
+}
 install_aom() {
   local libdir
   libdir="lib/$(gcc -print-multiarch)"
@@ -63,6 +68,9 @@ install_aom() {
   local cache="$HOME/.cache/mogr-aom-$AOM_VERSION"
   if [ ! -f "$cache/build/built" ]; then
     mkdir -p "$cache/src"
+    local archive
+    archive="$(debian_archive)"
+    AOM_URL="${archive%/}/pool/main/a/aom/aom_${AOM_VERSION}.orig.tar.xz"
     if ! curl -fsSL --retry 3 -o "$cache/src.tar.xz" "$AOM_URL" \
       || ! echo "$AOM_SHA256  $cache/src.tar.xz" | sha256sum -c --quiet; then
       echo "libaom $AOM_VERSION: source not available from $AOM_URL; mogr builds against the system's libaom" >&2

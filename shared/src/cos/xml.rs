@@ -34,10 +34,7 @@ fn quoted(etag: &str) -> String {
 
 /// `<CopyObjectResult>`, as S3 and COS answer a copy: the copy's ETag and time (ISO 8601).
 pub fn copy_result_xml(etag: &str, modified: std::time::SystemTime) -> String {
-    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
-    let when = DateTime::from(modified)
-        .fmt(DateTimeFormat::DateTime)
-        .unwrap_or_default();
+    let when = crate::store::iso8601(modified);
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><ETag>{}</ETag>\
          <LastModified>{when}</LastModified></CopyObjectResult>",

@@ -325,14 +325,11 @@ impl DirStore {
 
     /// When the bucket was created, as ListBuckets reports it: the folder's own time (ISO 8601).
     pub fn created(&self) -> String {
-        use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
         let meta = std::fs::metadata(&self.root);
         let time = meta
             .and_then(|m| m.created().or_else(|_| m.modified()))
             .unwrap_or(std::time::UNIX_EPOCH);
-        DateTime::from(time)
-            .fmt(DateTimeFormat::DateTime)
-            .unwrap_or_default()
+        super::iso8601(time)
     }
 
     /// Every object in the folder, for a listing: each file's key, size, ETag (its MD5, as a GET
@@ -348,7 +345,6 @@ impl DirStore {
 }
 
 fn walk(root: &Path, etags: &Etags) -> Result<Vec<Entry>> {
-    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -399,9 +395,7 @@ fn walk(root: &Path, etags: &Etags) -> Result<Vec<Entry>> {
                 out.push(Entry {
                     etag,
                     size: meta.len(),
-                    last_modified: DateTime::from(modified)
-                        .fmt(DateTimeFormat::DateTime)
-                        .unwrap_or_default(),
+                    last_modified: super::iso8601(modified),
                     key,
                 });
             }

@@ -37,6 +37,19 @@ pub const STORED_HEADERS: [&str; 5] = [
     "expires",
 ];
 
+/// The key under which `meta` holds the standard header `name` ([`STORED_HEADERS`]).
+pub fn stored_header_key(name: &str) -> String {
+    format!(":{name}")
+}
+
+/// A time as S3's XML gives it (ISO 8601 in UTC, e.g. `2026-11-26T10:00:00Z`).
+pub fn iso8601(time: std::time::SystemTime) -> String {
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    DateTime::from(time)
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_default()
+}
+
 /// The standard headers in `meta` ([`STORED_HEADERS`]): name and value.
 pub fn stored_headers(meta: &Metadata) -> impl Iterator<Item = (&str, &str)> {
     meta.iter()

@@ -149,7 +149,7 @@ macro_rules! head_of {
                 ];
                 for (name, value) in standard {
                     if let Some(v) = value {
-                        m.insert(format!(":{name}"), v.to_string());
+                        m.insert(super::stored_header_key(name), v.to_string());
                     }
                 }
                 m

@@ -32,15 +32,28 @@ fn digest(algorithm: &str, body: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// The algorithm of a header that carries a digest of the body (`md5`, `crc32`, …), if it is one.
+fn digest_algorithm(name: &str) -> Option<&str> {
+    match name {
+        "content-md5" => Some("md5"),
+        n => n
+            .strip_prefix("x-amz-checksum-")
+            .filter(|a| !NOT_DIGESTS.contains(a)),
+    }
+}
+
+/// Whether the headers carry a digest of the body (what S3 requires of DeleteObjects).
+pub(super) fn carries_digest(headers: &HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|k| digest_algorithm(k.as_str()).is_some())
+}
+
 /// Checks `body` against every digest the headers carry (see the module).
 pub fn check_body_digests(headers: &HeaderMap, body: &[u8]) -> Result<()> {
     for (name, value) in headers {
-        let algorithm = match name.as_str() {
-            "content-md5" => "md5",
-            n => match n.strip_prefix("x-amz-checksum-") {
-                Some(a) if !NOT_DIGESTS.contains(&a) => a,
-                _ => continue,
-            },
+        let Some(algorithm) = digest_algorithm(name.as_str()) else {
+            continue;
         };
         let Some(actual) = digest(algorithm, body) else {
             return Err(Error::new(

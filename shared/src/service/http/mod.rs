@@ -170,11 +170,7 @@ impl Service {
                 "DeleteObjects is POST /?delete on the bucket, not on a key",
             ));
         }
-        let digested = req
-            .headers()
-            .keys()
-            .any(|k| k == "content-md5" || k.as_str().starts_with("x-amz-checksum-"));
-        if !digested {
+        if !integrity::carries_digest(req.headers()) {
             return Err(Error::invalid(
                 "InvalidRequest: DeleteObjects needs a Content-MD5 (or x-amz-checksum-*) header of its body",
             ));
@@ -659,7 +655,7 @@ pub fn user_metadata(headers: &HeaderMap) -> Metadata {
             let k = k.as_str();
             let value = v.to_str().ok()?.to_string();
             if store::STORED_HEADERS.contains(&k) {
-                return Some((format!(":{k}"), value));
+                return Some((store::stored_header_key(k), value));
             }
             let name = k
                 .strip_prefix("x-cos-meta-")
@@ -680,7 +676,12 @@ fn meta_prefixes<B>(req: &Request<B>) -> &'static [&'static str] {
         .unwrap_or_default();
     let query = req.uri().query().unwrap_or_default();
     let has = |prefix: &str| headers.keys().any(|k| k.as_str().starts_with(prefix));
-    let s3 = auth.starts_with("AWS") || query.contains("X-Amz-") || has("x-amz-");
+    // what `address` found (the same rule without it); any `x-amz-*` header counts here too
+    let s3 = req
+        .extensions()
+        .get::<Addressed>()
+        .map_or_else(|| is_s3_request(req), |a| a.s3)
+        || has("x-amz-");
     let cos =
         auth.contains("q-sign-algorithm") || query.contains("q-sign-algorithm") || has("x-cos-");
     match (s3, cos) {
