@@ -88,6 +88,45 @@ fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     c
 }
 
+/// A zlib stream that inflates to `mib` MiB of zeros, a thousandth of that in size: one MiB compressed
+/// and sync-flushed (so it ends on a byte boundary; every match in it refers back to zeros), repeated.
+fn zeros_zlib(mib: usize) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut c = Compress::new(Compression::best(), false);
+    let mut unit = Vec::with_capacity(64 << 10);
+    c.compress_vec(&vec![0; 1 << 20], &mut unit, FlushCompress::Sync)
+        .unwrap();
+    assert_eq!(c.total_in(), 1 << 20, "one MiB compressed in one go");
+    let mut z = vec![0x78, 0xDA];
+    for _ in 0..mib {
+        z.extend_from_slice(&unit);
+    }
+    z.extend_from_slice(&[0x03, 0x00]); // an empty final block
+    let adler = (((mib << 20) % 65521) << 16 | 1) as u32; // Adler-32 of zeros: a = 1, b = n
+    z.extend_from_slice(&adler.to_be_bytes());
+    z
+}
+
+/// A 64x64 grey PNG whose `iCCP` profile inflates to `mib` MiB.
+fn png_with_icc_bomb(mib: usize) -> Vec<u8> {
+    let mut ihdr = 64u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&64u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let rows: Vec<u8> = (0..64)
+        .flat_map(|_| [0].into_iter().chain([128; 64]))
+        .collect();
+    let mut idat = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut idat, &rows).unwrap();
+    [
+        &b"\x89PNG\r\n\x1a\n"[..],
+        &png_chunk(b"IHDR", &ihdr),
+        &png_chunk(b"iCCP", &[&b"bomb\0\0"[..], &zeros_zlib(mib)].concat()),
+        &png_chunk(b"IDAT", &idat.finish().unwrap()),
+        &png_chunk(b"IEND", b""),
+    ]
+    .concat()
+}
+
 /// A JPEG with `segments` (APPn, each `(marker, payload)`) inserted right after SOI.
 fn jpeg_with(segments: &[(u8, Vec<u8>)]) -> Vec<u8> {
     let base = fixture("baseline.jpg");
@@ -394,4 +433,36 @@ fn hostile_inputs_and_rules_get_an_answer_or_a_clear_4xx() {
     );
     let bound_kib = 25 * 6000 * 6000 * 4 / 10 / 1024;
     assert!(peak < bound_kib, "peak RSS {peak} KiB over {bound_kib} KiB");
+}
+
+/// A 1 MB PNG whose ICC profile inflates to 1 GiB: the png decoder's own bound is the whole decode budget
+/// (~864 MB), so every request inflated most of it (843 MB peak for one, 1.6 GB for 8 at once). The
+/// profile is dropped past mogr's metadata cap (4 MiB) and the picture converts, in little memory.
+#[test]
+fn a_png_icc_profile_bomb_is_dropped_in_bounded_memory() {
+    let bomb = png_with_icc_bomb(1024);
+    assert!(bomb.len() < 2 << 20, "the bomb is {} bytes", bomb.len());
+    let mut s = start("icc-bomb", &[]);
+    std::fs::write(s.root.join("bomb.png"), &bomb).unwrap();
+    let convert = |base: &str| get(base, "bomb.png", "imageMogr2/format/heif");
+    let (status, body) = convert(&s.base);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(facts(&body), (Format::Heif, 64, 64));
+    let url = format!("{}/bomb.png?imageMogr2/format/heif", s.base);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let eight: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| client().get(&url).send().unwrap().status().as_u16()))
+            .collect();
+        eight.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    // the work queue may shed some of the eight at once (503); those admitted convert
+    assert!(
+        statuses.iter().all(|&c| c == 200 || c == 503) && statuses.contains(&200),
+        "{statuses:?}"
+    );
+    assert!(s.alive(), "the server died");
+    assert_eq!(get(&s.base, "photo.jpg", "imageInfo").0, 200);
+    let (rss, peak) = s.memory_kib();
+    eprintln!("iCCP bomb, one then 8 at once: server RSS {rss} KiB, peak {peak} KiB");
+    assert!(peak < 160 << 10, "peak RSS {peak} KiB");
 }

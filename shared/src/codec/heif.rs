@@ -97,8 +97,8 @@ pub(super) fn decode(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pi
     Ok(Picture {
         frames: vec![Frame { image, delay_ms: 0 }],
         format,
-        icc,
-        exif,
+        icc: super::picture::capped(icc, "ICC profile"),
+        exif: super::picture::capped(exif, "EXIF"),
         orientation: 1,
         quality: None,
     })

@@ -87,6 +87,27 @@ impl Frames {
     }
 }
 
+/// Most bytes an ICC profile or an EXIF block may have to be carried into outputs: 4 MiB, far above any
+/// real profile or camera's EXIF. A larger block is dropped with a warning (libpng drops an `iCCP` chunk
+/// past its 8 MB chunk limit the same way): it is not worth a request's memory, nor every output's bytes.
+pub(crate) const MAX_METADATA_BYTES: usize = 4 << 20;
+
+/// `block` if it is within [`MAX_METADATA_BYTES`].
+pub(crate) fn capped(block: Option<Vec<u8>>, what: &'static str) -> Option<Vec<u8>> {
+    match block {
+        Some(b) if b.len() > MAX_METADATA_BYTES => {
+            tracing::warn!(
+                what,
+                bytes = b.len(),
+                cap = MAX_METADATA_BYTES,
+                "metadata dropped: larger than the cap"
+            );
+            None
+        }
+        block => block,
+    }
+}
+
 impl Picture {
     /// The metadata an output carries: none when `strip` is set.
     pub(crate) fn metadata(&self, strip: bool) -> Metadata<'_> {

@@ -1,9 +1,11 @@
 //! Reading through the `image` crate (JPEG via zune-jpeg, PNG, GIF, WebP via image-webp, BMP, TIFF): the
 //! header, a still with its metadata, and animation frames, each within mogr's [`Limits`].
 
-use super::{bad_input, Format, Frame, Limits, Picture};
+use super::picture::capped;
+use super::{bad_input, png, Format, Frame, Limits, Picture};
 use crate::{Error, Result};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use std::borrow::Cow;
 use std::io::Cursor;
 
 fn image_format(f: Format) -> ImageFormat {
@@ -15,6 +17,14 @@ fn image_format(f: Format) -> ImageFormat {
         Format::Bmp => ImageFormat::Bmp,
         Format::Tiff => ImageFormat::Tiff,
         Format::Heif | Format::Avif => ImageFormat::Avif,
+    }
+}
+
+/// The bytes a decoder may be given: a PNG without a metadata bomb ([`png::without_metadata_bombs`]).
+fn defused(bytes: &[u8], format: Format) -> Cow<'_, [u8]> {
+    match format {
+        Format::Png => png::without_metadata_bombs(bytes),
+        _ => Cow::Borrowed(bytes),
     }
 }
 
@@ -31,7 +41,8 @@ pub(super) fn dimensions(
     limits: &Limits,
 ) -> Result<((u32, u32), bool)> {
     use image::metadata::Orientation::*;
-    let mut dec = reader(bytes, format, limits)
+    let bytes = defused(bytes, format);
+    let mut dec = reader(&bytes, format, limits)
         .into_decoder()
         .map_err(|e| header_error(format, limits, e))?;
     let quarter = matches!(
@@ -55,7 +66,8 @@ pub(super) fn header_error(format: Format, limits: &Limits, e: image::ImageError
 
 /// Decodes one still image (the first frame of an animation), applying and clearing its EXIF orientation.
 pub(super) fn decode_still(bytes: &[u8], format: Format, limits: &Limits) -> Result<Picture> {
-    let mut dec = reader(bytes, format, limits)
+    let bytes = defused(bytes, format);
+    let mut dec = reader(&bytes, format, limits)
         .into_decoder()
         .map_err(|e| header_error(format, limits, e))?;
     let (w, h) = dec.dimensions();
@@ -65,13 +77,15 @@ pub(super) fn decode_still(bytes: &[u8], format: Format, limits: &Limits) -> Res
     still_with_metadata(dec, format, icc, exif)
 }
 
-/// Finishes decoding `dec` into an upright picture that carries its metadata.
+/// Finishes decoding `dec` into an upright picture that carries its metadata (each block within the cap).
 pub(super) fn still_with_metadata(
     dec: impl ImageDecoder,
     format: Format,
     icc: Option<Vec<u8>>,
-    mut exif: Option<Vec<u8>>,
+    exif: Option<Vec<u8>>,
 ) -> Result<Picture> {
+    let icc = capped(icc, "ICC profile");
+    let mut exif = capped(exif, "EXIF");
     let orientation = exif
         .as_mut()
         .and_then(|e| image::metadata::Orientation::remove_from_exif_chunk(e))

@@ -26,7 +26,7 @@ pub(super) fn decode(bytes: &[u8], limits: &Limits, frames: Frames) -> Result<Pi
         let all = dec.into_frames().take(keep);
         let mut pic = Picture::still(DynamicImage::new_rgba8(1, 1), Format::Webp);
         pic.frames = collect_frames(all, Format::Webp, w, h, limits)?;
-        pic.icc = icc;
+        pic.icc = super::picture::capped(icc, "ICC profile");
         return Ok(pic);
     }
     still_with_metadata(dec, Format::Webp, icc, exif)
