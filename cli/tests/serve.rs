@@ -280,6 +280,103 @@ fn slow_or_oversized_requests_are_cut_off() {
     assert_eq!(r.status(), 200);
 }
 
+/// A connection from 127.0.0.1 that asks for `key` and reads none of the answer.
+fn stalled_reader(base: &str, key: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let host = base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    write!(conn, "GET /{key} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    conn
+}
+
+/// A client from another loopback address (Linux answers all of 127/8), so another client to the server.
+fn other_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_client_that_stops_reading_lets_its_connection_go() {
+    let s = start_with(
+        "stall",
+        &[],
+        &[
+            "--max-connections",
+            "2",
+            "--client-connections",
+            "2",
+            "--send-timeout",
+            "1",
+        ],
+    );
+    let big = vec![7u8; 64 << 20]; // far more than the sockets' buffers hold (up to 32 + 4 MiB)
+    std::fs::write(s.root.join("big.bin"), &big).unwrap();
+    // both connections taken by clients that never read their 64 MiB
+    let stalled = [
+        stalled_reader(&s.base, "big.bin"),
+        stalled_reader(&s.base, "big.bin"),
+    ];
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // a plain GET gets a connection once the stalled answers time out (it waited forever before)
+    let started = std::time::Instant::now();
+    let r = client()
+        .get(format!("{}/photo.jpg", s.base))
+        .timeout(std::time::Duration::from_secs(20))
+        .send()
+        .expect("a plain GET is answered while two clients stall");
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // the stalled connections were closed (each 1 s after it stalled, a few ms apart: reading one
+    // before its time is up would be progress): what they read ends short of the answer
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for mut conn in stalled {
+        use std::io::Read;
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = conn.read_to_end(&mut got);
+        assert!(got.len() < big.len(), "read {} bytes", got.len());
+    }
+}
+
+#[test]
+fn one_client_cannot_take_every_connection() {
+    let s = start_with("share", &[], &["--max-connections", "4"]);
+    std::fs::write(s.root.join("big.bin"), vec![7u8; 64 << 20]).unwrap();
+    // 127.0.0.1 holds its share (half of 4) with answers it does not read
+    let _held = [
+        stalled_reader(&s.base, "big.bin"),
+        stalled_reader(&s.base, "big.bin"),
+    ];
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // its next connection is answered 503 at once, and closed
+    let wait = std::time::Duration::from_secs(10);
+    let host = s.base.trim_start_matches("http://");
+    let (answer, _) = raw_exchange(
+        &s.base,
+        format!("GET /photo.jpg HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+        wait,
+    );
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:.300}");
+    assert!(
+        answer.contains("<Code>SlowDown</Code>") && answer.contains("connections"),
+        "{answer}"
+    );
+    // another client is served
+    let r = other_client()
+        .get(format!("{}/photo.jpg", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 #[test]
 fn a_full_work_queue_sheds_load_with_503_and_retry_after() {
     let s = start(
