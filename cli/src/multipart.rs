@@ -8,6 +8,12 @@
 //! the name carries the ETag, so listing and completing read no part twice). Complete joins them
 //! and hands the whole object to the service as the PUT it stands for, so the object and its rules'
 //! outputs are stored all or nothing, exactly as a PUT's.
+//!
+//! Housekeeping: a part is written aside (`.mogr/tmp`) and moved in under one lock with the check that
+//! the upload's parts stay within the object limit, so an abort, a complete and parts running at once
+//! see whole parts and never fail each other; a part that fails leaves nothing; an upload left
+//! unfinished is removed with its parts after the expiry (`--upload-expiry`), as S3's lifecycle rule
+//! `AbortIncompleteMultipartUpload` does.
 
 use md5::{Digest, Md5};
 use mogr::cos::multipart::{self, Part, Upload};
@@ -18,6 +24,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// Held while an upload's folder changes (a part moved in, an abort, a complete reading its parts).
+static PARTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 type Req = http::Request<bytes::Bytes>;
 type Resp = http::Response<Vec<u8>>;
@@ -32,13 +42,22 @@ struct Pending {
 
 /// Answers a multipart request, or `None` when `req` is not one. Listing uploads and their parts
 /// hands out keys and upload ids: refused unless `listings` (off while downloads must be signed).
-pub async fn route(service: &Service, root: &Path, req: &Req, listings: bool) -> Option<Resp> {
+/// Uploads unfinished for `expiry` are removed as new ones start.
+pub async fn route(
+    service: &Service,
+    root: &Path,
+    req: &Req,
+    listings: bool,
+    expiry: Duration,
+) -> Option<Resp> {
     let params = params(req.uri().query());
     let has = |name: &str| params.contains_key(name);
     let id = params.get("uploadId").map(String::as_str);
     let uploads = Uploads {
         dir: root.join(".mogr/uploads"),
+        tmp: root.join(".mogr/tmp"),
         bucket: service.bucket().name().to_string(),
+        limit: service.config.limits.max_input_bytes as u64,
     };
     let path = req.uri().path();
     let prefix = params.get("prefix").map_or("", String::as_str);
@@ -50,7 +69,10 @@ pub async fn route(service: &Service, root: &Path, req: &Req, listings: bool) ->
             prefix,
             &uploads.list(prefix),
         ))),
-        ("POST", None) if has("uploads") => uploads.initiate(req).await,
+        ("POST", None) if has("uploads") => {
+            uploads.expire(expiry).await;
+            uploads.initiate(req).await
+        }
         ("PUT", Some(id)) if has("partNumber") => {
             uploads
                 .put_part(req, id, params.get("partNumber").map_or("", String::as_str))
@@ -96,20 +118,53 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
 
 struct Uploads {
     dir: PathBuf,
+    /// Where parts are written before they are moved in (the folder store's own `.mogr/tmp`).
+    tmp: PathBuf,
     bucket: String,
+    /// The object limit: an upload's parts may not add up to more.
+    limit: u64,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// The error of an upload that is not there (never was, aborted, completed or expired).
+fn no_such_upload(id: &str, key: &str) -> Error {
+    Error::new(
+        Code::NoSuchUpload,
+        format!(
+            "there is no upload {id:?} for {key:?} (it was completed, aborted or expired, or never \
+             started): initiate one with POST ?uploads"
+        ),
+    )
+}
+
 impl Uploads {
+    /// Removes the uploads started more than `expiry` ago, with their parts, and parts left aside
+    /// by a server stopped mid-write (an hour old: no part takes that long to arrive).
+    async fn expire(&self, expiry: Duration) {
+        let _parts = PARTS.lock().await;
+        let older = |path: &Path, age: Duration| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t + age < SystemTime::now())
+        };
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if older(&entry.path().join("upload.json"), expiry) {
+                tracing::info!(upload = ?entry.file_name(), "unfinished upload expired");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        for entry in std::fs::read_dir(&self.tmp).into_iter().flatten().flatten() {
+            let part = entry.file_name().to_string_lossy().starts_with("part-");
+            if part && older(&entry.path(), Duration::from_secs(3600)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// The folder of upload `id`, which must exist and belong to `key`.
     fn folder(&self, id: &str, key: &str) -> Result<(PathBuf, Pending)> {
-        let missing = || {
-            Error::new(
-                Code::NoSuchUpload,
-                format!("there is no upload {id:?} for {key:?}: initiate one with POST ?uploads"),
-            )
-        };
+        let missing = || no_such_upload(id, key);
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(missing());
         }
@@ -182,7 +237,7 @@ impl Uploads {
 
     async fn put_part(&self, req: &Req, id: &str, number: &str) -> Result<Resp> {
         let key = key_of(req.uri().path())?;
-        let (folder, _) = self.folder(id, &key)?;
+        self.folder(id, &key)?;
         let n: u32 = number
             .parse()
             .ok()
@@ -194,20 +249,62 @@ impl Uploads {
             })?;
         let body = req.body();
         service::check_body_digests(req.headers(), body)?;
-        let etag = format!("{:x}", Md5::digest(body));
-        let tmp = folder.join(format!("{n}.tmp{}", SEQ.fetch_add(1, Ordering::Relaxed)));
-        tokio::fs::write(&tmp, body)
-            .await
-            .map_err(io("writing the part"))?;
-        tokio::fs::rename(&tmp, folder.join(format!("{n}.{etag}.part")))
-            .await
-            .map_err(io("storing the part"))?;
-        // a part sent again replaces the earlier one
-        for (old, path) in Self::parts(&folder) {
-            if old.number == n && old.etag != etag {
-                let _ = tokio::fs::remove_file(path).await;
-            }
+        let too_large = |held: u64| {
+            Error::new(
+                Code::EntityTooLarge,
+                format!(
+                    "upload {id}'s parts would add up to {} bytes, over {} bytes, the object limit: \
+                     send a smaller object",
+                    held + body.len() as u64,
+                    self.limit
+                ),
+            )
+        };
+        if body.len() as u64 > self.limit {
+            return Err(too_large(0));
         }
+        let etag = format!("{:x}", Md5::digest(body));
+        // written aside, then moved in under the lock: the upload's folder holds whole parts only
+        tokio::fs::create_dir_all(&self.tmp)
+            .await
+            .map_err(io("making the folder for parts"))?;
+        let tmp = self.tmp.join(format!(
+            "part-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let moved = async {
+            tokio::fs::write(&tmp, body)
+                .await
+                .map_err(io("writing the part"))?;
+            let _parts = PARTS.lock().await;
+            // aborted, completed or expired while the part arrived
+            let (folder, _) = self.folder(id, &key)?;
+            let others = Self::parts(&folder);
+            let held = others
+                .iter()
+                .filter(|(p, _)| p.number != n)
+                .map(|(p, _)| p.size)
+                .sum::<u64>();
+            if held + body.len() as u64 > self.limit {
+                return Err(too_large(held));
+            }
+            tokio::fs::rename(&tmp, folder.join(format!("{n}.{etag}.part")))
+                .await
+                .map_err(io("storing the part"))?;
+            // a part sent again replaces the earlier one
+            for (old, path) in others {
+                if old.number == n && old.etag != etag {
+                    let _ = tokio::fs::remove_file(path).await;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if moved.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        moved?;
         Ok(http::Response::builder()
             .header(http::header::ETAG, format!("\"{etag}\""))
             .header(http::header::CONTENT_LENGTH, 0)
@@ -254,8 +351,9 @@ impl Uploads {
     /// stay if that fails, so the client may try again or abort.
     async fn complete(&self, service: &Service, req: &Req, id: &str) -> Result<Resp> {
         let key = key_of(req.uri().path())?;
-        let (folder, pending) = self.folder(id, &key)?;
         let listed = multipart::parse_complete(req.body())?;
+        let parts = PARTS.lock().await;
+        let (folder, pending) = self.folder(id, &key)?;
         let stored: BTreeMap<u32, (Part, PathBuf)> = Self::parts(&folder)
             .into_iter()
             .map(|(p, path)| (p.number, (p, path)))
@@ -288,6 +386,7 @@ impl Uploads {
             }
             body.extend(tokio::fs::read(path).await.map_err(io("reading a part"))?);
         }
+        drop(parts);
         let mut put = http::Request::builder()
             .method(http::Method::PUT)
             .uri(format!("/{}", encode_key(&key)));
@@ -321,7 +420,9 @@ impl Uploads {
         let processed = report
             .strip_prefix("<UploadResult>")
             .and_then(|r| r.strip_suffix("</UploadResult>"));
+        let parts = PARTS.lock().await;
         let _ = tokio::fs::remove_dir_all(&folder).await;
+        drop(parts);
         Ok(xml(multipart::complete_xml(
             &service.location_of(&key),
             &self.bucket,
@@ -333,6 +434,7 @@ impl Uploads {
 
     async fn abort(&self, req: &Req, id: &str) -> Result<Resp> {
         let key = key_of(req.uri().path())?;
+        let _parts = PARTS.lock().await;
         let (folder, _) = self.folder(id, &key)?;
         tokio::fs::remove_dir_all(&folder)
             .await

@@ -41,6 +41,10 @@ pub struct Guard {
     /// no one client can take them all; past it, a connection is answered 503 `SlowDown` and closed.
     #[arg(long, value_name = "N")]
     pub client_connections: Option<usize>,
+    /// Seconds after which a multipart upload left unfinished is removed with its parts (S3's
+    /// lifecycle rule `AbortIncompleteMultipartUpload`); default 7 days.
+    #[arg(long, value_name = "SECONDS", default_value_t = 7 * 24 * 3600)]
+    pub upload_expiry: u64,
 }
 
 impl Guard {
@@ -326,7 +330,7 @@ async fn serve(listener: TcpListener, app: axum::Router, guard: Guard) -> Result
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended");
             }
-            drop((permit, slot));
+            drop((slot, permit)); // the client's count first: the next accept may check it at once
         });
     }
     tokio::select! {
@@ -471,6 +475,16 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
     if announced.and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) > Some(limit as u64) {
         return refuse(too_large());
     }
+    // A body is held within the memory budget the service's work shares, before it is read.
+    let body_bytes = match announced {
+        Some(n) => n.to_str().ok().and_then(|n| n.parse().ok()).unwrap_or(0),
+        None if parts.headers.contains_key(http::header::TRANSFER_ENCODING) => limit as u64,
+        None => 0,
+    };
+    let _held = match service.hold(body_bytes, "the request body") {
+        Ok(held) => held,
+        Err(e) => return refuse(e),
+    };
     let timeout = Duration::from_secs(guard.body_timeout);
     let bytes = match tokio::time::timeout(timeout, to_bytes(body, limit)).await {
         Ok(Ok(b)) => b,
@@ -487,7 +501,8 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
     };
     let req = http::Request::from_parts(parts, bytes);
     let listings = !service.config.signer.is_on();
-    if let Some(resp) = crate::multipart::route(service, root, &req, listings).await {
+    let expiry = Duration::from_secs(guard.upload_expiry);
+    if let Some(resp) = crate::multipart::route(service, root, &req, listings, expiry).await {
         return resp;
     }
     if let Some(resp) = crate::index::route(store, &req, listings).await {

@@ -7,7 +7,7 @@
 //! needs no generator script and no binary files of its own.
 
 mod common;
-use common::{client, facts, start};
+use common::{client, examples, facts, start};
 use mogr::codec::{self, EncodeOptions, Format, Picture};
 use mogr::Profile;
 
@@ -465,4 +465,120 @@ fn a_png_icc_profile_bomb_is_dropped_in_bounded_memory() {
     let (rss, peak) = s.memory_kib();
     eprintln!("iCCP bomb, one then 8 at once: server RSS {rss} KiB, peak {peak} KiB");
     assert!(peak < 160 << 10, "peak RSS {peak} KiB");
+}
+
+/// 16 PUTs at once of a tiny PNG, each with 5 rules whose fileid is the PUT's own key, where a 30 MiB
+/// object is stored: each rule read that object (to put back if a write failed) before the request
+/// reached the work queue, 2.2 GB in all. Now their heads are read first, their size held within the
+/// memory budget requests share ((workers + queue) × the input limit: 192 MiB here), and the bodies
+/// read after the work, once per key.
+#[test]
+fn what_writes_replace_is_held_within_the_memory_budget() {
+    let mut s = start("replaced", &[("MOGR_WORKERS", "2"), ("MOGR_QUEUE", "4")]);
+    std::fs::write(s.root.join("big.png"), noise(30 << 20, 7)).unwrap();
+    let tiny = encode(
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(16, 16, |x, y| {
+            image::Luma([(x * 7 + y) as u8])
+        })),
+        Format::Png,
+    );
+    let rule = r#"{"fileid":"big.png","rule":"imageMogr2/format/png"}"#;
+    let ops = format!(r#"{{"is_pic_info":0,"rules":[{}]}}"#, [rule; 5].join(","));
+    let url = format!("{}/big.png", s.base);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let puts: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    let r = client()
+                        .put(&url)
+                        .header("pic-operations", &ops)
+                        .header("content-type", "image/png")
+                        .body(tiny.clone())
+                        .send()
+                        .unwrap();
+                    r.status().as_u16()
+                })
+            })
+            .collect();
+        puts.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    // each is stored or shed (503 SlowDown, when the budget is held by the others)
+    assert!(
+        statuses.iter().all(|&c| c == 200 || c == 503) && statuses.contains(&200),
+        "{statuses:?}"
+    );
+    let stored = std::fs::read(s.root.join("big.png")).unwrap();
+    assert_eq!(facts(&stored), (Format::Png, 16, 16));
+    assert!(s.alive(), "the server died");
+    assert_eq!(get(&s.base, "photo.jpg", "imageInfo").0, 200);
+    let (rss, peak) = s.memory_kib();
+    eprintln!(
+        "16 PUTs replacing a 30 MiB object 5 times each: server RSS {rss} KiB, peak {peak} KiB"
+    );
+    assert!(peak < 320 << 10, "peak RSS {peak} KiB");
+}
+
+/// Writes to different keys never fail each other: PUTs into a folder while DELETEs empty it (and
+/// remove it) answered 500 one time in ten; a PUT of `a` racing one of `a/b.png` answered 500 about
+/// 40 % of the time where one of them must be refused as the folder store refuses it alone (400).
+#[test]
+fn concurrent_writes_to_different_keys_do_not_fail_each_other() {
+    let mut s = start("races", &[]);
+    let photo = std::fs::read(examples().join("photo.png")).unwrap();
+    let send = |method: reqwest::Method, key: String| {
+        let r = client()
+            .request(method, format!("{}/{key}", s.base))
+            .body(photo.clone())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().unwrap())
+    };
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let send = &send;
+                scope.spawn(move || {
+                    let mut failures = Vec::new();
+                    for i in 0..150 {
+                        let key = format!("f/{t}-{i}.png");
+                        for (method, want) in
+                            [(reqwest::Method::PUT, 200), (reqwest::Method::DELETE, 204)]
+                        {
+                            let (status, body) = send(method.clone(), key.clone());
+                            if status != want {
+                                failures.push(format!("{method} {key}: {status} {body}"));
+                            }
+                        }
+                        // `a` and `a/b.png` at once: stored, or refused with a 4xx
+                        if t == 0 && i % 3 == 0 {
+                            let (a, ab) = std::thread::scope(|race| {
+                                let a = race.spawn(|| send(reqwest::Method::PUT, format!("a{i}")));
+                                let ab = send(reqwest::Method::PUT, format!("a{i}/b.png"));
+                                (a.join().unwrap(), ab)
+                            });
+                            for (status, body) in [a, ab] {
+                                if status != 200 && !(400..500).contains(&status) {
+                                    failures.push(format!("a{i} or a{i}/b.png: {status} {body}"));
+                                }
+                            }
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} failures: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(s.alive(), "the server died");
+    assert_eq!(get(&s.base, "photo.jpg", "imageInfo").0, 200);
 }

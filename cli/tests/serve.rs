@@ -483,25 +483,17 @@ fn a_client_that_goes_away_leaves_the_queue() {
 fn multipart_uploads_refuse_what_does_not_add_up() {
     let s = start("multipart", &[("MOGR_MAX_INPUT_BYTES", "1000000")]);
     let url = |q: &str| format!("{}/big.bin?{q}", s.base);
-    let xml = client()
-        .post(url("uploads"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let id = xml
-        .split("<UploadId>")
-        .nth(1)
-        .and_then(|r| r.split("</UploadId>").next())
-        .unwrap()
-        .to_string();
+    let id = initiate(&url(""));
+    let put_part = |n: u32, size: usize| {
+        client()
+            .put(url(&format!("partNumber={n}&uploadId={id}")))
+            .body(vec![n as u8; size])
+            .send()
+            .unwrap()
+    };
     let etags: Vec<String> = (1..=2)
         .map(|n| {
-            let r = client()
-                .put(url(&format!("partNumber={n}&uploadId={id}")))
-                .body(vec![n as u8; 600_000])
-                .send()
-                .unwrap();
+            let r = put_part(n, 400_000);
             assert_eq!(r.status(), 200);
             r.headers()["etag"]
                 .to_str()
@@ -510,6 +502,19 @@ fn multipart_uploads_refuse_what_does_not_add_up() {
                 .to_string()
         })
         .collect();
+    // a third part would take the upload over the object limit: refused as it arrives, not held
+    let r = put_part(3, 400_000);
+    assert_eq!(r.status(), 413);
+    let body = r.text().unwrap();
+    assert!(body.contains("1200000 bytes, over 1000000 bytes"), "{body}");
+    // a part sent again counts once
+    let r = put_part(2, 500_000);
+    assert_eq!(r.status(), 200);
+    let new_etag = r.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
     let complete = |parts: &str| {
         let r = client()
             .post(url(&format!("uploadId={id}")))
@@ -523,14 +528,14 @@ fn multipart_uploads_refuse_what_does_not_add_up() {
     let part = |n: u32, etag: &str| {
         format!("<Part><PartNumber>{n}</PartNumber><ETag>\"{etag}\"</ETag></Part>")
     };
-    // an ETag that was not uploaded, parts out of order, the whole over the input limit
+    // an ETag that was not uploaded (part 2's first one was replaced), parts out of order
     let (status, body) = complete(&part(1, "00"));
     assert_eq!(status, 400);
     assert!(body.contains("InvalidPart"), "{body}");
-    let (status, body) = complete(&(part(2, &etags[1]) + &part(1, &etags[0])));
-    assert!(status == 400 && body.contains("InvalidPartOrder"), "{body}");
     let (status, body) = complete(&(part(1, &etags[0]) + &part(2, &etags[1])));
-    assert_eq!(status, 413, "{body}");
+    assert!(status == 400 && body.contains("InvalidPart"), "{body}");
+    let (status, body) = complete(&(part(2, &new_etag) + &part(1, &etags[0])));
+    assert!(status == 400 && body.contains("InvalidPartOrder"), "{body}");
     assert!(!s.root.join("big.bin").exists(), "nothing stored");
     // an id that is not one (or tries to leave the uploads folder) is NoSuchUpload
     for bad in ["nope", "..%2F..%2Fphoto.jpg", ""] {
@@ -542,6 +547,111 @@ fn multipart_uploads_refuse_what_does_not_add_up() {
         assert_eq!(r.status(), 404, "{bad}");
         assert!(r.text().unwrap().contains("<Code>NoSuchUpload</Code>"));
     }
+    // and the server keeps serving
+    let r = client()
+        .get(format!("{}/photo.jpg", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// `POST <url>uploads`: a new multipart upload's id.
+fn initiate(url: &str) -> String {
+    let xml = client()
+        .post(format!("{url}uploads"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    xml.split("<UploadId>")
+        .nth(1)
+        .and_then(|r| r.split("</UploadId>").next())
+        .unwrap_or_else(|| panic!("no UploadId in {xml}"))
+        .to_string()
+}
+
+/// The files in `dir` (none when it does not exist).
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn multipart_aborts_race_parts_cleanly_and_unfinished_uploads_expire() {
+    let s = start_with("multipart-housekeeping", &[], &["--upload-expiry", "2"]);
+    let url = |q: &str| format!("{}/race.bin?{q}", s.base);
+    let uploads = s.root.join(".mogr/uploads");
+    // parts arriving while the upload is aborted: each stored or NoSuchUpload, never a 500, and
+    // nothing left behind
+    for round in 0..5 {
+        let id = initiate(&url(""));
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let parts: Vec<_> = (1..=6)
+                .map(|n| {
+                    let url = url(&format!("partNumber={n}&uploadId={id}"));
+                    scope.spawn(move || {
+                        let r = client()
+                            .put(url)
+                            .body(vec![n as u8; 1 << 20])
+                            .send()
+                            .unwrap();
+                        r.status().as_u16()
+                    })
+                })
+                .collect();
+            std::thread::sleep(std::time::Duration::from_millis(round * 5));
+            let abort = client()
+                .delete(url(&format!("uploadId={id}")))
+                .send()
+                .unwrap();
+            assert_eq!(abort.status(), 204, "round {round}");
+            parts.into_iter().map(|p| p.join().unwrap()).collect()
+        });
+        assert!(
+            statuses.iter().all(|&c| c == 200 || c == 404),
+            "round {round}: {statuses:?}"
+        );
+        assert!(
+            !uploads.join(&id).exists(),
+            "round {round}: the upload's folder is left"
+        );
+    }
+    let aside: Vec<String> = files_in(&s.root.join(".mogr/tmp"))
+        .into_iter()
+        .filter(|f| f.starts_with("part-"))
+        .collect();
+    assert!(aside.is_empty(), "parts left aside: {aside:?}");
+    // an upload left unfinished is gone after the expiry (removed as the next one starts)
+    let old = initiate(&url(""));
+    let r = client()
+        .put(url(&format!("partNumber=1&uploadId={old}")))
+        .body("x")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let new = initiate(&url(""));
+    assert_eq!(files_in(&uploads), vec![new.clone()]);
+    let r = client()
+        .get(url(&format!("uploadId={old}")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().unwrap().contains("<Code>NoSuchUpload</Code>"));
+    // and the server keeps serving
+    assert_eq!(
+        client()
+            .get(format!("{}/photo.jpg", s.base))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[test]

@@ -40,6 +40,11 @@ fn template_wires_three_functions_from_one_image() {
     // "absent" from "forbidden"); the bucket keeps overwritten versions.
     assert_eq!(t.matches("Action: [s3:ListBucket]").count(), 3);
     assert!(t.contains("VersioningConfiguration:\n        Status: Enabled"));
+    // unfinished multipart uploads are aborted (mogr serve: --upload-expiry)
+    assert!(param_default(&t, "IncompleteUploadDays") >= 1);
+    assert!(t.contains(
+        "AbortIncompleteMultipartUpload:\n              DaysAfterInitiation: !Ref IncompleteUploadDays"
+    ));
     for needle in [
         "DeadLetterQueue",
         "AWS_IAM",

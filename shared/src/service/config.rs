@@ -71,6 +71,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The memory requests may hold outside their work, at once (see `Work::hold`): an input's worth
+    /// for every conversion running or waiting.
+    pub fn held_memory(&self) -> u64 {
+        let places = (self.workers + self.queue).max(1) as u64;
+        places * self.limits.max_input_bytes as u64
+    }
+
     /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_DEFAULT_RULES`
     /// (JSON object: key prefix -> Pic-Operations), `MOGR_HOOK_OUTPUT_PREFIXES`, `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
     /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS`, `MOGR_PROCESS_DEADLINE_MS`, `MOGR_SIGNING_KEYS` and `MOGR_DOWNLOAD_*`.

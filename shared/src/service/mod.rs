@@ -24,7 +24,7 @@ pub use self::http::{
 };
 pub use config::Config;
 pub use upload::UploadOutcome;
-pub use work::Work;
+pub use work::{Held, Work};
 
 use crate::store::{encode_key, Store};
 use crate::{Code, Error, Result};
@@ -46,12 +46,22 @@ pub struct Service {
 impl Service {
     pub fn new(config: Config, bucket: Arc<dyn Store>) -> Service {
         Service {
-            work: Arc::new(Work::new(config.workers, config.queue)),
+            work: Arc::new(Work::new(
+                config.workers,
+                config.queue,
+                config.held_memory(),
+            )),
             config,
             default_bucket: bucket,
             others: BTreeMap::new(),
             any_name: false,
         }
+    }
+
+    /// Takes `bytes` of the memory budget requests share outside their work (see [`Work::hold`]): a
+    /// server holds a request's body with it while the body is read and used.
+    pub fn hold(&self, bytes: u64, what: &str) -> Result<Held> {
+        self.work.hold(bytes, what)
     }
 
     /// A rule's `bucket`, whatever name it gives, means the served bucket: for a local server with one

@@ -7,6 +7,7 @@
 //! then the outputs are written and the upload last; when a write fails, the ones before it are put
 //! back as they were.
 
+use super::work::Held;
 use super::Service;
 use crate::codec::{self, Frames, Profile};
 use crate::convert::{self, Output, Source};
@@ -44,11 +45,15 @@ pub(super) struct Copy {
 /// What `UploadResult` reports: the input (its `ImageInfo` with `is_pic_info`) and each stored output.
 pub(super) type Report = (OriginalInfo, Vec<ProcessResult>);
 
-/// Outputs converted and not yet stored, with the input's info when it was asked for.
+/// Outputs converted and not yet stored, with the input's info when it was asked for. It holds the
+/// memory taken for what the writes replace: keep it until the writes are done.
 #[derive(Default)]
 pub(super) struct Prepared {
     pub outputs: Vec<Target>,
     pub info: Option<ImageInfo>,
+    /// For a PUT ([`Service::prepare`]'s `upload`): what the upload's own write replaces.
+    pub upload_before: Option<Restore>,
+    pub _held: Option<Held>,
 }
 
 /// One rule's output, where it goes, and what is there now (put back if the request fails).
@@ -56,7 +61,27 @@ pub(super) struct Target {
     bucket: Arc<dyn Store>,
     key: String,
     output: Output,
-    before: Option<Object>,
+    before: Restore,
+}
+
+/// Where a rule's output goes, and the head of what is stored there now: its body is read only once
+/// the work is done, within the memory held for it.
+struct Place {
+    bucket: Arc<dyn Store>,
+    key: String,
+    fileid: String,
+    own_input: bool,
+    existing: Option<store::Head>,
+}
+
+/// How to undo one write.
+pub(super) enum Restore {
+    /// Nothing was there: delete what the write stored.
+    Delete,
+    /// Put this object back.
+    Put(Object),
+    /// An earlier write of the same request replaced this key: undoing that one puts it back.
+    Earlier,
 }
 
 /// Whose rules these are: a client's request (PUT, POST) or the operator's default rules, trusted
@@ -72,12 +97,17 @@ pub(super) enum Rules {
 struct Undo {
     bucket: Arc<dyn Store>,
     key: String,
-    before: Option<Object>,
+    before: Restore,
 }
 
 impl Service {
     pub(super) async fn post(&self, post: Post) -> Result<Report> {
         let limits = self.config.process_limits();
+        // The input is refused from its head when it is over the limit, and held within the memory
+        // budget while it waits for its work.
+        let size = (self.default_bucket.head(&post.key).await?).map_or(0, |h| h.size);
+        limits.check_bytes(usize::try_from(size).unwrap_or(usize::MAX))?;
+        let _input = self.work.hold(size, "the input")?;
         let obj = self.default_bucket.get(&post.key).await?;
         let want_info = post.ops.is_pic_info == 1;
         let prepared = self
@@ -88,6 +118,7 @@ impl Service {
                 want_info,
                 Rules::Trusted,
                 limits,
+                false,
             )
             .await?;
         let results = self
@@ -118,6 +149,7 @@ impl Service {
                 want_info,
                 Rules::Trusted,
                 limits,
+                true,
             )
             .await?;
         let etag = store::content_etag(put.body);
@@ -135,7 +167,7 @@ impl Service {
                 body: put.body,
                 content_type: &put.content_type,
                 metadata: &put.metadata,
-                before: self.before(&self.default_bucket, &put.key).await?,
+                before: prepared.upload_before.unwrap_or(Restore::Delete),
             };
             self.store_outputs(prepared.outputs, &etag, Some(upload), limits)
                 .await?
@@ -219,14 +251,9 @@ impl Service {
         Ok(())
     }
 
-    /// Where each rule's output goes: resolved, checked, and what is stored there now read (a rule may
-    /// overwrite only its own input or one of mogr's outputs). Nothing is written.
-    async fn places(
-        &self,
-        key: &str,
-        ops: &PicOperations,
-        whose: Rules,
-    ) -> Result<Vec<(Arc<dyn Store>, String, Option<Object>)>> {
+    /// Where each rule's output goes: resolved and checked, with the head of what is stored there now
+    /// (a rule may overwrite only its own input or one of mogr's outputs). Nothing is read or written.
+    async fn places(&self, key: &str, ops: &PicOperations, whose: Rules) -> Result<Vec<Place>> {
         let mut places = Vec::with_capacity(ops.rules.len());
         for r in &ops.rules {
             let bucket = self.bucket_named(r.bucket.as_deref())?;
@@ -237,25 +264,47 @@ impl Service {
                 self.check_confined(key, &out_key, served)?;
             }
             bucket.check_put(&out_key)?;
-            let before = self.before(&bucket, &out_key).await?;
-            let own_input = served && out_key == key;
-            let ours = before
-                .as_ref()
-                .is_none_or(|o| store::is_output(&o.head.metadata));
-            if !own_input && !ours {
-                return Err(Error::new(
-                    Code::AccessDenied,
-                    format!(
-                        "fileid {:?} would overwrite {out_key:?}, an object mogr did not write: a rule \
-                         may overwrite only its own input or mogr's earlier outputs; choose another \
-                         fileid, or delete {out_key:?} first",
-                        r.fileid
-                    ),
-                ));
-            }
-            places.push((bucket, out_key, before));
+            let place = Place {
+                existing: bucket.head(&out_key).await?,
+                own_input: served && out_key == key,
+                bucket,
+                key: out_key,
+                fileid: r.fileid.clone(),
+            };
+            place.check_replaceable(place.existing.as_ref())?;
+            places.push(place);
         }
         Ok(places)
+    }
+
+    /// What the request's writes replace, read once the work is done: each key's object the first
+    /// time it is written (checked again: it may have changed since its head was read), `Earlier`
+    /// after that. With `upload`, the last entry is for the upload's own key.
+    async fn befores(&self, places: &[Place], upload: Option<&str>) -> Result<Vec<Restore>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut befores = Vec::with_capacity(places.len() + 1);
+        let upload = upload.map(|key| (&self.default_bucket, key, None));
+        let all = places
+            .iter()
+            .map(|p| (&p.bucket, p.key.as_str(), Some(p)))
+            .chain(upload);
+        for (bucket, key, place) in all {
+            let restore = if !seen.insert((bucket.name().to_string(), key.to_string())) {
+                Restore::Earlier
+            } else {
+                match self.before(bucket, key).await? {
+                    Some(obj) => {
+                        if let Some(place) = place {
+                            place.check_replaceable(Some(&obj.head))?;
+                        }
+                        Restore::Put(obj)
+                    }
+                    None => Restore::Delete,
+                }
+            };
+            befores.push(restore);
+        }
+        Ok(befores)
     }
 
     /// What is stored at `key` now, to put back if the request fails.
@@ -297,7 +346,12 @@ impl Service {
 
     /// Checks where every rule writes (see [`Service::places`]), then decodes `input` once and converts
     /// it by each rule (and reads its info with `want_info`); stores nothing. `input` is copied only
-    /// when there is work for it (a plain PUT's body is not).
+    /// when there is work for it (a plain PUT's body is not). `upload`: the request writes `key` itself
+    /// after the outputs (a PUT), so what is there is kept to put back too.
+    ///
+    /// What the writes replace is kept in memory to put back: its size (from the heads) is taken from
+    /// the service's memory budget before the work is queued, and the bodies are read after it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn prepare(
         &self,
         key: &str,
@@ -306,6 +360,7 @@ impl Service {
         want_info: bool,
         whose: Rules,
         limits: Limits,
+        upload: bool,
     ) -> Result<Prepared> {
         let mut rules = Vec::new();
         for r in &ops.rules {
@@ -315,6 +370,22 @@ impl Service {
         if rules.is_empty() && !want_info {
             return Ok(Prepared::default());
         }
+        let upload = upload.then_some(key);
+        let mut replaced = std::collections::HashMap::new();
+        for p in &places {
+            let size = p.existing.as_ref().map_or(0, |h| h.size);
+            replaced.insert((p.bucket.name(), p.key.as_str()), size);
+        }
+        if let Some(key) = upload.filter(|_| !rules.is_empty()) {
+            let size = self.default_bucket.head(key).await?.map_or(0, |h| h.size);
+            replaced
+                .entry((self.default_bucket.name(), key))
+                .or_insert(size);
+        }
+        let held = self.work.hold(
+            replaced.values().sum(),
+            "the objects these rules' outputs replace (kept to put back if a write fails)",
+        )?;
         let input = input.into_owned();
         let (outputs, info) = self
             .work
@@ -346,17 +417,27 @@ impl Service {
                 Ok((outputs, info))
             })
             .await?;
+        let mut befores = self
+            .befores(&places, upload.filter(|_| !places.is_empty()))
+            .await?
+            .into_iter();
         let outputs = places
             .into_iter()
             .zip(outputs)
-            .map(|((bucket, key, before), output)| Target {
-                bucket,
-                key,
+            .zip(befores.by_ref())
+            .map(|((place, output), before)| Target {
+                bucket: place.bucket,
+                key: place.key,
                 output,
                 before,
             })
             .collect();
-        Ok(Prepared { outputs, info })
+        Ok(Prepared {
+            outputs,
+            info,
+            upload_before: befores.next(),
+            _held: Some(held),
+        })
     }
 
     /// Writes the outputs, then the upload (unless an output took its key); when a write fails or the
@@ -448,7 +529,8 @@ impl Service {
     async fn undo(&self, done: Vec<Undo>) {
         for u in done.into_iter().rev() {
             let result = match u.before {
-                Some(o) => {
+                Restore::Earlier => continue,
+                Restore::Put(o) => {
                     let content_type = (o.head.content_type.as_deref())
                         .filter(|t| !t.is_empty())
                         .unwrap_or("application/octet-stream");
@@ -457,7 +539,7 @@ impl Service {
                         .await
                         .map(drop)
                 }
-                None => u.bucket.delete(&u.key).await,
+                Restore::Delete => u.bucket.delete(&u.key).await,
             };
             match result {
                 Ok(()) => tracing::info!(key = u.key, "rolled back"),
@@ -473,5 +555,25 @@ pub(super) struct Upload<'a> {
     body: &'a [u8],
     content_type: &'a str,
     metadata: &'a Metadata,
-    before: Option<Object>,
+    before: Restore,
+}
+
+impl Place {
+    /// A rule may overwrite its own input, nothing, or one of mogr's outputs (`existing` is what is
+    /// stored there now).
+    fn check_replaceable(&self, existing: Option<&store::Head>) -> Result<()> {
+        let ours = existing.is_none_or(|h| store::is_output(&h.metadata));
+        if self.own_input || ours {
+            return Ok(());
+        }
+        let (fileid, key) = (&self.fileid, &self.key);
+        Err(Error::new(
+            Code::AccessDenied,
+            format!(
+                "fileid {fileid:?} would overwrite {key:?}, an object mogr did not write: a rule may \
+                 overwrite only its own input or mogr's earlier outputs; choose another fileid, or \
+                 delete {key:?} first"
+            ),
+        ))
+    }
 }

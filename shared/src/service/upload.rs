@@ -50,7 +50,7 @@ impl Service {
         };
         let limits = self.config.limits;
         let prepared = self
-            .prepare(key, Cow::Owned(obj.body), &ops, false, whose, limits)
+            .prepare(key, Cow::Owned(obj.body), &ops, false, whose, limits, false)
             .await?;
         // A rule whose fileid is the input key would overwrite it and trigger another notification for
         // an object marked as output: ignored, as intended.

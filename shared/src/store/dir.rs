@@ -30,6 +30,10 @@ pub struct DirStore {
     bucket: String,
     root: PathBuf,
     locks: Box<[RwLock<()>]>,
+    /// Folders are shared by keys: a write holds this for reading while it makes its key's folders
+    /// and moves its file in, a delete for writing while it removes the folders it left empty, so a
+    /// folder is never removed under a write that needs it.
+    folders: RwLock<()>,
     etags: Arc<Etags>,
 }
 
@@ -83,6 +87,7 @@ impl DirStore {
             bucket: bucket.into(),
             root: root.into(),
             locks: (0..STRIPES).map(|_| RwLock::new(())).collect(),
+            folders: RwLock::new(()),
             etags: Arc::default(),
         }
     }
@@ -135,7 +140,17 @@ impl DirStore {
         };
         let (etag, body) = match (with_body, self.etags.get(key, &meta)) {
             (false, Some(etag)) => (etag, Vec::new()),
-            _ => {
+            (false, None) => {
+                // a head hashes the file as it reads it: no body is held
+                let etag = match file_etag(path).await {
+                    Ok(etag) => etag,
+                    Err(e) if gone(&e) => return Ok(None),
+                    Err(e) => return Err(io_error("reading", key, e)),
+                };
+                self.etags.remember(key, &meta, &etag);
+                (etag, Vec::new())
+            }
+            (true, _) => {
                 let body = match tokio::fs::read(path).await {
                     Ok(b) => b,
                     Err(e) if gone(&e) => return Ok(None),
@@ -143,7 +158,7 @@ impl DirStore {
                 };
                 let etag = etag_of(&body);
                 self.etags.remember(key, &meta, &etag);
-                (etag, if with_body { body } else { Vec::new() })
+                (etag, body)
             }
         };
         let side: Sidecar = match tokio::fs::read(self.sidecar(key)).await {
@@ -168,6 +183,7 @@ impl DirStore {
 
     /// Removes the folders `key` leaves empty, as S3 has no folder once its last key is gone.
     async fn prune(&self, key: &str) {
+        let _folders = self.folders.write().await;
         let mut dir = Path::new(key).parent();
         while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
             if tokio::fs::remove_dir(self.root.join(d)).await.is_err() {
@@ -176,6 +192,19 @@ impl DirStore {
             dir = d.parent();
         }
     }
+}
+
+/// The MD5 of a file, read in pieces.
+async fn file_etag(path: &Path) -> std::io::Result<String> {
+    use md5::{Digest, Md5};
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut md5 = Md5::new();
+        std::io::copy(&mut std::fs::File::open(path)?, &mut md5)?;
+        Ok(format!("{:x}", md5.finalize()))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 fn gone(e: &std::io::Error) -> bool {
@@ -269,8 +298,14 @@ impl Store for DirStore {
             }
         };
         let _write = self.lock(key).write().await;
+        let _folders = self.folders.read().await;
         let result = async {
-            let io = |e| io_error("writing", key, e);
+            // A write of `a` and one of `a/b` at once both passed `check_put`: the one that finds the
+            // other's file or folder in its way is refused as `check_put` would have, not failed.
+            let io = |e| match self.check_put(key) {
+                Err(conflict) => conflict,
+                Ok(()) => io_error("writing", key, e),
+            };
             tokio::fs::create_dir_all(self.root.join(".mogr/meta"))
                 .await
                 .map_err(io)?;
