@@ -1,7 +1,5 @@
 //! The `mogr` command: convert local files with imageMogr2 rules, inspect images, and run the demo.
 
-mod at_score;
-mod bench;
 mod index;
 mod multipart;
 mod serve;
@@ -112,46 +110,6 @@ enum Command {
         #[arg(long, default_value = "")]
         base: String,
     },
-    /// Benchmark mogr beside vips and heif-enc on the same files (a Markdown table for BENCHMARKS.md).
-    #[command(
-        after_help = "Examples:\n  mogr bench --runs 3 examples/photo.jpg examples/photo.png\n  \
-        mogr bench --at-score 70 examples/photo.png   (bytes at equal SSIMULACRA2)\n\n\
-        vips and heif-enc come from scripts/setup.sh; BENCHMARKS.md says how each table was made."
-    )]
-    Bench {
-        /// Images to convert.
-        #[arg(default_values = ["examples/photo.jpg", "examples/photo.png"])]
-        inputs: Vec<PathBuf>,
-        /// Runs per conversion; the best time is reported.
-        #[arg(long, default_value_t = 3)]
-        runs: u32,
-        /// mogr's encoder profile: download or persistent.
-        #[arg(long, default_value = "persistent")]
-        profile: Profile,
-        /// Compare bytes at equal quality instead: each encoder's quality searched for the smallest
-        /// output scoring at least this SSIMULACRA2 (e.g. 70), both of mogr's profiles beside the peers.
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
-        at_score: Option<u8>,
-        /// With --at-score: only the encoders whose name and format contain this, e.g. "persistent) heif"
-        /// (names: "mogr (persistent)", "mogr (download)", "vips heifsave", "vips heifsave av1", "vips webpsave").
-        #[arg(long, requires = "at_score")]
-        only: Option<String>,
-    },
-    /// Print SSIMULACRA2 and bytes per quality for one format, to calibrate default qualities.
-    #[command(
-        after_help = "Example:\n  mogr calibrate --format avif --profile download examples/photo.png"
-    )]
-    Calibrate {
-        /// The output format to calibrate: heif, avif, webp or jpeg.
-        #[arg(long)]
-        format: String,
-        /// The encoder profile: download (fast) or persistent (smaller).
-        #[arg(long, default_value = "persistent")]
-        profile: Profile,
-        /// The images to measure on (each scored against its own decoded pixels).
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
-    },
 }
 
 fn main() {
@@ -181,21 +139,6 @@ fn main() {
             expires_in,
             base,
         } => sign(&key, &processor, expires_in, &base),
-        Command::Bench {
-            inputs,
-            runs,
-            profile,
-            at_score,
-            only,
-        } => match at_score {
-            Some(target) => at_score::run(&inputs, target, only.as_deref()),
-            None => bench::run(&inputs, runs, profile),
-        },
-        Command::Calibrate {
-            format,
-            profile,
-            inputs,
-        } => calibrate(&format, profile, &inputs),
     };
     if let Err(e) = result {
         eprintln!("mogr: {e:#}");
@@ -447,41 +390,6 @@ fn demo(dir: &Path, out: Option<&Path>) -> Result<()> {
     }
     for s in &skipped {
         eprintln!("mogr: skipped {s}");
-    }
-    Ok(())
-}
-
-fn calibrate(format: &str, profile: Profile, inputs: &[PathBuf]) -> Result<()> {
-    let limits = Limits::default();
-    let qualities: Vec<u8> = (30..=90).step_by(4).collect();
-    let rules = qualities
-        .iter()
-        .map(|q| mogr::parse(&format!("imageMogr2/format/{format}/quality/{q}!")))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    // per quality: (lowest score, sum of scores, total bytes)
-    let mut stats = vec![(f64::MAX, 0.0, 0usize); qualities.len()];
-    for p in inputs {
-        let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-        let probe = codec::probe(&bytes, &limits)?;
-        // one decode and one prepared reference per image, for every quality
-        let source = mogr::convert::Source::decode(&bytes, probe, &limits, Frames::First);
-        let decoded = source.as_ref().map_err(Clone::clone)?;
-        let reference = mogr::score::Reference::new(decoded.picture.first())?;
-        let outputs = mogr::convert::convert_each(&source, &bytes, &rules, &limits, profile)?;
-        for (out, (min, sum, total)) in outputs.iter().zip(&mut stats) {
-            let got = codec::probe_and_decode(&out.bytes, &limits, Frames::First)?;
-            let sc = reference.score(got.first())?;
-            *min = min.min(sc);
-            *sum += sc;
-            *total += out.bytes.len();
-        }
-    }
-    println!("quality  min-score  mean-score  total-bytes");
-    for (q, (min, sum, total)) in qualities.iter().zip(stats) {
-        println!(
-            "{q:>7}  {min:>9.1}  {:>10.1}  {total:>11}",
-            sum / inputs.len() as f64
-        );
     }
     Ok(())
 }

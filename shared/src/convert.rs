@@ -189,7 +189,7 @@ fn score_per_step(format: Format) -> f64 {
 }
 
 /// Where `quality/auto/<target>`'s search starts: the median quality it chose for a score of 70 on the
-/// `mogr bench --at-score` corpus (BENCHMARKS.md) — below the calibrated defaults, which are set for the
+/// `mogr-bench --at-score` corpus (BENCHMARKS.md) — below the calibrated defaults, which are set for the
 /// hardest photo — moved by [`score_per_step`] for other targets.
 fn auto_start(format: Format, target: u8) -> u8 {
     let at_70 = match format {

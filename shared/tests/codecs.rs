@@ -484,7 +484,7 @@ fn noisy_gradient() -> DynamicImage {
 }
 
 /// Persistent HEIF lets x265 try transform skip unless the source is a JPEG (what it saves on noisy
-/// renders is measured by `mogr bench --at-score`, BENCHMARKS.md): the same pixels decoded from a PNG
+/// renders is measured by `mogr-bench --at-score`, BENCHMARKS.md): the same pixels decoded from a PNG
 /// and from a JPEG encode differently in the persistent profile, and alike upon download.
 #[test]
 fn persistent_heif_tries_transform_skip_unless_the_source_is_a_jpeg() {

@@ -1,4 +1,4 @@
-//! `mogr bench --at-score S`: bytes at equal quality. For every image and every encoder — mogr's HEIF,
+//! `mogr-bench --at-score S`: bytes at equal quality. For every image and every encoder — mogr's HEIF,
 //! AVIF and WebP in both profiles, `vips heifsave` (HEVC and AV1) and `vips webpsave` — the quality knob
 //! is searched for the smallest output scoring at least `S` on SSIMULACRA2 against the decoded input;
 //! bytes are then compared with the peer of the same format. mogr's own `quality/auto/S` runs beside
@@ -187,7 +187,7 @@ struct Auto {
 }
 
 pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
-    let exe = std::env::current_exe()?;
+    let exe = crate::bench::mogr_exe()?;
     let work = std::env::temp_dir().join(format!("mogr-at-score-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let goal = f64::from(target);

@@ -1,4 +1,4 @@
-//! `mogr bench`: mogr beside libvips (`vips heifsave`/`webpsave`/`thumbnail`) and libheif's `heif-enc`,
+//! `mogr-bench`: mogr beside libvips (`vips heifsave`/`webpsave`/`thumbnail`) and libheif's `heif-enc`,
 //! in one run, then the download-speed targets (issue 13) checked against what was measured.
 //!
 //! Every converter — mogr included — runs as a child process, so that milliseconds (wall clock, best of
@@ -200,8 +200,21 @@ struct Record {
     m: Measured,
 }
 
+/// The `mogr` command beside this one, which every mogr conversion here runs.
+pub fn mogr_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?.with_file_name("mogr");
+    if !exe.is_file() {
+        bail!(
+            "{} is missing: mogr-bench times the mogr command built beside it; build both with \
+             cargo build --release -p mogr-cli -p mogr-bench",
+            exe.display()
+        );
+    }
+    Ok(exe)
+}
+
 pub fn run(inputs: &[PathBuf], runs: u32, profile: Profile) -> Result<()> {
-    let exe = std::env::current_exe()?;
+    let exe = mogr_exe()?;
     let work = std::env::temp_dir().join(format!("mogr-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let mut records = Vec::new();
