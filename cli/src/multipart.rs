@@ -260,9 +260,6 @@ impl Uploads {
                 ),
             )
         };
-        if body.len() as u64 > self.limit {
-            return Err(too_large(0));
-        }
         let etag = format!("{:x}", Md5::digest(body));
         // written aside, then moved in under the lock: the upload's folder holds whole parts only
         tokio::fs::create_dir_all(&self.tmp)

@@ -471,13 +471,14 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
         )
     };
     // Refused from its header, before a byte of a body announced too large is read.
-    let announced = parts.headers.get(http::header::CONTENT_LENGTH);
-    if announced.and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) > Some(limit as u64) {
+    let announced = (parts.headers.get(http::header::CONTENT_LENGTH))
+        .map(|v| v.to_str().ok().and_then(|n| n.parse::<u64>().ok()));
+    if announced.flatten() > Some(limit as u64) {
         return refuse(too_large());
     }
     // A body is held within the memory budget the service's work shares, before it is read.
     let body_bytes = match announced {
-        Some(n) => n.to_str().ok().and_then(|n| n.parse().ok()).unwrap_or(0),
+        Some(n) => n.unwrap_or(0),
         None if parts.headers.contains_key(http::header::TRANSFER_ENCODING) => limit as u64,
         None => 0,
     };

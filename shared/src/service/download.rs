@@ -181,12 +181,10 @@ impl Service {
         let Some(max) = self.config.max_inline_bytes else {
             return Ok(None);
         };
-        let head = self.default_bucket.head(key).await?.ok_or_else(|| {
-            Error::new(
-                crate::Code::NoSuchKey,
-                format!("the object {key:?} does not exist"),
-            )
-        })?;
+        // a missing object is the GET's to report
+        let Some(head) = self.default_bucket.head(key).await? else {
+            return Ok(None);
+        };
         if head.size <= max as u64 {
             return Ok(None);
         }

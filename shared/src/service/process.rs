@@ -264,8 +264,16 @@ impl Service {
                 self.check_confined(key, &out_key, served)?;
             }
             bucket.check_put(&out_key)?;
+            // rules that write one key share its head
+            let earlier = places
+                .iter()
+                .find(|p: &&Place| p.bucket.name() == bucket.name() && p.key == out_key);
+            let existing = match earlier {
+                Some(p) => p.existing.clone(),
+                None => bucket.head(&out_key).await?,
+            };
             let place = Place {
-                existing: bucket.head(&out_key).await?,
+                existing,
                 own_input: served && out_key == key,
                 bucket,
                 key: out_key,
@@ -370,17 +378,17 @@ impl Service {
         if rules.is_empty() && !want_info {
             return Ok(Prepared::default());
         }
-        let upload = upload.then_some(key);
+        // the upload's own write matters only after outputs (alone, a PUT is one whole write)
+        let upload = (upload && !places.is_empty()).then_some(key);
         let mut replaced = std::collections::HashMap::new();
         for p in &places {
             let size = p.existing.as_ref().map_or(0, |h| h.size);
             replaced.insert((p.bucket.name(), p.key.as_str()), size);
         }
-        if let Some(key) = upload.filter(|_| !rules.is_empty()) {
+        let upload_place = (self.default_bucket.name(), key);
+        if upload.is_some() && !replaced.contains_key(&upload_place) {
             let size = self.default_bucket.head(key).await?.map_or(0, |h| h.size);
-            replaced
-                .entry((self.default_bucket.name(), key))
-                .or_insert(size);
+            replaced.insert(upload_place, size);
         }
         let held = self.work.hold(
             replaced.values().sum(),
@@ -417,10 +425,7 @@ impl Service {
                 Ok((outputs, info))
             })
             .await?;
-        let mut befores = self
-            .befores(&places, upload.filter(|_| !places.is_empty()))
-            .await?
-            .into_iter();
+        let mut befores = self.befores(&places, upload).await?.into_iter();
         let outputs = places
             .into_iter()
             .zip(outputs)
