@@ -1,120 +1,43 @@
-//! The front door of `mogr serve`: `GET /` and folder paths (`GET /photos/`) list the bucket as S3 and
-//! COS do (`<ListBucketResult>`, V1 or V2, so every SDK's `list_objects` works, path-style
-//! `GET /<bucket>?list-type=2` included), and a browser (`Accept: text/html`) gets an HTML index of the
-//! folder instead: its images as thumbnails with ready-made conversion links.
+//! `mogr serve`'s page for a browser: `GET /` or a folder (`GET /photos/`) asked with `Accept:
+//! text/html` and no query is an HTML index of the folder — its images as thumbnails with ready-made
+//! conversion links — instead of the `<ListBucketResult>` the service answers to SDKs.
 
-use crate::multipart::params;
-use mogr::cos::list::{self, Entry, Page, Query};
-use mogr::service::{self, request_id};
-use mogr::store::{decode_path, encode_key, DirStore, Store};
-use mogr::{Format, Result};
-use std::collections::BTreeMap;
+use mogr::cos::list::{Entry, Page, Query, MAX_KEYS};
+use mogr::service::{self, Service};
+use mogr::store::{decode_path, encode_key};
+use mogr::Format;
 
 type Req = http::Request<bytes::Bytes>;
 type Resp = http::Response<Vec<u8>>;
 
-/// Answers a listing or an index page (a 403 instead unless `allowed`: downloads must be signed, and a
-/// listing would hand out the keys), or `None` when `req` asks for something else.
-pub async fn route(store: &DirStore, req: &Req, allowed: bool) -> Option<Resp> {
-    if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+/// The HTML index `req` asks for, or `None` when it asks for something else (or listing is off: the
+/// service then words the refusal).
+pub async fn page(service: &Service, req: &Req, allowed: bool) -> Option<Resp> {
+    let html_wanted = (req.headers().get(http::header::ACCEPT))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if req.method() != http::Method::GET || req.uri().query().is_some() || !html_wanted || !allowed
+    {
         return None;
     }
-    let params = params(req.uri().query());
-    let account = req
-        .extensions()
-        .get::<service::Addressed>()
-        .is_some_and(|a| a.s3 && a.bucket.is_none());
-    if account && req.uri().path() == "/" {
-        return Some(list_buckets(store, req, allowed));
+    let folder = decode_path(req.uri().path()).ok()?;
+    if !(folder.is_empty() || folder.ends_with('/')) {
+        return None; // an object
     }
-    let listing = params.keys().all(|k| list::PARAMS.contains(&k.as_str()));
-    if !listing {
-        return None; // `GET /?imageMogr2/...` and the like: the service's answer (an error)
-    }
-    let path = req.uri().path();
-    let Ok(rest) = decode_path(path) else {
-        return None; // the service words the error
+    let q = Query {
+        prefix: folder,
+        delimiter: Some("/".into()),
+        max_keys: MAX_KEYS,
+        ..Query::default()
     };
-    let rest = rest.as_str();
-    // Path-style (`/<bucket>?list-type=2`, `/<bucket>/?delimiter=/`), as the S3 SDKs send it to a custom
-    // endpoint: one segment naming the bucket (or any, with list-type) that is no folder or object here.
-    let segment = rest.strip_suffix('/').unwrap_or(rest);
-    let path_style = !segment.is_empty()
-        && !segment.contains('/')
-        && (segment == store.name() || params.contains_key("list-type"))
-        && !store.is_folder(segment)
-        && store.head(segment).await.ok().flatten().is_none();
-    let folder = if rest.is_empty() || path_style {
-        ""
-    } else if rest.ends_with('/') {
-        rest
-    } else {
-        return None; // an object's key
+    let resp = match service.list(&q).await {
+        Ok(page) => http::Response::builder()
+            .header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")
+            .body(html(service.bucket().name(), &q.prefix, &page).into_bytes())
+            .expect("static headers are valid"),
+        Err(e) => service::error_response(&e, req.uri().path(), &service::request_id(req)),
     };
-    if !allowed {
-        return Some(service::error_response(
-            &listing_off(),
-            path,
-            &request_id(req),
-        ));
-    }
-    let browser = params.is_empty()
-        && req
-            .headers()
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"));
-    let result = answer(store, &params, folder, browser).await;
-    Some(result.unwrap_or_else(|e| service::error_response(&e, path, &request_id(req))))
-}
-
-/// S3's ListBuckets (`GET /` from an S3 client): the one bucket served, created when its folder was.
-fn list_buckets(store: &DirStore, req: &Req, allowed: bool) -> Resp {
-    if !allowed {
-        return service::error_response(&listing_off(), "/", &request_id(req));
-    }
-    let xml = list::list_buckets_xml(store.name(), &store.created());
-    http::Response::builder()
-        .header(http::header::CONTENT_TYPE, "application/xml")
-        .body(xml.into_bytes())
-        .expect("static headers are valid")
-}
-
-pub(crate) fn listing_off() -> mogr::Error {
-    mogr::Error::new(
-        mogr::Code::AccessDenied,
-        "listing is off while downloads must be signed (MOGR_SIGNING_KEYS): ask for a signed URL \
-         of each object",
-    )
-}
-
-async fn answer(
-    store: &DirStore,
-    params: &BTreeMap<String, String>,
-    folder: &str,
-    browser: bool,
-) -> Result<Resp> {
-    let folder = (!folder.is_empty()).then_some(folder);
-    let mut q = Query::from_params(params, folder)?;
-    if browser {
-        q.delimiter = Some("/".into());
-    }
-    let page = list::page(store.entries().await?, &q);
-    let (body, content_type) = if browser {
-        (
-            html(store.name(), &q.prefix, &page),
-            "text/html; charset=utf-8",
-        )
-    } else {
-        (
-            list::list_bucket_xml(store.name(), &q, &page),
-            "application/xml",
-        )
-    };
-    Ok(http::Response::builder()
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(body.into_bytes())
-        .expect("static headers are valid"))
+    Some(resp)
 }
 
 fn esc(s: &str) -> String {

@@ -1,7 +1,6 @@
 //! The `mogr` command: convert local files with imageMogr2 rules, inspect images, and run the demo.
 
 mod index;
-mod multipart;
 mod serve;
 
 use anyhow::{Context, Result};

@@ -157,11 +157,12 @@ pub async fn run(
     let mut config = Config::from_env()?;
     // `Location` in UploadResult names this server unless the operator names a public host.
     config.public_host.get_or_insert_with(|| local.to_string());
+    config.upload_expiry = Some(Duration::from_secs(guard.upload_expiry));
     let store = Arc::new(DirStore::new(
         bucket.as_deref().unwrap_or("local"),
         root.clone(),
     ));
-    let mut service = Service::new(config, store.clone());
+    let mut service = Service::new(config, store);
     if bucket.is_none() {
         service = service.answer_to_any_bucket_name();
     }
@@ -171,8 +172,6 @@ pub async fn run(
     let signer = service.config.signer.clone();
     let app = axum::Router::new().fallback(handle).with_state(Server {
         service,
-        store,
-        root: Arc::new(root.clone()),
         guard,
         spellings,
         gate: Arc::new(gate),
@@ -353,9 +352,6 @@ fn first_image(root: &std::path::Path) -> Option<String> {
 #[derive(Clone)]
 struct Server {
     service: Arc<Service>,
-    /// The same store as the service's, for listings.
-    store: Arc<DirStore>,
-    root: Arc<PathBuf>,
     guard: Guard,
     /// COS's spelling of response header names (see [`cos_spellings`]).
     spellings: http::Extensions,
@@ -425,35 +421,10 @@ fn unread(mut resp: http::Response<Vec<u8>>) -> http::Response<Vec<u8>> {
     resp
 }
 
-/// A PUT, then the upload notification a bucket would send for it (before the PUT is answered, so what
-/// a client reads afterwards is final).
-pub(crate) async fn put_and_notify<B: AsRef<[u8]>>(
-    service: &Service,
-    req: http::Request<B>,
-) -> http::Response<Vec<u8>> {
-    let path = req.uri().path().to_string();
-    let resp = service.process(req).await;
-    if resp.status().is_success() {
-        if let Ok(key) = mogr::store::key_of(&path) {
-            match service.on_upload(&key).await {
-                Ok(outcome) => tracing::info!(key, outcome = ?outcome, "upload notification"),
-                Err(e) => tracing::warn!(key, error = %e, "upload notification failed"),
-            }
-        }
-    }
-    resp
-}
-
 async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<Vec<u8>> {
-    let Server {
-        service,
-        store,
-        root,
-        guard,
-        ..
-    } = server;
-    // Refused before its body is read: another bucket, or what mogr does not implement (multipart it
-    // does, here). From here on the path is the key's, whichever style the client addressed.
+    let Server { service, guard, .. } = server;
+    // Refused before its body is read: another bucket, or what mogr does not implement. From here on
+    // the path is the key's, whichever style the client addressed.
     if let Err(e) = service
         .address(&mut req)
         .and_then(|()| service::check_implemented(&req, true))
@@ -501,19 +472,17 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
         }
     };
     let req = http::Request::from_parts(parts, bytes);
+    // Listings hand out every key: off while downloads must be signed.
     let listings = !service.config.signer.is_on();
-    let expiry = Duration::from_secs(guard.upload_expiry);
-    if let Some(resp) = crate::multipart::route(service, root, &req, listings, expiry).await {
+    if let Some(resp) = crate::index::page(service, &req, listings).await {
         return resp;
     }
-    if let Some(resp) = crate::index::route(store, &req, listings).await {
-        return resp;
-    }
-    match *req.method() {
-        http::Method::GET | http::Method::HEAD => service.download(req).await,
-        http::Method::PUT => put_and_notify(service, req).await,
-        _ => service.process(req).await, // POST, DELETE; it refuses any other method
-    }
+    let routes = service::Routes {
+        writes: true,
+        listings,
+        notify: true,
+    };
+    service.handle(req, routes).await
 }
 
 #[cfg(test)]

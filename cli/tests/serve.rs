@@ -585,7 +585,9 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
 fn multipart_aborts_race_parts_cleanly_and_unfinished_uploads_expire() {
     let s = start_with("multipart-housekeeping", &[], &["--upload-expiry", "2"]);
     let url = |q: &str| format!("{}/race.bin?{q}", s.base);
-    let uploads = s.root.join(".mogr/uploads");
+    // an upload is described at _mogr/uploads/<id>, its parts wait in _mogr/parts/<id>/
+    let uploads = s.root.join("_mogr/uploads");
+    let parts = s.root.join("_mogr/parts");
     // parts arriving while the upload is aborted: each stored or NoSuchUpload, never a 500, and
     // nothing left behind
     for round in 0..5 {
@@ -617,15 +619,12 @@ fn multipart_aborts_race_parts_cleanly_and_unfinished_uploads_expire() {
             "round {round}: {statuses:?}"
         );
         assert!(
-            !uploads.join(&id).exists(),
-            "round {round}: the upload's folder is left"
+            !uploads.join(&id).exists() && !parts.join(&id).exists(),
+            "round {round}: the upload or its parts are left"
         );
     }
-    let aside: Vec<String> = files_in(&s.root.join(".mogr/tmp"))
-        .into_iter()
-        .filter(|f| f.starts_with("part-"))
-        .collect();
-    assert!(aside.is_empty(), "parts left aside: {aside:?}");
+    let aside = files_in(&s.root.join(".mogr/tmp"));
+    assert!(aside.is_empty(), "writes left aside: {aside:?}");
     // an upload left unfinished is gone after the expiry (removed as the next one starts)
     let old = initiate(&url(""));
     let r = client()
@@ -637,6 +636,10 @@ fn multipart_aborts_race_parts_cleanly_and_unfinished_uploads_expire() {
     std::thread::sleep(std::time::Duration::from_millis(3100));
     let new = initiate(&url(""));
     assert_eq!(files_in(&uploads), vec![new.clone()]);
+    assert!(
+        !parts.join(&old).exists(),
+        "the expired upload's parts are left"
+    );
     let r = client()
         .get(url(&format!("uploadId={old}")))
         .send()

@@ -7,7 +7,7 @@ mod common;
 use async_trait::async_trait;
 use common::{example, post, request, setup, text};
 use mogr::service::{Config, Service, UploadOutcome};
-use mogr::store::{DirStore, Head, Metadata, Object, Store, OUTPUT_MARKER, PIC_OPERATIONS};
+use mogr::store::{DirStore, Head, Listed, Metadata, Object, Store, OUTPUT_MARKER, PIC_OPERATIONS};
 use mogr::{Code, Error, Result};
 use std::sync::Arc;
 
@@ -34,6 +34,9 @@ impl Store for Flaky {
             tokio::time::sleep(std::time::Duration::from_millis(600)).await;
         }
         self.0.put(key, body, ct, meta).await
+    }
+    async fn list(&self, prefix: &str, after: Option<&str>, max: usize) -> Result<Listed> {
+        self.0.list(prefix, after, max).await
     }
     async fn url(&self, key: &str) -> Result<String> {
         self.0.url(key).await

@@ -2,6 +2,7 @@
 //! with SigV4 authentication, and an `aws-sdk-s3` client for it.
 
 pub mod faults;
+pub mod scenario;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;

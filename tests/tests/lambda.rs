@@ -460,3 +460,69 @@ async fn lambda_objects_ranges_copies_and_large_originals() {
     assert_eq!(resp["statusCode"], 206, "{resp}");
     assert_eq!(http_body(&resp), b"234".to_vec());
 }
+
+/// The Lambda functions as API Gateway routes to them: `GET /{key+}` to the download function,
+/// the writes and the bucket's root (`GET /`, `POST /`) to the process function.
+struct Api<'a> {
+    download: &'a Function,
+    process: &'a Function,
+}
+
+impl mogr_e2e::scenario::Front for Api<'_> {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> mogr_e2e::scenario::Answer {
+        let mut e = http_event(method, path, query, headers);
+        if !body.is_empty() {
+            e["body"] = base64::engine::general_purpose::STANDARD
+                .encode(&body)
+                .into();
+            e["isBase64Encoded"] = true.into();
+        }
+        let read = matches!(method, "GET" | "HEAD") && path != "/";
+        let f = if read { self.download } else { self.process };
+        let resp = invoke(f, &e).await;
+        let headers = resp["headers"]
+            .as_object()
+            .map(|h| {
+                h.iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        mogr_e2e::scenario::Answer {
+            status: resp["statusCode"].as_u64().unwrap_or(0) as u16,
+            headers,
+            body: http_body(&resp),
+        }
+    }
+}
+
+/// The route scenario `mogr serve` passes too (tests/tests/serve_sdk.rs), through the functions:
+/// multipart upload in 1 MiB parts with rules on complete, parts and uploads listed, an abort, a
+/// listing paged through.
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_functions_answer_the_route_scenario() {
+    let server = S3Server::start("lambda-routes").await;
+    server.create_bucket(BUCKET).await;
+    let download = start("mogr-download", &server, &[]);
+    let process = start("mogr-process", &server, &[]);
+    let api = Api {
+        download: &download,
+        process: &process,
+    };
+    mogr_e2e::scenario::multipart_and_listing(&api).await;
+    // the download function answers downloads only: no write, no listing of the bucket
+    let put = http_event("PUT", "/w.txt", "", &[]);
+    let resp = invoke(&download, &put).await;
+    assert_eq!(resp["statusCode"], 403, "{resp}");
+    assert!(server.get(BUCKET, "w.txt").await.is_none());
+    let list = http_event("GET", "/", "list-type=2", &[]);
+    let resp = invoke(&download, &list).await;
+    assert_eq!(resp["statusCode"], 403, "{resp}");
+}

@@ -15,6 +15,88 @@ impl Drop for Serve {
     }
 }
 
+/// `mogr serve` over HTTP.
+struct Http {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl mogr_e2e::scenario::Front for Http {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> mogr_e2e::scenario::Answer {
+        let url = match query {
+            "" => format!("{}{path}", self.base),
+            q => format!("{}{path}?{q}", self.base),
+        };
+        let mut req = self
+            .client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        mogr_e2e::scenario::Answer {
+            status: resp.status().as_u16(),
+            headers,
+            body: resp.bytes().await.unwrap().to_vec(),
+        }
+    }
+}
+
+/// `mogr serve --root <root>`, and its base URL.
+fn serve(root: &std::path::Path, args: &[&str]) -> (Serve, String) {
+    let mut child = Command::new(binary("mogr"))
+        .args([
+            "serve",
+            "--root",
+            root.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split(" at ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches('/');
+    let base = base.to_string();
+    (Serve(child, root.to_path_buf()), base)
+}
+
+/// The route scenario the Lambda functions pass too (tests/tests/lambda.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn mogr_serve_answers_the_route_scenario() {
+    let root = std::env::temp_dir().join(format!("mogr-serve-routes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let (_serve, base) = serve(&root, &[]);
+    let http = Http {
+        base,
+        client: reqwest::Client::new(),
+    };
+    mogr_e2e::scenario::multipart_and_listing(&http).await;
+}
+
 #[tokio::test]
 async fn the_s3_sdk_lists_a_served_folder() {
     let root = std::env::temp_dir().join(format!("mogr-serve-sdk-{}", std::process::id()));
@@ -24,29 +106,8 @@ async fn the_s3_sdk_lists_a_served_folder() {
     for key in ["a.jpg", "b/c.jpg", "b/d.jpg", "e.jpg"] {
         std::fs::copy(&photo, root.join(key)).unwrap();
     }
-    let mut child = Command::new(binary("mogr"))
-        .args([
-            "serve",
-            "--root",
-            root.to_str().unwrap(),
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--bucket", "photos"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _serve = Serve(child, root);
-    let endpoint = line
-        .split(" at ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches('/');
+    let (_serve, endpoint) = serve(&root, &["--bucket", "photos"]);
+    let endpoint = endpoint.as_str();
 
     let creds = aws_sdk_s3::config::Credentials::new("any", "any", None, None, "test");
     let conf = aws_sdk_s3::config::Builder::new()

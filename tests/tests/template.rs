@@ -45,6 +45,18 @@ fn template_wires_three_functions_from_one_image() {
     assert!(t.contains(
         "AbortIncompleteMultipartUpload:\n              DaysAfterInitiation: !Ref IncompleteUploadDays"
     ));
+    // mogr's own uploads (parts of any size) expire as S3's do; listings are on the signed root
+    for prefix in ["_mogr/uploads/", "_mogr/parts/"] {
+        assert!(
+            t.contains(&format!(
+                "Prefix: {prefix}\n            Status: Enabled\n            ExpirationInDays: !Ref IncompleteUploadDays"
+            )),
+            "{prefix} does not expire"
+        );
+    }
+    assert!(t.contains(
+        "Method: GET\n            Path: /\n            Auth:\n              Authorizer: AWS_IAM"
+    ));
     for needle in [
         "DeadLetterQueue",
         "AWS_IAM",

@@ -9,7 +9,10 @@ async fn main() -> Result<(), Error> {
     let service = &service;
     run(service_fn(move |req: Request| async move {
         let log = mogr::service::AccessLog::start(&req);
-        Ok::<Response<Body>, Error>(log.finish(service.download(req).await).map(Body::from))
+        Ok::<Response<Body>, Error>(
+            log.finish(service.handle(req, mogr::service::Routes::DOWNLOAD).await)
+                .map(Body::from),
+        )
     }))
     .await
 }

@@ -10,7 +10,10 @@ async fn main() -> Result<(), Error> {
     let service = &service;
     run(service_fn(move |req: Request| async move {
         let log = mogr::service::AccessLog::start(&req);
-        Ok::<Response<Body>, Error>(log.finish(service.process(req).await).map(Body::from))
+        Ok::<Response<Body>, Error>(
+            log.finish(service.handle(req, mogr::service::Routes::PROCESS).await)
+                .map(Body::from),
+        )
     }))
     .await
 }

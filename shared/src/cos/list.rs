@@ -123,15 +123,41 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// Picks the page `q` asks for: keys under the prefix, after the marker, in byte order; keys with the
-/// delimiter past the prefix roll up into one common prefix each, counted once against `max-keys`.
+/// Picks the page `q` asks for from every entry (sorted here): see [`Pager`].
 pub fn page(mut entries: Vec<Entry>, q: &Query) -> Page {
     entries.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut page = Page::default();
-    let mut count = 0;
+    let mut pager = Pager::new(q);
     for e in entries {
+        if !pager.push(e) {
+            break;
+        }
+    }
+    pager.finish()
+}
+
+/// Builds the page `q` asks for from entries given in key order, a store's page at a time: keys under
+/// the prefix, after the marker; keys with the delimiter past the prefix roll up into one common prefix
+/// each, counted once against `max-keys`.
+pub struct Pager<'q> {
+    q: &'q Query,
+    page: Page,
+    count: usize,
+}
+
+impl<'q> Pager<'q> {
+    pub fn new(q: &'q Query) -> Pager<'q> {
+        Pager {
+            q,
+            page: Page::default(),
+            count: 0,
+        }
+    }
+
+    /// Takes the next entry; `false` once the page is full (it is then truncated, and `e` is not on it).
+    pub fn push(&mut self, e: Entry) -> bool {
+        let q = self.q;
         if !e.key.starts_with(&q.prefix) {
-            continue;
+            return true;
         }
         // the name this key is listed under: itself, or the folder it rolls up into
         let rolled = q.delimiter.as_ref().and_then(|d| {
@@ -141,26 +167,39 @@ pub fn page(mut entries: Vec<Entry>, q: &Query) -> Page {
         });
         let name = rolled.as_deref().unwrap_or(&e.key);
         if q.after.as_deref().is_some_and(|a| name <= a) {
-            continue;
+            return true;
         }
-        if page.common_prefixes.last().map(String::as_str) == Some(name) {
-            continue; // another key in the folder just listed
+        if self.page.common_prefixes.last().map(String::as_str) == Some(name) {
+            return true; // another key in the folder just listed
         }
-        if count == q.max_keys {
-            page.is_truncated = true;
-            break;
+        if self.count == q.max_keys {
+            self.page.is_truncated = true;
+            return false;
         }
-        count += 1;
-        page.next = Some(name.to_string());
+        self.count += 1;
+        self.page.next = Some(name.to_string());
         match rolled {
-            Some(p) => page.common_prefixes.push(p),
-            None => page.contents.push(e),
+            Some(p) => self.page.common_prefixes.push(p),
+            None => self.page.contents.push(e),
+        }
+        true
+    }
+
+    /// Where a store's listing may go on after `last`, the last key it gave: past the rest of a folder
+    /// already rolled up (the greatest character after its name), else after `last`.
+    pub fn resume_after(&self, last: &str) -> String {
+        match self.page.common_prefixes.last() {
+            Some(p) if last.starts_with(p.as_str()) => format!("{p}{}", char::MAX),
+            _ => last.to_string(),
         }
     }
-    if !page.is_truncated {
-        page.next = None;
+
+    pub fn finish(mut self) -> Page {
+        if !self.page.is_truncated {
+            self.page.next = None;
+        }
+        self.page
     }
-    page
 }
 
 /// The opaque V2 continuation token for resuming after `key` (hex, so it survives any URL or XML).
@@ -255,7 +294,7 @@ pub fn list_bucket_xml(bucket: &str, q: &Query, page: &Page) -> String {
             "<Contents><Key>{}</Key><LastModified>{}</LastModified><ETag>&quot;{}&quot;</ETag>\
 <Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
             enc(&e.key),
-            escape(&e.last_modified),
+            crate::store::iso8601(e.last_modified),
             escape(&e.etag),
             e.size
         );
@@ -280,7 +319,7 @@ mod tests {
                 key: k.to_string(),
                 size: 1,
                 etag: "e".into(),
-                last_modified: "2026-11-26T00:00:00.000Z".into(),
+                last_modified: std::time::UNIX_EPOCH,
             })
             .collect()
     }

@@ -8,4 +8,6 @@ pub mod pic_operations;
 pub mod xml;
 
 pub use pic_operations::{resolve_fileid, PicOperations, PicRule, MAX_RULES};
-pub use xml::{copy_result_xml, error_xml, upload_result_xml, OriginalInfo, ProcessResult};
+pub use xml::{
+    copy_result_xml, error_xml, report_xml, upload_result_xml, OriginalInfo, ProcessResult,
+};

@@ -44,7 +44,16 @@ pub fn copy_result_xml(etag: &str, modified: std::time::SystemTime) -> String {
 
 /// `<UploadResult>` exactly as cos-api.md shows it.
 pub fn upload_result_xml(original: Option<&OriginalInfo>, results: &[ProcessResult]) -> String {
-    let mut x = String::from("<UploadResult>");
+    format!(
+        "<UploadResult>{}</UploadResult>",
+        report_xml(original, results)
+    )
+}
+
+/// What `<UploadResult>` holds (`<OriginalInfo>`, `<ProcessResults>`), as a multipart upload's
+/// `<CompleteMultipartUploadResult>` holds it too.
+pub fn report_xml(original: Option<&OriginalInfo>, results: &[ProcessResult]) -> String {
+    let mut x = String::new();
     if let Some(o) = original {
         x += &format!(
             "<OriginalInfo><Key>{}</Key><Location>{}</Location><ETag>{}</ETag>",
@@ -81,7 +90,7 @@ pub fn upload_result_xml(original: Option<&OriginalInfo>, results: &[ProcessResu
             quoted(&r.etag),
         );
     }
-    x += "</ProcessResults></UploadResult>";
+    x += "</ProcessResults>";
     x
 }
 

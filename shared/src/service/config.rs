@@ -44,6 +44,9 @@ pub struct Config {
     /// template sets 15,000 under API Gateway's 30 s). Checked between steps and before each write: past
     /// it the request answers 503, and what it had written is put back.
     pub process_deadline: Option<Duration>,
+    /// How long a multipart upload may stay unfinished before the next one to start removes it with
+    /// its parts (`mogr serve --upload-expiry`); `None`: the bucket's lifecycle rule does (on AWS).
+    pub upload_expiry: Option<Duration>,
     /// With keys (`MOGR_SIGNING_KEYS`, comma-separated; the first signs), downloads need a signed URL.
     pub signer: Signer,
 }
@@ -65,6 +68,7 @@ impl Default for Config {
             download_allow_costly: false,
             download_deadline: Some(Duration::from_secs(20)),
             process_deadline: None,
+            upload_expiry: None,
             signer: Signer::default(),
         }
     }

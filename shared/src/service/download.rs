@@ -8,7 +8,7 @@ use crate::codec::{self, Frames, Profile};
 use crate::convert::{self, Output};
 use crate::rule::Rule;
 use crate::store::{self, output_metadata, Head, Object};
-use crate::{info, Error, Result};
+use crate::{info, Code, Error, Result};
 use md5::{Digest, Md5};
 
 /// What a download asks for.
@@ -88,6 +88,18 @@ impl Service {
     }
 
     pub(super) async fn answer(&self, d: Download) -> Result<Answer> {
+        // mogr's own objects other than large results (which it hands out itself) are not served
+        let large = self.config.large_prefix.as_str();
+        if crate::store::is_reserved(&d.key) && (large.is_empty() || !d.key.starts_with(large)) {
+            return Err(Error::new(
+                Code::AccessDenied,
+                format!(
+                    "{:?} is one of mogr's own objects (under {}), not served",
+                    d.key,
+                    crate::store::RESERVED
+                ),
+            ));
+        }
         if let Query::Rule { rule, .. } = &d.query {
             self.allow_on_download(rule)?;
         }

@@ -13,14 +13,16 @@
 pub mod config;
 mod download;
 mod http;
+mod list;
+pub mod multipart;
 mod process;
 pub mod sign;
 mod upload;
 mod work;
 
 pub use self::http::{
-    check_body_digests, check_implemented, error_response, is_s3_request, request_id,
-    user_metadata, AccessLog, Addressed,
+    check_body_digests, check_implemented, error_response, is_s3_request, params, request_id,
+    user_metadata, AccessLog, Addressed, Routes,
 };
 pub use config::Config;
 pub use upload::UploadOutcome;
@@ -41,6 +43,8 @@ pub struct Service {
     work: Arc<Work>,
     /// Whether any bucket name in a rule means the served bucket (see [`Service::answer_to_any_bucket_name`]).
     any_name: bool,
+    /// Held while a multipart upload's parts change (see [`multipart`]).
+    uploads: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Service {
@@ -55,6 +59,7 @@ impl Service {
             default_bucket: bucket,
             others: BTreeMap::new(),
             any_name: false,
+            uploads: Arc::default(),
         }
     }
 

@@ -225,26 +225,23 @@ impl Service {
         }
     }
 
-    /// Refuses a client's write under mogr's reserved prefix for large results, in any case (a planted
-    /// object there would be served as a conversion).
+    /// Refuses a client's write in mogr's own area (`_mogr/`: large results, uploads in progress), in
+    /// any case (a planted object there would be served as a conversion or joined into an upload), and
+    /// under the prefix for large results.
     pub(super) fn check_writable(&self, key: &str) -> Result<()> {
         store::check_key(key)?;
-        let reserved = self.config.large_prefix.as_str();
-        let under = key
-            .get(..reserved.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(reserved));
-        // the prefix's own folders (`_mogr`, `_mogr/large`): an object there would stand where mogr
-        // stores its results (a folder store cannot hold both)
-        let folder = reserved
-            .get(..key.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(key))
-            && reserved[key.len()..].starts_with('/');
-        if !reserved.is_empty() && (under || folder) {
+        let large = self.config.large_prefix.as_str();
+        let under_large = !large.is_empty()
+            && key
+                .get(..large.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(large));
+        if store::is_reserved(key) || under_large {
             return Err(Error::new(
                 Code::AccessDenied,
                 format!(
-                    "object key {key:?} is under {reserved}, which mogr reserves for the large results \
-                     it stores itself; choose another key"
+                    "object key {key:?} is under {}, which mogr reserves for the large results and \
+                     the uploads in progress it stores itself; choose another key",
+                    store::RESERVED
                 ),
             ));
         }

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 /// What `on_upload` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UploadOutcome {
-    /// The object is one of mogr's outputs: its notification is ignored.
+    /// The object is one of mogr's outputs or its own objects (`_mogr/`): its notification is ignored.
     SkippedOutput,
     /// The object carries no rules and no default rule matches its key.
     NoRules,
@@ -27,6 +27,9 @@ impl Service {
     /// from the same source.
     pub async fn on_upload(&self, key: &str) -> Result<UploadOutcome> {
         check_key(key)?;
+        if store::is_reserved(key) {
+            return Ok(UploadOutcome::SkippedOutput); // mogr's own: a large result, an upload's part
+        }
         let Some(head) = self.default_bucket.head(key).await? else {
             return Ok(UploadOutcome::Gone);
         };

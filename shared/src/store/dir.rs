@@ -11,7 +11,7 @@
 //! `check_put`), with errors that name the key, never the folder's path.
 
 use super::content_etag as etag_of;
-use super::{check_key, Entry, Head, Metadata, Object, Store};
+use super::{check_key, Entry, Head, Listed, Metadata, Object, Store};
 use crate::{Code, Error, Result};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -331,6 +331,24 @@ impl Store for DirStore {
         result.map(|()| etag)
     }
 
+    async fn list(&self, prefix: &str, after: Option<&str>, max: usize) -> Result<Listed> {
+        // only the folder the prefix names is walked
+        let folder = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+        let mut entries = self.entries_under(folder).await?;
+        entries.retain(|e| e.key.starts_with(prefix) && after.is_none_or(|a| e.key.as_str() > a));
+        entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let truncated = entries.len() > max;
+        entries.truncate(max);
+        Ok(Listed { entries, truncated })
+    }
+
+    /// The folder's own time.
+    fn created(&self) -> SystemTime {
+        let meta = std::fs::metadata(&self.root);
+        meta.and_then(|m| m.created().or_else(|_| m.modified()))
+            .unwrap_or(std::time::UNIX_EPOCH)
+    }
+
     async fn url(&self, key: &str) -> Result<String> {
         check_key(key)?;
         Ok(format!("/{}", super::encode_key(key)))
@@ -358,34 +376,35 @@ impl DirStore {
         check_key(key).is_ok() && self.root.join(key).is_dir()
     }
 
-    /// When the bucket was created, as ListBuckets reports it: the folder's own time (ISO 8601).
-    pub fn created(&self) -> String {
-        let meta = std::fs::metadata(&self.root);
-        let time = meta
-            .and_then(|m| m.created().or_else(|_| m.modified()))
-            .unwrap_or(std::time::UNIX_EPOCH);
-        super::iso8601(time)
-    }
-
     /// Every object in the folder, for a listing: each file's key, size, ETag (its MD5, as a GET
     /// answers; read again only for files changed since the last listing) and modification time.
     /// `.mogr/` (mogr's own bookkeeping) and names that are not valid keys are left out.
     pub async fn entries(&self) -> Result<Vec<Entry>> {
+        self.entries_under("").await
+    }
+
+    /// The objects under `folder` (a key's folder, `""` for all), as [`DirStore::entries`].
+    async fn entries_under(&self, folder: &str) -> Result<Vec<Entry>> {
         let root = self.root.clone();
+        let start = match folder {
+            "" => root.clone(),
+            f if check_key(f).is_ok() => root.join(f),
+            _ => return Ok(Vec::new()), // no object has a key under it
+        };
         let etags = self.etags.clone();
-        tokio::task::spawn_blocking(move || walk(&root, &etags))
+        tokio::task::spawn_blocking(move || walk(&root, start, &etags))
             .await
             .map_err(|e| Error::internal(format!("listing the folder: {e}")))?
     }
 }
 
-fn walk(root: &Path, etags: &Etags) -> Result<Vec<Entry>> {
+fn walk(root: &Path, start: PathBuf, etags: &Etags) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
+    let mut dirs = vec![start.clone()];
     while let Some(dir) = dirs.pop() {
         let read = match std::fs::read_dir(&dir) {
             Ok(r) => r,
-            Err(e) if dir != root => {
+            Err(e) if dir != start || (dir != root && gone(&e)) => {
                 tracing::warn!(folder = %dir.display(), error = %e, "listing: a folder was skipped");
                 continue;
             }
@@ -430,7 +449,7 @@ fn walk(root: &Path, etags: &Etags) -> Result<Vec<Entry>> {
                 out.push(Entry {
                     etag,
                     size: meta.len(),
-                    last_modified: super::iso8601(modified),
+                    last_modified: modified,
                     key,
                 });
             }

@@ -16,6 +16,19 @@ use std::collections::BTreeMap;
 /// User metadata (`x-amz-meta-*` without the prefix, lower-case keys).
 pub type Metadata = BTreeMap<String, String>;
 
+/// The prefix of mogr's own objects in a bucket (large results, multipart uploads in progress): no
+/// client reads, writes or lists them as objects.
+pub const RESERVED: &str = "_mogr/";
+
+/// Whether `key` is in mogr's own area ([`RESERVED`]) or is its folder, in any case (a folder store on
+/// a case-insensitive file system would mix them).
+pub fn is_reserved(key: &str) -> bool {
+    let top = RESERVED.trim_end_matches('/');
+    key.get(..top.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(top))
+        && matches!(key.as_bytes().get(top.len()), None | Some(b'/'))
+}
+
 /// Metadata key that marks an object mogr wrote, so that its own upload notification is ignored.
 pub const OUTPUT_MARKER: &str = "mogr-output";
 /// Metadata key naming the ETag of the source an output was made from.
@@ -82,8 +95,15 @@ pub struct Entry {
     pub size: u64,
     /// Without quotes.
     pub etag: String,
-    /// ISO 8601 in UTC, e.g. `2026-11-26T10:00:00Z`.
-    pub last_modified: String,
+    pub last_modified: std::time::SystemTime,
+}
+
+/// One page of a store's listing ([`Store::list`]).
+#[derive(Debug, Clone, Default)]
+pub struct Listed {
+    pub entries: Vec<Entry>,
+    /// Whether more keys under the prefix follow the last entry.
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +152,13 @@ pub trait Store: Send + Sync {
                 "the copy {to:?} was gone as soon as it was written"
             ))
         })
+    }
+    /// Up to `max` objects whose keys start with `prefix` and come after `after` (byte order), in
+    /// that order: one page of S3's ListObjectsV2 (`start-after`).
+    async fn list(&self, prefix: &str, after: Option<&str>, max: usize) -> Result<Listed>;
+    /// When the bucket was created, as ListBuckets reports it (the epoch when the store cannot say).
+    fn created(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH
     }
     /// A URL a client can GET the object from (a presigned URL on S3, a path locally).
     async fn url(&self, key: &str) -> Result<String>;

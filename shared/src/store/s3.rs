@@ -8,7 +8,7 @@
 //! backoff where that can help — throttling, 5xx, timeouts, broken connections; S3 writes are whole, so
 //! a retried PUT is safe — within [`S3Policy`]'s attempts and timeouts.
 
-use super::{Head, Metadata, Object, Store};
+use super::{Entry, Head, Listed, Metadata, Object, Store};
 use crate::{Code, Error, Result};
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -463,6 +463,38 @@ impl Store for S3Store {
             Error::internal(format!(
                 "the copy {to:?} was gone as soon as it was written"
             ))
+        })
+    }
+
+    async fn list(&self, prefix: &str, after: Option<&str>, max: usize) -> Result<Listed> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(after.map(str::to_string))
+            .max_keys(max.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ListObjectsV2", prefix, e))?;
+        let entries = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(Entry {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or_default().max(0) as u64,
+                    etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                    last_modified: o
+                        .last_modified()
+                        .and_then(|d| std::time::SystemTime::try_from(*d).ok())
+                        .unwrap_or(std::time::UNIX_EPOCH),
+                })
+            })
+            .collect();
+        Ok(Listed {
+            entries,
+            truncated: out.is_truncated().unwrap_or(false),
         })
     }
 

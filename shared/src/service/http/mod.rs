@@ -6,10 +6,12 @@ mod address;
 mod conditional;
 mod integrity;
 mod refuse;
+mod route;
 
 pub use address::{is_s3_request, Addressed};
 pub use integrity::check_body_digests;
 pub use refuse::check_implemented;
+pub use route::Routes;
 
 use super::download::{Answer, Download, Query};
 use super::process::{Copy, Post, Put};
@@ -96,14 +98,7 @@ impl Service {
             self.delete(&key).await?;
             return Ok(Written::default());
         }
-        let ops = match req.headers().get("pic-operations") {
-            // COS takes the JSON as raw UTF-8 (file names in other scripts), not only ASCII
-            Some(v) => Some(PicOperations::parse(
-                std::str::from_utf8(v.as_bytes())
-                    .map_err(|_| Error::invalid("the Pic-Operations header is not valid UTF-8"))?,
-            )?),
-            None => None,
-        };
+        let ops = pic_operations(req.headers())?;
         let ((original, results), stored) = match *req.method() {
             Method::POST => {
                 if !matches!(parse_query(req.uri().query())?, Query::ImageProcess) {
@@ -273,6 +268,22 @@ impl Service {
             replace,
         }))
     }
+}
+
+/// The rules of a `Pic-Operations` header, when there is one.
+fn pic_operations(headers: &HeaderMap) -> Result<Option<PicOperations>> {
+    let Some(v) = headers.get("pic-operations") else {
+        return Ok(None);
+    };
+    // COS takes the JSON as raw UTF-8 (file names in other scripts), not only ASCII
+    let json = std::str::from_utf8(v.as_bytes())
+        .map_err(|_| Error::invalid("the Pic-Operations header is not valid UTF-8"))?;
+    PicOperations::parse(json).map(Some)
+}
+
+/// The query's parameters, percent-decoded (`+` a space); a parameter without a value maps to "".
+pub fn params(query: Option<&str>) -> std::collections::BTreeMap<String, String> {
+    refuse::params(query).collect()
 }
 
 /// What a write answers: its status, an `UploadResult` when rules ran, and for a PUT the stored
@@ -727,7 +738,7 @@ fn media_type(value: &str) -> Option<(String, String)> {
 }
 
 /// A `Content-Type` given to store: one media type, or a 400 saying so (what is stored is served back).
-fn check_content_type(value: &str) -> Result<()> {
+pub(super) fn check_content_type(value: &str) -> Result<()> {
     match media_type(value) {
         Some(_) => Ok(()),
         None => Err(Error::invalid(format!(

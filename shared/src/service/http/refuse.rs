@@ -113,9 +113,14 @@ fn not_implemented(what: String) -> Error {
     )
 }
 
-/// The query's parameters, name and value percent-decoded (a name without `=` has an empty value).
+/// The query's parameters, name and value percent-decoded (`+` is a space, as in a form; a name
+/// without `=` has an empty value).
 pub(super) fn params(query: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
-    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     query
         .unwrap_or("")
         .split('&')
