@@ -1,6 +1,7 @@
 //! The `mogr` command: convert local files with imageMogr2 rules, inspect images, and run the demo.
 
 mod index;
+mod listen;
 mod serve;
 
 use anyhow::{Context, Result};
@@ -84,7 +85,7 @@ enum Command {
         #[arg(long)]
         bucket: Option<String>,
         #[command(flatten)]
-        guard: serve::Guard,
+        guard: listen::Guard,
         #[command(flatten)]
         access: serve::Access,
     },

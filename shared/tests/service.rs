@@ -1,13 +1,13 @@
-//! The three ways, in process: `Service` over a `DirStore` in a temporary folder — no S3 server, no
-//! HTTP server, the same functions the Lambdas and `mogr serve` call.
+//! The service in process over a `DirStore` in a temporary folder — no S3 server, no HTTP server, the
+//! same functions the Lambdas and `mogr serve` call: limits, deadlines, headers, errors. The three ways
+//! themselves, over a folder and over S3 from one scenario, are `tests/tests/three_ways.rs`.
 
 mod common;
 
 use common::{example, post, request, setup, text};
 use md5::Digest;
-use mogr::service::{Config, UploadOutcome};
-use mogr::store::{OUTPUT_MARKER, PIC_OPERATIONS};
-use mogr::{Code, Format, Limits};
+use mogr::service::Config;
+use mogr::{Format, Limits};
 
 /// `GET /photo.jpg?<query>`.
 fn get(query: &str) -> http::Request<Vec<u8>> {
@@ -17,70 +17,6 @@ fn get(query: &str) -> http::Request<Vec<u8>> {
 fn facts(bytes: &[u8]) -> (Format, u32, u32) {
     let p = mogr::codec::probe(bytes, &Limits::default()).expect("an image");
     (p.format, p.width, p.height)
-}
-
-#[tokio::test]
-async fn download_converts_informs_and_refuses() {
-    let (_dir, service) = setup(Config::default()).await;
-    let resp = service
-        .download(request(
-            "GET",
-            "/photo.jpg?imageMogr2/thumbnail/100x/format/webp",
-            &[],
-            vec![],
-        ))
-        .await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "image/webp");
-    assert_eq!(facts(resp.body()), (Format::Webp, 100, 67));
-    assert!(resp.headers().get("vary").is_none());
-
-    let resp = service
-        .download(request("GET", "/photo.jpg?imageInfo", &[], vec![]))
-        .await;
-    let info: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
-    assert_eq!(
-        (info["format"].as_str(), info["width"].as_str()),
-        (Some("jpeg"), Some("640"))
-    );
-
-    let resp = service
-        .download(request("GET", "/anim/animated.gif?imageInfo", &[], vec![]))
-        .await;
-    let info: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
-    assert_eq!(info["frame_count"], "12");
-
-    // HEAD answers the headers of the GET without a body.
-    let resp = service
-        .download(request(
-            "HEAD",
-            "/photo.jpg?imageMogr2/format/png",
-            &[],
-            vec![],
-        ))
-        .await;
-    assert_eq!(resp.status(), 200);
-    assert!(resp.body().is_empty());
-    assert_eq!(resp.headers()["content-type"], "image/png");
-
-    let resp = service
-        .download(request(
-            "GET",
-            "/photo.jpg?imageMogr2/thumbnail/80xx",
-            &[],
-            vec![],
-        ))
-        .await;
-    assert_eq!(resp.status(), 400);
-    assert!(
-        text(resp.body()).contains("<Code>InvalidArgument</Code>"),
-        "{}",
-        text(resp.body())
-    );
-    let resp = service
-        .download(request("GET", "/missing.jpg", &[], vec![]))
-        .await;
-    assert_eq!(resp.status(), 404);
 }
 
 #[tokio::test]
@@ -199,66 +135,6 @@ async fn format_auto_varies_on_accept_even_when_refused() {
 }
 
 #[tokio::test]
-async fn post_runs_every_rule_over_one_decode_and_stores_them() {
-    let (_dir, service) = setup(Config::default()).await;
-    let ops = r#"{"is_pic_info":1,"rules":[
-        {"fileid":"out/a.heic","rule":"imageMogr2/thumbnail/64x/format/heif"},
-        {"fileid":"/b.webp","rule":"imageMogr2/format/webp"},
-        {"fileid":"c.png","rule":"imageMogr2/thumbnail/32x32!/format/png"}]}"#
-        .replace('\n', "");
-    let resp = service
-        .process(request(
-            "POST",
-            "/photo.jpg?image_process",
-            &[("pic-operations", &ops)],
-            vec![],
-        ))
-        .await;
-    let xml = text(resp.body()).to_string();
-    assert_eq!(resp.status(), 200, "{xml}");
-    assert!(xml.contains("<OriginalInfo><Key>photo.jpg</Key>"), "{xml}");
-    assert!(
-        xml.contains("<Format>JPEG</Format><Width>640</Width>"),
-        "{xml}"
-    );
-    let store = service.bucket();
-    for (key, want) in [
-        ("out/a.heic", (Format::Heif, 64, 43)),
-        ("b.webp", (Format::Webp, 640, 427)),
-        ("c.png", (Format::Png, 32, 32)),
-    ] {
-        let obj = store.get(key).await.unwrap();
-        assert_eq!(facts(&obj.body), want, "{key}");
-        assert_eq!(
-            obj.head.metadata.get(OUTPUT_MARKER).map(String::as_str),
-            Some("1")
-        );
-        assert!(xml.contains(&format!("<Key>{key}</Key>")), "{xml}");
-    }
-}
-
-#[tokio::test]
-async fn an_animated_input_keeps_its_frames_only_where_the_output_animates() {
-    let (_dir, service) = setup(Config::default()).await;
-    let ops = r#"{"rules":[{"fileid":"a.webp","rule":"imageMogr2/format/webp"},{"fileid":"a.png","rule":"imageMogr2/format/png"}]}"#;
-    let resp = service
-        .process(request(
-            "POST",
-            "/anim/animated.gif?image_process",
-            &[("pic-operations", ops)],
-            vec![],
-        ))
-        .await;
-    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
-    let limits = Limits::default();
-    let webp = service.bucket().get("anim/a.webp").await.unwrap().body;
-    let frames = mogr::codec::probe_and_decode(&webp, &limits, mogr::codec::Frames::All).unwrap();
-    assert_eq!(frames.frames.len(), 12);
-    let png = service.bucket().get("anim/a.png").await.unwrap().body;
-    assert_eq!(facts(&png).0, Format::Png);
-}
-
-#[tokio::test]
 async fn a_bad_rule_stores_nothing_and_ignore_error_answers_the_original() {
     let (dir, service) = setup(Config::default()).await;
     let ops = r#"{"rules":[{"fileid":"ok.webp","rule":"imageMogr2/format/webp"},{"fileid":"bad.webp","rule":"imageMogr2/rotate/400"}]}"#;
@@ -291,70 +167,6 @@ async fn a_bad_rule_stores_nothing_and_ignore_error_answers_the_original() {
     assert_eq!(
         service.bucket().get("same.jpg").await.unwrap().body,
         example("photo.jpg")
-    );
-}
-
-#[tokio::test]
-async fn put_stores_the_original_then_its_outputs() {
-    let (_dir, service) = setup(Config::default()).await;
-    let ops = r#"{"is_pic_info":1,"rules":[{"fileid":"up.avif","rule":"imageMogr2/thumbnail/50x/format/avif"}]}"#;
-    let resp = service
-        .process(request(
-            "PUT",
-            "/up/p.jpg",
-            &[("pic-operations", ops), ("x-amz-meta-owner", "me")],
-            example("photo.jpg"),
-        ))
-        .await;
-    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
-    let original = service.bucket().get("up/p.jpg").await.unwrap();
-    assert_eq!(original.body, example("photo.jpg"));
-    assert_eq!(
-        original.head.metadata.get("owner").map(String::as_str),
-        Some("me")
-    );
-    let out = service.bucket().get("up/up.avif").await.unwrap();
-    assert_eq!(facts(&out.body), (Format::Avif, 50, 33));
-    assert!(text(resp.body()).contains(&format!("<ETag>&quot;{}&quot;</ETag>", original.head.etag)));
-}
-
-#[tokio::test]
-async fn on_upload_runs_metadata_rules_and_ignores_its_outputs() {
-    let (_dir, service) = setup(Config::default()).await;
-    let store = service.bucket().clone();
-    let meta = [(
-        PIC_OPERATIONS.to_string(),
-        r#"{"rules":[{"fileid":"hook.webp","rule":"imageMogr2/thumbnail/40x/format/webp"}]}"#
-            .to_string(),
-    )]
-    .into();
-    store
-        .put("in/x.jpg", example("photo.jpg"), "image/jpeg", &meta)
-        .await
-        .unwrap();
-    let UploadOutcome::Processed(results) = service.on_upload("in/x.jpg").await.unwrap() else {
-        panic!("the rules ran");
-    };
-    assert_eq!(results[0].key, "in/hook.webp");
-    assert_eq!(
-        facts(&store.get("in/hook.webp").await.unwrap().body),
-        (Format::Webp, 40, 27)
-    );
-    assert_eq!(
-        service.on_upload("in/hook.webp").await.unwrap(),
-        UploadOutcome::SkippedOutput
-    );
-    assert_eq!(
-        service.on_upload("photo.jpg").await.unwrap(),
-        UploadOutcome::NoRules
-    );
-    assert_eq!(
-        service.on_upload("in/gone.jpg").await.unwrap(),
-        UploadOutcome::Gone
-    );
-    assert_eq!(
-        service.on_upload(".mogr/x").await.unwrap_err().code,
-        Code::InvalidArgument
     );
 }
 

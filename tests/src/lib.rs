@@ -3,6 +3,7 @@
 
 pub mod faults;
 pub mod scenario;
+pub mod three_ways;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;

@@ -2,7 +2,7 @@
 //! rule with the download profile. Results larger than an inline response can hold are stored once
 //! and redirected to.
 
-use super::http::guess_type;
+use super::content_type::guess_type;
 use super::Service;
 use crate::codec::{self, Frames, Profile};
 use crate::convert::{self, Output};

@@ -1,20 +1,27 @@
-//! The three ways to process (cos-api.md), called by the Lambda functions and the local server alike:
-//! [`Service::download`], [`Service::process`] (POST `?image_process`, PUT with `Pic-Operations`) and
-//! [`Service::on_upload`] (an S3 `ObjectCreated` notification).
+//! The service: typed operations over the served bucket, called by the Lambda functions and the local
+//! server alike through one router ([`Service::handle`]) — downloads, the three ways to process
+//! (cos-api.md: [`Service::on_upload`] for an S3 `ObjectCreated` notification), listings and
+//! multipart uploads.
 //!
 //! - [`config`]: the `MOGR_*` settings;
-//! - `http`: the only part that knows HTTP — it turns a request into one of the plain requests below,
-//!   and a result or an error into a response (query strings, request ids, `<Error>` bodies);
+//! - `http`: the only part that knows HTTP — the router, requests read into the operations below, and
+//!   results or errors written as responses (query strings, request ids, `<Error>` bodies, the access log);
 //! - `download`: what a GET asks for, answered from the bucket;
-//! - `process`: Pic-Operations rules run over one decode, outputs stored, `UploadResult` reported;
+//! - `process`: Pic-Operations rules run over one decode (POST `?image_process`, PUT);
+//!   `policy`: where they may write; `commit`: their outputs stored all or nothing;
 //! - `upload`: the bucket-notification hook;
-//! - [`sign`]: signed downloads (`MOGR_SIGNING_KEYS`).
+//! - `list`: ListObjects over any store; [`multipart`]: multipart uploads over any store;
+//! - `content_type`: stored types, inert types, a body's type by its bytes;
+//! - [`sign`]: signed downloads (`MOGR_SIGNING_KEYS`); `work`: the work queue and the memory budget.
 
+mod commit;
 pub mod config;
+mod content_type;
 mod download;
 mod http;
 mod list;
 pub mod multipart;
+mod policy;
 mod process;
 pub mod sign;
 mod upload;

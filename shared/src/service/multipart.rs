@@ -78,7 +78,7 @@ impl Service {
         self.check_writable(&init.key)?;
         self.default_bucket.check_put(&init.key)?;
         if let Some(ct) = &init.content_type {
-            super::http::check_content_type(ct)?;
+            super::content_type::check_content_type(ct)?;
         }
         self.expire_uploads().await?;
         let id = new_id()?;
@@ -287,7 +287,7 @@ impl Service {
         drop(uploads);
         let content_type = match init.content_type {
             Some(ct) => ct,
-            None => super::http::guess_type(&body),
+            None => super::content_type::guess_type(&body),
         };
         let plain = ops.is_none();
         let (report, etag) = self

@@ -5,18 +5,20 @@
 //! A request's writes are all or nothing: every output key is checked first (valid, writable, not
 //! reserved, and not an object mogr did not write unless it is the input itself), every rule converted,
 //! then the outputs are written and the upload last; when a write fails, the ones before it are put
-//! back as they were.
+//! back as they were. Here: the steps; where rules may write is `policy.rs`, the all-or-nothing write
+//! `commit.rs`.
 
+use super::commit::{Restore, Target, Upload};
+use super::policy::Rules;
 use super::work::Held;
 use super::Service;
 use crate::codec::{self, Frames, Profile};
-use crate::convert::{self, Output, Source};
-use crate::cos::{resolve_fileid, OriginalInfo, PicOperations, ProcessResult};
+use crate::convert::{self, Source};
+use crate::cos::{OriginalInfo, PicOperations, ProcessResult};
 use crate::info::{self, ImageInfo};
-use crate::store::{self, output_metadata, Metadata, Object, Store};
-use crate::{Code, Error, Limits, Result};
+use crate::store::{self, Metadata};
+use crate::{Error, Limits, Result};
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// `POST /<key>?image_process`: rules over an object already stored.
 pub(super) struct Post {
@@ -54,50 +56,6 @@ pub(super) struct Prepared {
     /// For a PUT ([`Service::prepare`]'s `upload`): what the upload's own write replaces.
     pub upload_before: Option<Restore>,
     pub _held: Option<Held>,
-}
-
-/// One rule's output, where it goes, and what is there now (put back if the request fails).
-pub(super) struct Target {
-    bucket: Arc<dyn Store>,
-    key: String,
-    output: Output,
-    before: Restore,
-}
-
-/// Where a rule's output goes, and the head of what is stored there now: its body is read only once
-/// the work is done, within the memory held for it.
-struct Place {
-    bucket: Arc<dyn Store>,
-    key: String,
-    fileid: String,
-    own_input: bool,
-    existing: Option<store::Head>,
-}
-
-/// How to undo one write.
-pub(super) enum Restore {
-    /// Nothing was there: delete what the write stored.
-    Delete,
-    /// Put this object back.
-    Put(Object),
-    /// An earlier write of the same request replaced this key: undoing that one puts it back.
-    Earlier,
-}
-
-/// Whose rules these are: a client's request (PUT, POST) or the operator's default rules, trusted
-/// with any fileid in the buckets the service may write, or an uploaded object's own metadata (the
-/// upload hook), whose outputs stay beside it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Rules {
-    Trusted,
-    ObjectMetadata,
-}
-
-/// A write done, and how to undo it.
-struct Undo {
-    bucket: Arc<dyn Store>,
-    key: String,
-    before: Restore,
 }
 
 impl Service {
@@ -225,130 +183,6 @@ impl Service {
         }
     }
 
-    /// Refuses a client's write in mogr's own area (`_mogr/`: large results, uploads in progress), in
-    /// any case (a planted object there would be served as a conversion or joined into an upload), and
-    /// under the prefix for large results.
-    pub(super) fn check_writable(&self, key: &str) -> Result<()> {
-        store::check_key(key)?;
-        let large = self.config.large_prefix.as_str();
-        let under_large = !large.is_empty()
-            && key
-                .get(..large.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(large));
-        if store::is_reserved(key) || under_large {
-            return Err(Error::new(
-                Code::AccessDenied,
-                format!(
-                    "object key {key:?} is under {}, which mogr reserves for the large results and \
-                     the uploads in progress it stores itself; choose another key",
-                    store::RESERVED
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Where each rule's output goes: resolved and checked, with the head of what is stored there now
-    /// (a rule may overwrite only its own input or one of mogr's outputs). Nothing is read or written.
-    async fn places(&self, key: &str, ops: &PicOperations, whose: Rules) -> Result<Vec<Place>> {
-        let mut places = Vec::with_capacity(ops.rules.len());
-        for r in &ops.rules {
-            let bucket = self.bucket_named(r.bucket.as_deref())?;
-            let out_key = resolve_fileid(key, &r.fileid)?;
-            self.check_writable(&out_key)?;
-            let served = bucket.name() == self.default_bucket.name();
-            if whose == Rules::ObjectMetadata {
-                self.check_confined(key, &out_key, served)?;
-            }
-            bucket.check_put(&out_key)?;
-            // rules that write one key share its head
-            let earlier = places
-                .iter()
-                .find(|p: &&Place| p.bucket.name() == bucket.name() && p.key == out_key);
-            let existing = match earlier {
-                Some(p) => p.existing.clone(),
-                None => bucket.head(&out_key).await?,
-            };
-            let place = Place {
-                existing,
-                own_input: served && out_key == key,
-                bucket,
-                key: out_key,
-                fileid: r.fileid.clone(),
-            };
-            place.check_replaceable(place.existing.as_ref())?;
-            places.push(place);
-        }
-        Ok(places)
-    }
-
-    /// What the request's writes replace, read once the work is done: each key's object the first
-    /// time it is written (checked again: it may have changed since its head was read), `Earlier`
-    /// after that. With `upload`, the last entry is for the upload's own key.
-    async fn befores(&self, places: &[Place], upload: Option<&str>) -> Result<Vec<Restore>> {
-        let mut seen = std::collections::HashSet::new();
-        let mut befores = Vec::with_capacity(places.len() + 1);
-        let upload = upload.map(|key| (&self.default_bucket, key, None));
-        let all = places
-            .iter()
-            .map(|p| (&p.bucket, p.key.as_str(), Some(p)))
-            .chain(upload);
-        for (bucket, key, place) in all {
-            let restore = if !seen.insert((bucket.name().to_string(), key.to_string())) {
-                Restore::Earlier
-            } else {
-                match self.before(bucket, key).await? {
-                    Some(obj) => {
-                        if let Some(place) = place {
-                            place.check_replaceable(Some(&obj.head))?;
-                        }
-                        Restore::Put(obj)
-                    }
-                    None => Restore::Delete,
-                }
-            };
-            befores.push(restore);
-        }
-        Ok(befores)
-    }
-
-    /// What is stored at `key` now, to put back if the request fails.
-    async fn before(&self, bucket: &Arc<dyn Store>, key: &str) -> Result<Option<Object>> {
-        match bucket.get(key).await {
-            Ok(o) => Ok(Some(o)),
-            Err(e) if e.code == Code::NoSuchKey => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The upload hook's rules come from whoever uploaded the object: their outputs stay in the served
-    /// bucket, in the input's folder (or below it) or under a prefix the operator allowed
-    /// (`MOGR_HOOK_OUTPUT_PREFIXES`).
-    fn check_confined(&self, input: &str, out_key: &str, served: bool) -> Result<()> {
-        let folder = input.rfind('/').map_or("", |i| &input[..=i]);
-        let allowed = self
-            .config
-            .hook_output_prefixes
-            .iter()
-            .any(|p| out_key.starts_with(p.as_str()));
-        if served && (allowed || out_key.starts_with(folder)) {
-            return Ok(());
-        }
-        let place = if folder.is_empty() {
-            "the bucket's top level or below it".to_string()
-        } else {
-            folder.to_string()
-        };
-        Err(Error::new(
-            Code::AccessDenied,
-            format!(
-                "the object's own Pic-Operations may write only beside it ({place}), not {out_key:?}{}: \
-                 use a relative fileid, or have the operator allow the prefix in MOGR_HOOK_OUTPUT_PREFIXES",
-                if served { "" } else { " in another bucket" }
-            ),
-        ))
-    }
-
     /// Checks where every rule writes (see [`Service::places`]), then decodes `input` once and converts
     /// it by each rule (and reads its info with `want_info`); stores nothing. `input` is copied only
     /// when there is work for it (a plain PUT's body is not). `upload`: the request writes `key` itself
@@ -440,142 +274,5 @@ impl Service {
             upload_before: befores.next(),
             _held: Some(held),
         })
-    }
-
-    /// Writes the outputs, then the upload (unless an output took its key); when a write fails or the
-    /// deadline passes, puts back what the writes so far replaced — the failed one's included, as its
-    /// answer may have been lost after the store kept it — and answers the failure.
-    pub(super) async fn store_outputs(
-        &self,
-        targets: Vec<Target>,
-        source_etag: &str,
-        upload: Option<Upload<'_>>,
-        limits: Limits,
-    ) -> Result<Vec<ProcessResult>> {
-        let mut results = Vec::with_capacity(targets.len());
-        let mut done = Vec::with_capacity(targets.len() + 1);
-        let mut replaced = false;
-        for Target {
-            bucket,
-            key,
-            output,
-            before,
-        } in targets
-        {
-            let served = bucket.name() == self.default_bucket.name();
-            replaced |= served && upload.as_ref().is_some_and(|u| u.key == key);
-            let location = self.location(bucket.name(), &key);
-            let size = output.bytes.len() as u64;
-            let undo = Undo {
-                bucket,
-                key: key.clone(),
-                before,
-            };
-            let mime = output.format.mime();
-            let meta = output_metadata(source_etag, output.stored_quality());
-            let etag = self
-                .write_one(undo, &mut done, output.bytes, mime, &meta, limits)
-                .await?;
-            results.push(ProcessResult {
-                location,
-                key,
-                format: output.format.name().to_string(),
-                width: output.width,
-                height: output.height,
-                size,
-                quality: output.quality,
-                etag,
-            });
-        }
-        if let Some(u) = upload.filter(|_| !replaced) {
-            let undo = Undo {
-                bucket: self.default_bucket.clone(),
-                key: u.key.to_string(),
-                before: u.before,
-            };
-            let body = u.body.to_vec();
-            self.write_one(undo, &mut done, body, u.content_type, u.metadata, limits)
-                .await?;
-        }
-        Ok(results)
-    }
-
-    /// One write of a request, added to `done`; on failure (or past the deadline) everything in
-    /// `done` is put back.
-    async fn write_one(
-        &self,
-        undo: Undo,
-        done: &mut Vec<Undo>,
-        body: Vec<u8>,
-        content_type: &str,
-        metadata: &Metadata,
-        limits: Limits,
-    ) -> Result<String> {
-        if let Err(e) = limits.check_deadline() {
-            self.undo(std::mem::take(done)).await;
-            return Err(e);
-        }
-        let written = undo
-            .bucket
-            .put(&undo.key, body, content_type, metadata)
-            .await;
-        done.push(undo);
-        if written.is_err() {
-            self.undo(std::mem::take(done)).await;
-        }
-        written
-    }
-
-    /// Puts back what `done` replaced, newest first. A failure here is logged: the request's own
-    /// error is what the client needs.
-    async fn undo(&self, done: Vec<Undo>) {
-        for u in done.into_iter().rev() {
-            let result = match u.before {
-                Restore::Earlier => continue,
-                Restore::Put(o) => {
-                    let content_type = (o.head.content_type.as_deref())
-                        .filter(|t| !t.is_empty())
-                        .unwrap_or("application/octet-stream");
-                    u.bucket
-                        .put(&u.key, o.body, content_type, &o.head.metadata)
-                        .await
-                        .map(drop)
-                }
-                Restore::Delete => u.bucket.delete(&u.key).await,
-            };
-            match result {
-                Ok(()) => tracing::info!(key = u.key, "rolled back"),
-                Err(e) => tracing::error!(key = u.key, error = %e, "rolling back failed"),
-            }
-        }
-    }
-}
-
-/// A PUT's own object, written after its outputs, and what it replaces.
-pub(super) struct Upload<'a> {
-    key: &'a str,
-    body: &'a [u8],
-    content_type: &'a str,
-    metadata: &'a Metadata,
-    before: Restore,
-}
-
-impl Place {
-    /// A rule may overwrite its own input, nothing, or one of mogr's outputs (`existing` is what is
-    /// stored there now).
-    fn check_replaceable(&self, existing: Option<&store::Head>) -> Result<()> {
-        let ours = existing.is_none_or(|h| store::is_output(&h.metadata));
-        if self.own_input || ours {
-            return Ok(());
-        }
-        let (fileid, key) = (&self.fileid, &self.key);
-        Err(Error::new(
-            Code::AccessDenied,
-            format!(
-                "fileid {fileid:?} would overwrite {key:?}, an object mogr did not write: a rule may \
-                 overwrite only its own input or mogr's earlier outputs; choose another fileid, or \
-                 delete {key:?} first"
-            ),
-        ))
     }
 }

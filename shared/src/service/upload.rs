@@ -1,6 +1,6 @@
 //! Upon upload straight into the bucket: an S3 `ObjectCreated` notification runs the object's rules.
 
-use super::process::Rules;
+use super::policy::Rules;
 use super::Service;
 use crate::cos::{PicOperations, ProcessResult};
 use crate::store::{self, check_key};

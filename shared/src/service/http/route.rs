@@ -248,7 +248,7 @@ impl Service {
             }
             (&Method::POST, Some(id)) => {
                 let listed = xml::parse_complete(body)?;
-                let ops = super::pic_operations(req.headers())?;
+                let ops = super::write::pic_operations(req.headers())?;
                 let done = self.complete_upload(&key, id, &listed, ops).await?;
                 if routes.notify {
                     self.notify(&key).await;

@@ -1,0 +1,246 @@
+//! Conversions: decode once, run each rule's pipeline, encode once per rule — with COS quality, size-limit and
+//! ignore-error semantics. Here: the orchestration and `ignore-error`; `quality.rs`: the default
+//! qualities and the `quality/auto` search; `fit.rs`: the `size-limit` search.
+
+mod fit;
+mod quality;
+
+pub use quality::{default_auto, default_quality, AUTO_BY_DEFAULT_MAX_PIXELS};
+
+use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture, Probe, Profile};
+use crate::rule::{Quality, Rule};
+use crate::{pipeline, Result};
+use quality::{auto_quality, auto_start};
+
+/// The result of a conversion.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub bytes: Vec<u8>,
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    /// The quality the output was written with (100 for lossless formats).
+    pub quality: u8,
+    /// True when the input was returned unchanged (`ignore-error`, or `size-limit/..!` with a larger result).
+    pub is_original: bool,
+    /// Frames of an animated input left out because the output format holds one picture.
+    pub frames_dropped: u32,
+}
+
+impl Output {
+    /// The quality setting worth recording with a stored copy: lossy formats only.
+    pub fn stored_quality(&self) -> Option<u8> {
+        self.format.is_lossy().then_some(self.quality)
+    }
+
+    /// What the output lost that the input had, in words for a person (ASCII: it goes in a header).
+    pub fn warning(&self) -> Option<String> {
+        (self.frames_dropped > 0).then(|| {
+            format!(
+                "kept the first of {} frames: {} is not animated here (format/webp or format/gif keep every frame)",
+                self.frames_dropped + 1,
+                self.format.name()
+            )
+        })
+    }
+}
+
+/// An input probed and decoded once, for any number of rules.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub probe: Probe,
+    pub picture: Picture,
+}
+
+impl Source {
+    /// Decodes a probed input, with every frame of an animation when `frames` asks for them.
+    pub fn decode(bytes: &[u8], probe: Probe, limits: &Limits, frames: Frames) -> Result<Self> {
+        let picture = codec::decode(bytes, &probe, limits, frames)?;
+        Ok(Source { probe, picture })
+    }
+}
+
+/// The frames a rule's output needs from an input in `input` format: all of them when it animates.
+pub fn frames_for(rule: &Rule, input: Format) -> Frames {
+    if rule.format.unwrap_or(input).is_animated() {
+        Frames::All
+    } else {
+        Frames::First
+    }
+}
+
+/// Sizes every step of `rule` from the header, before any pixel is decoded (see [`pipeline::plan`]):
+/// with as many frames as the output keeps.
+pub fn plan(rule: &Rule, probe: &Probe, limits: &Limits) -> Result<()> {
+    let frames = match frames_for(rule, probe.format) {
+        Frames::All => probe.frames,
+        Frames::First => 1,
+    };
+    pipeline::plan(&rule.ops, probe.upright(), frames, limits).map(|_| ())
+}
+
+/// Converts `input` by `rule`. `profile` is the entry point's default when the rule names none.
+pub fn convert(input: &[u8], rule: &Rule, limits: &Limits, profile: Profile) -> Result<Output> {
+    match codec::probe(input, limits) {
+        Ok(probe) => convert_probed(input, probe, rule, limits, profile),
+        Err(e) => or_original(Err(e), input, rule, limits),
+    }
+}
+
+/// [`convert`] for an input already probed (`format/auto` picks the format from the probe first).
+pub fn convert_probed(
+    input: &[u8],
+    probe: Probe,
+    rule: &Rule,
+    limits: &Limits,
+    profile: Profile,
+) -> Result<Output> {
+    let result = check_rule(rule).and_then(|()| {
+        plan(rule, &probe, limits)?;
+        let picture = codec::decode(input, &probe, limits, frames_for(rule, probe.format))?;
+        convert_picture(input, &probe, picture, rule, limits, profile)
+    });
+    or_original(result, input, rule, limits)
+}
+
+/// Converts one decoded source of `input` by several rules (Pic-Operations): one decode, one copy of
+/// the picture per rule. Outputs are in rule order; a rule that fails fails the whole set, unless it
+/// asks for `ignore-error`.
+pub fn convert_each(
+    source: &Result<Source>,
+    input: &[u8],
+    rules: &[Rule],
+    limits: &Limits,
+    profile: Profile,
+) -> Result<Vec<Output>> {
+    rules
+        .iter()
+        .map(|rule| {
+            let result = check_rule(rule).and_then(|()| match source {
+                Ok(s) => {
+                    plan(rule, &s.probe, limits)?;
+                    let picture = s.picture.copy(frames_for(rule, s.probe.format));
+                    convert_picture(input, &s.probe, picture, rule, limits, profile)
+                }
+                Err(e) => Err(e.clone()),
+            });
+            or_original(result, input, rule, limits)
+        })
+        .collect()
+}
+
+/// `ignore-error/1`: a client error answers the original instead (an input over the limits included).
+pub fn or_original(
+    result: Result<Output>,
+    input: &[u8],
+    rule: &Rule,
+    limits: &Limits,
+) -> Result<Output> {
+    match result {
+        Err(e) if rule.ignore_error && e.is_client_error() => original(input, limits),
+        other => other,
+    }
+}
+
+fn original(input: &[u8], limits: &Limits) -> Result<Output> {
+    // The original is answered as it is, so only its header is read: over the limits or not.
+    let unlimited = Limits {
+        max_input_bytes: usize::MAX,
+        max_pixels: u64::MAX,
+        max_side: u32::MAX,
+        max_frames: u32::MAX,
+        ..*limits
+    };
+    let p = codec::probe(input, &unlimited)?;
+    Ok(Output {
+        bytes: input.to_vec(),
+        format: p.format,
+        width: p.width,
+        height: p.height,
+        quality: if p.format == Format::Jpeg {
+            codec::jpeg::estimate_quality(input).unwrap_or(100)
+        } else {
+            100
+        },
+        is_original: true,
+        frames_dropped: 0,
+    })
+}
+
+/// What a rule asks that no input can give.
+fn check_rule(rule: &Rule) -> Result<()> {
+    if let Some(why) = &rule.refused {
+        return Err(crate::Error::invalid(why.clone()));
+    }
+    if rule.format_auto && rule.format.is_none() {
+        return Err(crate::Error::invalid(
+            "format/auto picks a format from a download request's Accept header, so it works upon download \
+             only: name a format (e.g. format/avif) for stored outputs",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the rule's pipeline over `pic` (holding the frames [`frames_for`] asked for) and encodes it.
+fn convert_picture(
+    input: &[u8],
+    probe: &Probe,
+    mut pic: Picture,
+    rule: &Rule,
+    limits: &Limits,
+    profile: Profile,
+) -> Result<Output> {
+    let format = rule.format.unwrap_or(probe.format);
+    pipeline::run(&mut pic, &rule.ops, limits)?;
+
+    let profile = rule.profile.unwrap_or(profile);
+    // the quality/auto target, if the output is searched for, and the quality to encode (first) with
+    let (auto, quality) = match rule.quality {
+        Some(Quality::Auto(target)) if format.is_lossy() => {
+            (Some(target), auto_start(format, target))
+        }
+        Some(q) => (None, q.resolve(pic.quality.unwrap_or(100))),
+        None => match default_auto(format, profile, &pic) {
+            Some(target) => (Some(target), auto_start(format, target)),
+            None => (None, default_quality(format, profile, &pic)),
+        },
+    };
+    let mut opts = EncodeOptions {
+        format,
+        quality: if format.is_lossy() { quality } else { 100 },
+        interlace: rule.interlace,
+        strip: rule.strip,
+        profile,
+        threads: limits.encoder_threads,
+        optimized: rule.yjpeg,
+    };
+    let mut bytes = match auto {
+        Some(target) => auto_quality(&pic, &mut opts, target, limits)?,
+        None => {
+            limits.check_deadline()?;
+            codec::encode(&pic, &opts)?
+        }
+    };
+
+    if let Some(limit) = rule.size_limit {
+        if bytes.len() as u64 > limit.bytes && format.is_lossy() {
+            bytes = fit::within(&pic, &mut opts, bytes, limit.bytes, limits)?;
+        }
+        if limit.keep_smaller_original && bytes.len() > input.len() {
+            return original(input, limits);
+        }
+    }
+    Ok(Output {
+        bytes,
+        format,
+        width: pic.width(),
+        height: pic.height(),
+        quality: opts.quality,
+        is_original: false,
+        frames_dropped: if format.is_animated() {
+            0
+        } else {
+            probe.frames.saturating_sub(1)
+        },
+    })
+}
