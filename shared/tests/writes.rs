@@ -6,7 +6,7 @@ mod common;
 
 use async_trait::async_trait;
 use common::{example, post, request, setup, text};
-use mogr::service::{Config, Service, UploadOutcome};
+use mogr::service::{Config, HookOutcome, Service};
 use mogr::store::{DirStore, Head, Listed, Metadata, Object, Store, OUTPUT_MARKER, PIC_OPERATIONS};
 use mogr::{Code, Error, Result};
 use std::sync::Arc;
@@ -251,7 +251,7 @@ async fn an_uploaded_objects_own_rules_write_only_beside_it() {
         ("/up/in.jpg", webp),
     ]))
     .await;
-    let UploadOutcome::Processed(done) = service.on_upload("up/in.jpg").await.unwrap() else {
+    let HookOutcome::Processed(done) = service.on_upload("up/in.jpg").await.unwrap() else {
         panic!("the rules ran")
     };
     let keys: Vec<_> = done.iter().map(|r| r.key.as_str()).collect();
@@ -274,7 +274,7 @@ async fn an_uploaded_objects_own_rules_write_only_beside_it() {
         .unwrap();
     assert!(matches!(
         service.on_upload("raw/p.jpg").await.unwrap(),
-        UploadOutcome::Processed(_)
+        HookOutcome::Processed(_)
     ));
     assert!(store.head("thumbs/t.webp").await.unwrap().is_some());
 }

@@ -4,7 +4,7 @@
 
 use crate::{example, image_facts, request};
 use mogr::cos::PicOperations;
-use mogr::service::{Config, Service, UploadOutcome};
+use mogr::service::{Config, HookOutcome, Service};
 use mogr::store::{Metadata, Store, OUTPUT_MARKER, PIC_OPERATIONS};
 use mogr::{Code, Format};
 use std::sync::Arc;
@@ -374,7 +374,7 @@ pub async fn hook(b: &Bucket) {
         .await
         .unwrap();
     let service = &b.service;
-    let UploadOutcome::Processed(results) = service.on_upload("in/photo.jpg").await.unwrap() else {
+    let HookOutcome::Processed(results) = service.on_upload("in/photo.jpg").await.unwrap() else {
         panic!("not processed")
     };
     assert_eq!(results[0].key, "in/out.heic");
@@ -384,13 +384,13 @@ pub async fn hook(b: &Bucket) {
     // redelivery: same outputs again, byte for byte
     assert!(matches!(
         service.on_upload("in/photo.jpg").await.unwrap(),
-        UploadOutcome::Processed(_)
+        HookOutcome::Processed(_)
     ));
     assert_eq!(b.object("in/out.heic").await.unwrap().0, first);
     // the output's own notification is ignored
     assert_eq!(
         service.on_upload("in/out.heic").await.unwrap(),
-        UploadOutcome::SkippedOutput
+        HookOutcome::SkippedOutput
     );
     // default rules by prefix, and no rules elsewhere
     b.store
@@ -404,7 +404,7 @@ pub async fn hook(b: &Bucket) {
         .unwrap();
     assert!(matches!(
         service.on_upload("auto/x.png").await.unwrap(),
-        UploadOutcome::Processed(_)
+        HookOutcome::Processed(_)
     ));
     assert_eq!(
         image_facts(&b.object("thumbs/t.png").await.unwrap().0),
@@ -412,16 +412,16 @@ pub async fn hook(b: &Bucket) {
     );
     assert_eq!(
         service.on_upload("photo.jpg").await.unwrap(),
-        UploadOutcome::NoRules
+        HookOutcome::NoRules
     );
     assert_eq!(
         service.on_upload("in/gone.png").await.unwrap(),
-        UploadOutcome::Gone
+        HookOutcome::Gone
     );
     // mogr's own objects (a part of an upload in progress) are never processed
     assert_eq!(
         service.on_upload("_mogr/parts/1/00001").await.unwrap(),
-        UploadOutcome::SkippedOutput
+        HookOutcome::SkippedOutput
     );
     assert_eq!(
         service.on_upload(".mogr/x").await.unwrap_err().code,

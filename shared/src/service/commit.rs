@@ -36,7 +36,7 @@ struct Undo {
 }
 
 /// A PUT's own object, written after its outputs, and what it replaces.
-pub(super) struct Upload<'a> {
+pub(super) struct OwnObject<'a> {
     pub key: &'a str,
     pub body: &'a [u8],
     pub content_type: &'a str,
@@ -95,7 +95,7 @@ impl Service {
         &self,
         targets: Vec<Target>,
         source_etag: &str,
-        upload: Option<Upload<'_>>,
+        upload: Option<OwnObject<'_>>,
         limits: Limits,
     ) -> Result<Vec<ProcessResult>> {
         let mut results = Vec::with_capacity(targets.len());

@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 
 /// What a download asks for.
 #[derive(Debug)]
-pub(super) enum Query {
+pub enum Query {
     Original,
     /// `imageMogr2/...`: the rule as written (it names a large result's stored copy) and parsed.
     Rule {
@@ -39,9 +39,9 @@ impl Query {
     }
 }
 
-/// A GET, read from HTTP.
+/// What a GET or HEAD asks for: an object, or a conversion or facts of it.
 #[derive(Debug)]
-pub(super) struct Download {
+pub struct Download {
     pub key: String,
     pub query: Query,
     /// The `Accept` header, for `format/auto`.
@@ -56,7 +56,7 @@ impl Download {
 }
 
 /// What a download answers.
-pub(super) enum Answer {
+pub enum Answer {
     Body {
         bytes: Vec<u8>,
         content_type: String,
@@ -87,7 +87,7 @@ impl Service {
         }
     }
 
-    pub(super) async fn answer(&self, d: Download) -> Result<Answer> {
+    pub async fn answer(&self, d: Download) -> Result<Answer> {
         // mogr's own objects other than large results (which it hands out itself) are not served
         let large = self.config.large_prefix.as_str();
         if crate::store::is_reserved(&d.key) && (large.is_empty() || !d.key.starts_with(large)) {

@@ -9,7 +9,7 @@
 //! - `download`: what a GET asks for, answered from the bucket;
 //! - `process`: Pic-Operations rules run over one decode (POST `?image_process`, PUT);
 //!   `policy`: where they may write; `commit`: their outputs stored all or nothing;
-//! - `upload`: the bucket-notification hook;
+//! - `hook`: the bucket-notification hook (an object put straight into the bucket);
 //! - `list`: ListObjects over any store; [`multipart`]: multipart uploads over any store;
 //! - `content_type`: stored types, inert types, a body's type by its bytes;
 //! - [`sign`]: signed downloads (`MOGR_SIGNING_KEYS`); `work`: the work queue and the memory budget.
@@ -18,13 +18,13 @@ mod commit;
 pub mod config;
 mod content_type;
 mod download;
+mod hook;
 mod http;
 mod list;
 pub mod multipart;
 mod policy;
 mod process;
 pub mod sign;
-mod upload;
 mod work;
 
 pub use self::http::{
@@ -32,7 +32,9 @@ pub use self::http::{
     user_metadata, AccessLog, Addressed, Routes,
 };
 pub use config::Config;
-pub use upload::UploadOutcome;
+pub use download::{Answer, Download, Query};
+pub use hook::HookOutcome;
+pub use process::{Copy, Post, Put, Report};
 pub use work::{Held, Work};
 
 use crate::store::{encode_key, Store};

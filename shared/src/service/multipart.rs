@@ -116,35 +116,25 @@ impl Service {
     async fn parts(&self, id: &str) -> Result<Vec<Part>> {
         let prefix = format!("{PARTS}{id}/");
         let mut parts = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let listed = self
-                .default_bucket
-                .list(&prefix, after.as_deref(), 1000)
-                .await?;
-            after = listed.entries.last().map(|e| e.key.clone());
-            for e in listed.entries {
-                let Ok(number) = e.key[prefix.len()..].parse() else {
-                    continue;
-                };
-                // a store whose listing leaves ETags out (some S3-protocol servers) is asked per part
-                let etag = match e.etag.is_empty() {
-                    false => e.etag,
-                    true => match self.default_bucket.head(&e.key).await? {
-                        Some(head) => head.etag,
-                        None => continue, // removed meanwhile
-                    },
-                };
-                parts.push(Part {
-                    number,
-                    etag,
-                    size: e.size,
-                });
-            }
-            if !listed.truncated || after.is_none() {
-                return Ok(parts);
-            }
+        for e in store::list_all(&*self.default_bucket, &prefix).await? {
+            let Ok(number) = e.key[prefix.len()..].parse() else {
+                continue;
+            };
+            // a store whose listing leaves ETags out (some S3-protocol servers) is asked per part
+            let etag = match e.etag.is_empty() {
+                false => e.etag,
+                true => match self.default_bucket.head(&e.key).await? {
+                    Some(head) => head.etag,
+                    None => continue, // removed meanwhile
+                },
+            };
+            parts.push(Part {
+                number,
+                etag,
+                size: e.size,
+            });
         }
+        Ok(parts)
     }
 
     /// UploadPart (`PUT /<key>?partNumber=N&uploadId=ID`): stores part `number`, replacing one sent
@@ -219,22 +209,10 @@ impl Service {
 
     /// Every upload id with when it started, oldest first.
     async fn upload_ids(&self) -> Result<Vec<(String, SystemTime)>> {
-        let mut ids = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let listed = self
-                .default_bucket
-                .list(UPLOADS, after.as_deref(), 1000)
-                .await?;
-            after = listed.entries.last().map(|e| e.key.clone());
-            ids.extend(
-                (listed.entries.into_iter())
-                    .map(|e| (e.key[UPLOADS.len()..].to_string(), e.last_modified)),
-            );
-            if !listed.truncated || after.is_none() {
-                return Ok(ids);
-            }
-        }
+        let listed = store::list_all(&*self.default_bucket, UPLOADS).await?;
+        Ok((listed.into_iter())
+            .map(|e| (e.key[UPLOADS.len()..].to_string(), e.last_modified))
+            .collect())
     }
 
     /// CompleteMultipartUpload (`POST /<key>?uploadId=ID`): joins the `listed` parts (number and ETag,

@@ -8,7 +8,7 @@
 //! back as they were. Here: the steps; where rules may write is `policy.rs`, the all-or-nothing write
 //! `commit.rs`.
 
-use super::commit::{Restore, Target, Upload};
+use super::commit::{OwnObject, Restore, Target};
 use super::policy::Rules;
 use super::work::Held;
 use super::Service;
@@ -21,13 +21,13 @@ use crate::{Error, Limits, Result};
 use std::borrow::Cow;
 
 /// `POST /<key>?image_process`: rules over an object already stored.
-pub(super) struct Post {
+pub struct Post {
     pub key: String,
     pub ops: PicOperations,
 }
 
 /// `PUT /<key>`: an upload, with rules when it carries `Pic-Operations`.
-pub(super) struct Put<'a> {
+pub struct Put<'a> {
     pub key: String,
     pub body: &'a [u8],
     pub content_type: String,
@@ -38,14 +38,14 @@ pub(super) struct Put<'a> {
 
 /// `PUT /<key>` with a copy source: the object at `from` (in the served bucket) copied to `key`, with
 /// its type and metadata, or with `replace`'s (`x-*-metadata-directive: REPLACE`).
-pub(super) struct Copy {
+pub struct Copy {
     pub key: String,
     pub from: String,
     pub replace: Option<(String, Metadata)>,
 }
 
 /// What `UploadResult` reports: the input (its `ImageInfo` with `is_pic_info`) and each stored output.
-pub(super) type Report = (OriginalInfo, Vec<ProcessResult>);
+pub type Report = (OriginalInfo, Vec<ProcessResult>);
 
 /// Outputs converted and not yet stored, with the input's info when it was asked for. It holds the
 /// memory taken for what the writes replace: keep it until the writes are done.
@@ -59,7 +59,7 @@ pub(super) struct Prepared {
 }
 
 impl Service {
-    pub(super) async fn post(&self, post: Post) -> Result<Report> {
+    pub async fn post(&self, post: Post) -> Result<Report> {
         let limits = self.config.process_limits();
         // The input is refused from its head when it is over the limit, and held within the memory
         // budget while it waits for its work.
@@ -88,7 +88,7 @@ impl Service {
 
     /// Stores the upload and its rules' outputs; returns the report and the upload's own ETag (the
     /// MD5 of what the client sent, which the COS SDKs check).
-    pub(super) async fn put(&self, put: Put<'_>) -> Result<(Report, String)> {
+    pub async fn put(&self, put: Put<'_>) -> Result<(Report, String)> {
         let limits = self.config.process_limits();
         limits.check_bytes(put.body.len())?;
         self.check_writable(&put.key)?;
@@ -120,7 +120,7 @@ impl Service {
                 .await?;
             Vec::new()
         } else {
-            let upload = Upload {
+            let upload = OwnObject {
                 key: &put.key,
                 body: put.body,
                 content_type: &put.content_type,
@@ -136,14 +136,14 @@ impl Service {
 
     /// Deletes an object a client may delete (not under mogr's reserved prefixes); deleting one that
     /// does not exist succeeds, as in S3 and COS.
-    pub(super) async fn delete(&self, key: &str) -> Result<()> {
+    pub async fn delete(&self, key: &str) -> Result<()> {
         self.check_writable(key)?;
         self.default_bucket.delete(key).await
     }
 
     /// Copies an object within the served bucket; returns the copy's head. A missing source is
     /// `NoSuchKey` and writes nothing; a copy onto itself must replace the metadata, as in S3.
-    pub(super) async fn copy(&self, copy: Copy) -> Result<store::Head> {
+    pub async fn copy(&self, copy: Copy) -> Result<store::Head> {
         self.check_writable(&copy.key)?;
         store::check_key(&copy.from)?;
         self.default_bucket.check_put(&copy.key)?;

@@ -11,6 +11,7 @@ use crate::store::encode_key;
 use crate::{Code, Error, Result};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The query parameters of a signed URL.
@@ -82,13 +83,14 @@ impl Signer {
 
     /// Checks a download's signature: `AccessDenied` when it is missing or expired,
     /// `SignatureDoesNotMatch` when no key made it.
-    pub fn verify(&self, object: &str, processor: &str, query: Option<&str>) -> Result<()> {
-        let param = |name: &str| {
-            query?
-                .split('&')
-                .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
-        };
-        let (Some(expires), Some(signature)) = (param(EXPIRES), param(SIGNATURE)) else {
+    /// `params` are the request's query parameters, decoded.
+    pub fn verify(
+        &self,
+        object: &str,
+        processor: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let (Some(expires), Some(signature)) = (params.get(EXPIRES), params.get(SIGNATURE)) else {
             return Err(Error::new(
                 Code::AccessDenied,
                 format!(
@@ -153,6 +155,14 @@ fn now() -> u64 {
 mod tests {
     use super::*;
 
+    /// A query string's parameters, as the service reads them.
+    fn params(query: Option<&str>) -> BTreeMap<String, String> {
+        (query.unwrap_or("").split('&'))
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn signs_verifies_rotates_and_refuses() {
         let old = Signer::parse("old-key-0123456789abcdef").unwrap();
@@ -161,35 +171,38 @@ mod tests {
         assert!(url.starts_with("/a%20b.jpg?imageMogr2/format/heif&mogr-expires="));
         let query = url.split_once('?').unwrap().1;
         // Old URLs stay valid while the old key is still listed.
-        both.verify("a b.jpg", "imageMogr2/format/heif", Some(query))
+        both.verify("a b.jpg", "imageMogr2/format/heif", &params(Some(query)))
             .unwrap();
         // Another key, another rule, another object: no match.
         let code = |r: Result<()>| r.unwrap_err().code;
         let other = Signer::parse("other-0123456789abcdef").unwrap();
         assert_eq!(
-            code(other.verify("a b.jpg", "imageMogr2/format/heif", Some(query))),
+            code(other.verify("a b.jpg", "imageMogr2/format/heif", &params(Some(query)))),
             Code::SignatureDoesNotMatch
         );
         assert_eq!(
-            code(old.verify("a b.jpg", "imageMogr2/format/avif", Some(query))),
+            code(old.verify("a b.jpg", "imageMogr2/format/avif", &params(Some(query)))),
             Code::SignatureDoesNotMatch
         );
         assert_eq!(
-            code(old.verify("c.jpg", "imageMogr2/format/heif", Some(query))),
+            code(old.verify("c.jpg", "imageMogr2/format/heif", &params(Some(query)))),
             Code::SignatureDoesNotMatch
         );
         // Missing, expired, malformed.
-        assert_eq!(code(old.verify("a.jpg", "", None)), Code::AccessDenied);
+        assert_eq!(
+            code(old.verify("a.jpg", "", &params(None))),
+            Code::AccessDenied
+        );
         let sig = old.signature("a.jpg", "", 1).unwrap();
         let expired = format!("mogr-expires=1&mogr-signature={sig}");
         assert_eq!(
-            code(old.verify("a.jpg", "", Some(&expired))),
+            code(old.verify("a.jpg", "", &params(Some(&expired)))),
             Code::AccessDenied
         );
         let far = now() + 60;
         let short = format!("mogr-expires={far}&mogr-signature=abc");
         assert_eq!(
-            code(old.verify("a.jpg", "", Some(&short))),
+            code(old.verify("a.jpg", "", &params(Some(&short)))),
             Code::SignatureDoesNotMatch
         );
         assert!(Signer::parse("short").is_err());

@@ -166,6 +166,21 @@ pub trait Store: Send + Sync {
     async fn delete(&self, key: &str) -> Result<()>;
 }
 
+/// Every object whose key starts with `prefix`, in key order, a page of the store's listing at a time
+/// (for mogr's own small sets: an upload's parts, the uploads in progress).
+pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<Entry>> {
+    let mut all: Vec<Entry> = Vec::new();
+    loop {
+        let after = all.last().map(|e| e.key.clone());
+        let listed = store.list(prefix, after.as_deref(), 1000).await?;
+        let more = listed.truncated && !listed.entries.is_empty();
+        all.extend(listed.entries);
+        if !more {
+            return Ok(all);
+        }
+    }
+}
+
 /// The ETag S3 and the folder store give a body written in one piece: its MD5, in hex.
 pub fn content_etag(body: &[u8]) -> String {
     use md5::{Digest, Md5};

@@ -3,8 +3,8 @@
 //! the user metadata in the client's dialect.
 
 use super::{
-    check_implemented, conditional, error_response, is_s3_request, parse_query, refuse, request_id,
-    with_request_id, Addressed,
+    check_implemented, conditional, error_response, is_s3_request, params, parse_query, refuse,
+    request_id, with_request_id, Addressed,
 };
 use crate::service::content_type::renders_inertly;
 use crate::service::download::{Answer, Download};
@@ -24,10 +24,8 @@ impl Service {
             .and_then(|()| read_download(&req))
             .and_then(|d| {
                 if self.config.signer.is_on() {
-                    let query = req.uri().query();
-                    self.config
-                        .signer
-                        .verify(&d.key, d.query.processor(), query)?;
+                    let params = params(req.uri().query());
+                    (self.config.signer).verify(&d.key, d.query.processor(), &params)?;
                 }
                 Ok(d)
             });

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 /// What `on_upload` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UploadOutcome {
+pub enum HookOutcome {
     /// The object is one of mogr's outputs or its own objects (`_mogr/`): its notification is ignored.
     SkippedOutput,
     /// The object carries no rules and no default rule matches its key.
@@ -25,30 +25,30 @@ impl Service {
     /// overwrite nothing but mogr's outputs and the object itself), else from the longest matching
     /// default-rule prefix. mogr's own outputs are ignored, and redelivery rewrites the same outputs
     /// from the same source.
-    pub async fn on_upload(&self, key: &str) -> Result<UploadOutcome> {
+    pub async fn on_upload(&self, key: &str) -> Result<HookOutcome> {
         check_key(key)?;
         if store::is_reserved(key) {
-            return Ok(UploadOutcome::SkippedOutput); // mogr's own: a large result, an upload's part
+            return Ok(HookOutcome::SkippedOutput); // mogr's own: a large result, an upload's part
         }
         let Some(head) = self.default_bucket.head(key).await? else {
-            return Ok(UploadOutcome::Gone);
+            return Ok(HookOutcome::Gone);
         };
         if store::is_output(&head.metadata) {
-            return Ok(UploadOutcome::SkippedOutput);
+            return Ok(HookOutcome::SkippedOutput);
         }
         let (ops, whose) = match head.metadata.get(store::PIC_OPERATIONS) {
             Some(json) => (PicOperations::parse(json)?, Rules::ObjectMetadata),
             None => match self.default_rules_for(key) {
                 Some(ops) => (ops.clone(), Rules::Trusted),
-                None => return Ok(UploadOutcome::NoRules),
+                None => return Ok(HookOutcome::NoRules),
             },
         };
         if ops.rules.is_empty() {
-            return Ok(UploadOutcome::NoRules);
+            return Ok(HookOutcome::NoRules);
         }
         let obj = match self.default_bucket.get(key).await {
             Ok(o) => o,
-            Err(e) if e.code == Code::NoSuchKey => return Ok(UploadOutcome::Gone),
+            Err(e) if e.code == Code::NoSuchKey => return Ok(HookOutcome::Gone),
             Err(e) => return Err(e),
         };
         let limits = self.config.limits;
@@ -57,7 +57,7 @@ impl Service {
             .await?;
         // A rule whose fileid is the input key would overwrite it and trigger another notification for
         // an object marked as output: ignored, as intended.
-        Ok(UploadOutcome::Processed(
+        Ok(HookOutcome::Processed(
             self.store_outputs(prepared.outputs, &obj.head.etag, None, limits)
                 .await?,
         ))
