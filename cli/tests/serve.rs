@@ -209,6 +209,20 @@ fn put_and_post_over_http() {
         facts(&std::fs::read(s.root.join("meta/m.heic")).unwrap()).0,
         mogr::Format::Heif
     );
+    // a POST stores no object of the client's: no notification, so the object's own rules do not
+    // run again
+    std::fs::remove_file(s.root.join("meta/m.heic")).unwrap();
+    let r = client()
+        .post(format!("{}/meta/a.png?image_process", s.base))
+        .header("Pic-Operations", ops)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(s.root.join("meta/small.webp").exists());
+    assert!(
+        !s.root.join("meta/m.heic").exists(),
+        "the hook ran on a POST"
+    );
 }
 
 #[test]

@@ -96,11 +96,13 @@ impl Service {
             Ok(()) => match self.multipart(&req, routes).await {
                 Some(answer) => answer,
                 None => {
+                    // a PUT (a copy included) stores an object: a bucket notifies of it
+                    let put = (*req.method() == Method::PUT).then(|| key_of(req.uri().path()));
                     let resp = self.process(req).await;
-                    if routes.notify && resp.status().is_success() {
-                        if let Ok(key) = key_of(&resource) {
-                            self.notify(&key).await;
-                        }
+                    if let (true, true, Some(Ok(key))) =
+                        (routes.notify, resp.status().is_success(), put)
+                    {
+                        self.notify(&key).await;
                     }
                     return resp;
                 }
