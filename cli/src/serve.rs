@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
+use mogr::auth::AccessKeys;
 use mogr::service::{self, Config, Service};
 use mogr::store::DirStore;
 use mogr::Error;
@@ -29,6 +30,29 @@ pub struct Access {
     /// it, anyone who reaches the server may write.
     #[arg(long, value_name = "TOKEN", env = "MOGR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// An access key whose signatures are accepted, `ID:SECRET` (repeatable; also `MOGR_ACCESS_KEYS`,
+    /// comma-separated). With keys, every write and listing must be signed with one of them, as S3
+    /// clients (AWS SigV4) and COS clients sign; downloads stay public.
+    #[arg(long = "access-key", value_name = "ID:SECRET")]
+    pub access_keys: Vec<String>,
+    /// A file of access keys, `ID:SECRET`, one per line or comma-separated (kept out of the command
+    /// line and the shell's history).
+    #[arg(long, value_name = "FILE")]
+    pub access_keys_file: Option<PathBuf>,
+}
+
+impl Access {
+    /// The access keys of the environment (`MOGR_ACCESS_KEYS`), `--access-key` and `--access-keys-file`.
+    fn keys(&self) -> Result<AccessKeys> {
+        let mut all = vec![std::env::var("MOGR_ACCESS_KEYS").unwrap_or_default()];
+        all.extend(self.access_keys.iter().cloned());
+        if let Some(file) = &self.access_keys_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the access keys in {}", file.display()))?;
+            all.extend(text.lines().map(str::to_string));
+        }
+        AccessKeys::parse(&all.join(",")).map_err(|e| anyhow::anyhow!("{}", e.message))
+    }
 }
 
 /// [`Access`] settled for a listening address.
@@ -120,6 +144,8 @@ pub async fn run(
     // `Location` in UploadResult names this server unless the operator names a public host.
     config.public_host.get_or_insert_with(|| local.to_string());
     config.upload_expiry = Some(Duration::from_secs(guard.upload_expiry));
+    config.access_keys = access.keys()?;
+    let keys = config.access_keys.len();
     let store = Arc::new(DirStore::new(
         bucket.as_deref().unwrap_or("local"),
         root.clone(),
@@ -145,6 +171,20 @@ pub async fn run(
             .url(&sample, rule, 3600)
             .unwrap_or_else(|| format!("/{}?{rule}", mogr::store::encode_key(&sample)));
         println!("try: curl -o out.heic 'http://{local}{path}'");
+    }
+    let open = keys == 0 && access.token.as_deref().is_none_or(str::is_empty);
+    if keys > 0 {
+        println!(
+            "writes and listings need a signature made with one of {keys} access keys (AWS SigV4 or COS)"
+        );
+    } else if open {
+        println!("open: without --access-key or --token, whoever reaches this address may write");
+    }
+    if open && !local.ip().is_loopback() {
+        eprintln!(
+            "WARNING: mogr serves {local}, beyond this machine, with no access keys and no token: anyone \
+             on the network may write, overwrite and delete. Give --access-key ID:SECRET (or --token)."
+        );
     }
     serve(listener, app, guard).await
 }
@@ -294,9 +334,11 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
         }
     };
     let req = http::Request::from_parts(parts, bytes);
-    // Listings hand out every key: off while downloads must be signed.
+    // Listings hand out every key: off while downloads must be signed (the HTML index too while
+    // listings need a signature).
     let listings = !service.config.signer.is_on();
-    if let Some(resp) = crate::index::page(service, &req, listings).await {
+    let page = listings && service.config.access_keys.is_empty();
+    if let Some(resp) = crate::index::page(service, &req, page).await {
         return resp;
     }
     let routes = service::Routes {
@@ -326,6 +368,7 @@ mod tests {
         let access = Access {
             allow_hosts: vec!["Photos.Example".into()],
             token: Some("t0ken".into()),
+            ..Access::default()
         };
         let gate = Gate::new(&access, local);
         for ok in ["127.0.0.1:8080", "localhost:8080", "photos.example"] {
@@ -344,7 +387,7 @@ mod tests {
         assert!(any.check(&with_host("anything", "PUT")).is_ok());
         let star = Access {
             allow_hosts: vec!["*".into()],
-            token: None,
+            ..Access::default()
         };
         assert!(Gate::new(&star, local)
             .check(&with_host("x", "GET"))

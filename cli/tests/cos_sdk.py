@@ -17,8 +17,8 @@ from qcloud_cos.cos_exception import CosServiceError
 HOST, ROOT, SAMPLE = sys.argv[1], sys.argv[2], sys.argv[3]
 BUCKET = "examplebucket-1250000000"
 
-# A custom domain sends every request to mogr as http://<host>/<key>; the signature is not checked
-# by mogr serve, but the SDK signs as it would for COS.
+# A custom domain sends every request to mogr as http://<host>/<key>; the SDK signs as it would for
+# COS, and mogr serve checks the signature when it holds the key (MOGR_KEYED=1).
 client = CosS3Client(
     CosConfig(Domain=HOST, Scheme="http", SecretId="AKIDexample", SecretKey="secret", Region="ap-guangzhou")
 )
@@ -271,5 +271,44 @@ try:
 except CosServiceError as e:
     check(e.get_status_code() == 404, "head after delete %r" % e.get_status_code())
 client.delete_object(Bucket=BUCKET, Key="sdk/photo.jpg")
+
+# With the server holding this script's key, every call above was signature-checked; here: a wrong
+# secret, an unknown key, an expired signature and none at all are refused and write nothing, and
+# presigned URLs work for GET and PUT.
+if os.environ.get("MOGR_KEYED") == "1":
+    import urllib.error
+    import urllib.request
+
+    def refused(cos, code, what):
+        try:
+            cos.put_object(Bucket=BUCKET, Key="keyed/refused.jpg", Body=photo)
+            check(False, "%s: a PUT was taken" % what)
+        except CosServiceError as e:
+            check(e.get_status_code() == 403 and e.get_error_code() == code,
+                  "%s: %r %r" % (what, e.get_status_code(), e.get_error_code()))
+
+    for secret_id, secret_key, code in [("AKIDexample", "wrong", "SignatureDoesNotMatch"),
+                                        ("AKIDunknown", "secret", "InvalidAccessKeyId")]:
+        other = CosS3Client(CosConfig(Domain=HOST, Scheme="http", SecretId=secret_id, SecretKey=secret_key,
+                                      Region="ap-guangzhou"))
+        refused(other, code, code)
+    check(not os.path.exists(os.path.join(ROOT, "keyed")), "a refused write wrote nothing")
+    base = "http://%s/keyed/" % HOST
+    url = client.get_presigned_url(Bucket=BUCKET, Key="keyed/pre.jpg", Method="PUT", Expired=60)
+    check(urllib.request.urlopen(urllib.request.Request(url, data=photo, method="PUT")).status == 200,
+          "presigned PUT")
+    with open(os.path.join(ROOT, "keyed", "pre.jpg"), "rb") as f:
+        check(f.read() == photo, "presigned PUT stored the body")
+    url = client.get_presigned_url(Bucket=BUCKET, Key="keyed/pre.jpg", Method="GET", Expired=60)
+    check(urllib.request.urlopen(url).read() == photo, "presigned GET")
+    # a signature whose window has passed (Expired counts from now - 60 s in the SDK)
+    url = client.get_presigned_url(Bucket=BUCKET, Key="keyed/late.jpg", Method="PUT", Expired=-30)
+    for target, what in [(url, "an expired signature"), (base + "unsigned.jpg", "no signature")]:
+        try:
+            urllib.request.urlopen(urllib.request.Request(target, data=photo, method="PUT"))
+            check(False, "%s: a PUT was taken" % what)
+        except urllib.error.HTTPError as e:
+            check(e.code == 403, "%s: %r" % (what, e.code))
+    check(sorted(os.listdir(os.path.join(ROOT, "keyed"))) == ["pre.jpg"], "refused PUTs wrote nothing")
 
 print("cos-python-sdk-v5: %d checks passed" % checks)

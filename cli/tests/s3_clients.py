@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 
 import boto3
@@ -209,5 +210,41 @@ check(not os.path.exists(os.path.join(ROOT, "b3", "copy.jpg")), "delete_objects 
 resp = s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "b3/headers.jpg"}], "Quiet": True})
 check("Deleted" not in resp and "Errors" not in resp, "quiet delete_objects %r" % resp)
 check(not os.path.exists(os.path.join(ROOT, "b3", "headers.jpg")), "quiet delete_objects deleted the key")
+
+# With the server holding this script's key (MOGR_KEYED=1), every call above was signature-checked;
+# here: a wrong secret, an unknown key and no signature are refused and write nothing, and presigned
+# URLs work until they expire.
+if os.environ.get("MOGR_KEYED") == "1":
+    for key_id, secret, code in [("AKIDEXAMPLE", "wrong", "SignatureDoesNotMatch"),
+                                 ("AKIDUNKNOWN", "secret", "InvalidAccessKeyId")]:
+        bad = boto3.client("s3", endpoint_url=ENDPOINT, aws_access_key_id=key_id, aws_secret_access_key=secret,
+                           config=Config(retries={"max_attempts": 1}))
+        got = status_of(lambda: bad.put_object(Bucket=BUCKET, Key="keyed/refused.jpg", Body=photo))
+        check(got == (403, code), "%s: %r" % (code, got))
+        got = status_of(lambda: bad.list_objects_v2(Bucket=BUCKET))
+        check(got == (403, code), "listing with %s: %r" % (code, got))
+    check(not os.path.exists(os.path.join(ROOT, "keyed")), "a refused write wrote nothing")
+    # boto3 presigns with signature version 2 unless told otherwise: refused, saying how to sign
+    v2 = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "keyed/v2.jpg"}, ExpiresIn=60)
+    try:
+        urllib.request.urlopen(urllib.request.Request(v2, data=photo, method="PUT"))
+        check(False, "a SigV2 presigned PUT was taken")
+    except urllib.error.HTTPError as e:
+        check(e.code == 403 and b"s3v4" in e.read(), "SigV2 presigned PUT %r" % e.code)
+    s3 = boto3.client("s3", endpoint_url=ENDPOINT, config=Config(signature_version="s3v4"))
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "keyed/pre.jpg"}, ExpiresIn=60)
+    req = urllib.request.Request(url, data=photo, method="PUT")
+    check(urllib.request.urlopen(req).status == 200, "presigned PUT")
+    check(on_disk("keyed/pre.jpg") == photo, "presigned PUT stored the body")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "keyed/pre.jpg"}, ExpiresIn=60)
+    check(urllib.request.urlopen(url).read() == photo, "presigned GET")
+    # an unsigned PUT: refused
+    req = urllib.request.Request(ENDPOINT + "/" + BUCKET + "/keyed/unsigned.jpg", data=photo, method="PUT")
+    try:
+        urllib.request.urlopen(req)
+        check(False, "an unsigned PUT was taken")
+    except urllib.error.HTTPError as e:
+        check(e.code == 403 and b"needs a signature" in e.read(), "unsigned PUT %r" % e.code)
+    check(not os.path.exists(os.path.join(ROOT, "keyed", "unsigned.jpg")), "the unsigned PUT wrote nothing")
 
 print("%d checks passed" % checks)

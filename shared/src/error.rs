@@ -16,6 +16,12 @@ pub enum Code {
     AccessDenied,
     /// 403: a signed URL whose signature no key made.
     SignatureDoesNotMatch,
+    /// 403: a request signed with an access key id this service does not hold.
+    InvalidAccessKeyId,
+    /// 403: a signed request whose time is more than 15 minutes from the server's.
+    RequestTimeTooSkewed,
+    /// 400: a body whose SHA-256 is not the `x-amz-content-sha256` it was signed with.
+    XAmzContentSHA256Mismatch,
     /// 404
     NoSuchKey,
     /// 404: a path-style request for a bucket this service does not serve.
@@ -53,6 +59,9 @@ impl Code {
             Code::BadDigest => "BadDigest",
             Code::AccessDenied => "AccessDenied",
             Code::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            Code::InvalidAccessKeyId => "InvalidAccessKeyId",
+            Code::RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            Code::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
             Code::NoSuchKey => "NoSuchKey",
             Code::NoSuchUpload => "NoSuchUpload",
             Code::NoSuchBucket => "NoSuchBucket",
@@ -71,9 +80,12 @@ impl Code {
 
     pub fn status(self) -> u16 {
         match self {
-            Code::InvalidArgument | Code::BadDigest => 400,
+            Code::InvalidArgument | Code::BadDigest | Code::XAmzContentSHA256Mismatch => 400,
             Code::EntityTooLarge => 413,
-            Code::AccessDenied | Code::SignatureDoesNotMatch => 403,
+            Code::AccessDenied
+            | Code::SignatureDoesNotMatch
+            | Code::InvalidAccessKeyId
+            | Code::RequestTimeTooSkewed => 403,
             Code::NoSuchKey | Code::NoSuchUpload | Code::NoSuchBucket => 404,
             Code::NotAcceptable => 406,
             Code::RequestTimeout => 408,

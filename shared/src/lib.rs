@@ -14,6 +14,7 @@
 //! - [`bootstrap`]: start-up shared by the Lambda functions.
 
 pub mod accept;
+pub mod auth;
 pub mod bootstrap;
 pub mod codec;
 pub mod convert;

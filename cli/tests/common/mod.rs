@@ -140,6 +140,16 @@ impl Server {
 /// that it ended well and said "checks passed"; `module` is the client package it imports, named when
 /// it is missing.
 pub fn run_client_script(script: &str, args: &[&std::ffi::OsStr], module: &str) {
+    run_client_script_with(script, args, module, &[]);
+}
+
+/// [`run_client_script`] with `env` set for the script.
+pub fn run_client_script_with(
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    module: &str,
+    env: &[(&str, &str)],
+) {
     let home = std::env::var("HOME").unwrap_or_default();
     let path = format!(
         "{home}/.local/bin:{}",
@@ -149,6 +159,7 @@ pub fn run_client_script(script: &str, args: &[&std::ffi::OsStr], module: &str) 
         .arg(here().join("tests").join(script))
         .args(args)
         .env("PATH", path)
+        .envs(env.iter().copied())
         .output()
         .expect("python3 is installed by scripts/setup.sh");
     let (stdout, stderr) = (

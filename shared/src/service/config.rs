@@ -1,6 +1,7 @@
 //! Service settings, read from `MOGR_*` environment variables.
 
 use super::sign::Signer;
+use crate::auth::AccessKeys;
 use crate::codec::{cores, Deadline};
 use crate::cos::PicOperations;
 use crate::env::{list, number, var};
@@ -49,6 +50,9 @@ pub struct Config {
     pub upload_expiry: Option<Duration>,
     /// With keys (`MOGR_SIGNING_KEYS`, comma-separated; the first signs), downloads need a signed URL.
     pub signer: Signer,
+    /// With keys (`MOGR_ACCESS_KEYS`: `ID:SECRET` pairs, comma-separated), every write and listing needs
+    /// a signature one of them made — AWS SigV4 or COS's, as the clients sign; downloads stay public.
+    pub access_keys: AccessKeys,
 }
 
 impl Default for Config {
@@ -70,6 +74,7 @@ impl Default for Config {
             process_deadline: None,
             upload_expiry: None,
             signer: Signer::default(),
+            access_keys: AccessKeys::default(),
         }
     }
 }
@@ -119,6 +124,9 @@ impl Config {
         }
         if let Some(v) = var("MOGR_SIGNING_KEYS") {
             c.signer = Signer::parse(&v)?;
+        }
+        if let Some(v) = var("MOGR_ACCESS_KEYS") {
+            c.access_keys = AccessKeys::parse(&v)?;
         }
         if let Some(n) = number("MOGR_DOWNLOAD_MAX_PIXELS")? {
             c.download_max_pixels = n;

@@ -404,7 +404,9 @@ fn walk(root: &Path, start: PathBuf, etags: &Etags) -> Result<Vec<Entry>> {
     while let Some(dir) = dirs.pop() {
         let read = match std::fs::read_dir(&dir) {
             Ok(r) => r,
-            Err(e) if dir != start || (dir != root && gone(&e)) => {
+            // a folder removed meanwhile (or never made: a prefix's folder) holds nothing
+            Err(e) if dir != root && gone(&e) => continue,
+            Err(e) if dir != start => {
                 tracing::warn!(folder = %dir.display(), error = %e, "listing: a folder was skipped");
                 continue;
             }

@@ -23,6 +23,11 @@ pub struct Addressed {
     pub s3: bool,
 }
 
+/// The path a request was sent with, before [`Service::address`] left it the key's: what a signature
+/// covers.
+#[derive(Clone, Debug)]
+pub(in crate::service) struct SentPath(pub String);
+
 /// Whether `req` comes from an S3 client (the rule above).
 pub fn is_s3_request<B>(req: &Request<B>) -> bool {
     let auth = req
@@ -62,6 +67,7 @@ impl Service {
                         ),
                     ));
                 }
+                let sent = req.uri().path().to_string();
                 let path_and_query = match req.uri().query() {
                     Some(q) => format!("/{key}?{q}"),
                     None => format!("/{key}"),
@@ -74,6 +80,7 @@ impl Service {
                 );
                 *req.uri_mut() = Uri::from_parts(parts)
                     .map_err(|_| Error::invalid("the request's path is not a valid URI"))?;
+                req.extensions_mut().insert(SentPath(sent));
                 bucket = Some(name);
             }
         }

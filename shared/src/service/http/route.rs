@@ -3,6 +3,7 @@
 //! DeleteObjects), a listing (ListObjects, ListBuckets) or a step of a multipart upload.
 
 use super::{error_response, params, request_id, user_metadata, with_request_id, Addressed};
+use crate::auth;
 use crate::cos::list::{self, Query};
 use crate::cos::{self, multipart as xml};
 use crate::service::multipart::Initiate;
@@ -66,6 +67,21 @@ fn listing_off(serve: bool) -> Error {
     Error::new(Code::AccessDenied, how)
 }
 
+/// A write or a listing without a signature, while the service holds access keys.
+fn unsigned(method: &Method) -> Error {
+    let what = match *method {
+        Method::GET | Method::HEAD => "a listing",
+        _ => "a write",
+    };
+    Error::new(
+        Code::AccessDenied,
+        format!(
+            "{what} needs a signature made with one of this service's access keys: sign the request \
+             as S3 clients (AWS SigV4) or COS clients do, with the key id and secret you were given"
+        ),
+    )
+}
+
 impl Service {
     /// Answers any request, as the entry point's `routes` allow.
     pub async fn handle<B: AsRef<[u8]>>(
@@ -74,26 +90,31 @@ impl Service {
         routes: Routes,
     ) -> Response<Vec<u8>> {
         let (rid, resource) = (request_id(&req), req.uri().path().to_string());
-        let checked = self
-            .address(&mut req)
-            .and_then(|()| super::check_implemented(&req, true));
+        // the signature covers the request as sent, before its path is read as a key
+        let signed = self.authenticate(&req);
+        let checked = signed.and_then(|signed| {
+            self.address(&mut req)?;
+            super::check_implemented(&req, true)?;
+            Ok(signed)
+        });
         let answered = match checked {
             Err(e) => Err(e),
-            Ok(()) if matches!(*req.method(), Method::GET | Method::HEAD) => {
+            Ok(signed) if matches!(*req.method(), Method::GET | Method::HEAD) => {
                 match self.read_listing(&req).await {
-                    Ok(Some(listing)) => self.answer_listing(listing, routes).await,
+                    Ok(Some(listing)) => self.answer_listing(listing, routes, signed).await,
                     Ok(None) => return self.download(req).await,
                     Err(e) => Err(e),
                 }
             }
-            Ok(()) if !routes.writes => Err(Error::new(
+            Ok(false) if !self.config.access_keys.is_empty() => Err(unsigned(req.method())),
+            Ok(_) if !routes.writes => Err(Error::new(
                 Code::AccessDenied,
                 format!(
                     "{} is not answered here: this entry point answers downloads (GET, HEAD)",
                     req.method()
                 ),
             )),
-            Ok(()) => match self.multipart(&req, routes).await {
+            Ok(_) => match self.multipart(&req, routes).await {
                 Some(answer) => answer,
                 None => {
                     // a PUT (a copy included) stores an object: a bucket notifies of it
@@ -110,6 +131,29 @@ impl Service {
         };
         let resp = answered.unwrap_or_else(|e| error_response(&e, &resource, &rid));
         with_request_id(resp, &rid)
+    }
+
+    /// Whether `req` is signed with one of the service's access keys (`false` when it is not signed, or
+    /// there are none); a signature that does not hold is an error, whatever the request.
+    fn authenticate<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<bool> {
+        let keys = &self.config.access_keys;
+        if keys.is_empty() {
+            return Ok(false);
+        }
+        // the path as sent, should a front have addressed the request already
+        let sent = req.extensions().get::<super::address::SentPath>();
+        let signed = auth::Signed {
+            method: req.method().as_str(),
+            path: sent.map_or(req.uri().path(), |s| s.0.as_str()),
+            query: req.uri().query().unwrap_or_default(),
+            headers: req.headers(),
+            body: req.body().as_ref(),
+        };
+        let who = auth::verify(keys, &signed, std::time::SystemTime::now())?;
+        if let Some(id) = &who {
+            tracing::debug!(access_key = %id, "signed request");
+        }
+        Ok(who.is_some())
     }
 
     /// The upload notification a bucket would send for `key`, for a server that is its own bucket.
@@ -167,10 +211,21 @@ impl Service {
         Ok(Some(Listing::Objects(Query::from_params(&params, folder)?)))
     }
 
-    async fn answer_listing(&self, listing: Listing, routes: Routes) -> Result<Response<Vec<u8>>> {
-        let signed = self.config.signer.is_on();
+    /// A listing, when the entry point answers it: with access keys, to signed requests only (on any
+    /// entry point); without, as `routes` says.
+    async fn answer_listing(
+        &self,
+        listing: Listing,
+        routes: Routes,
+        signed: bool,
+    ) -> Result<Response<Vec<u8>>> {
+        if !self.config.access_keys.is_empty() && !signed {
+            return Err(unsigned(&Method::GET));
+        }
+        let signed_downloads = self.config.signer.is_on();
         let allowed = match &listing {
-            Listing::Parts { .. } => routes.listings || !signed,
+            _ if signed => true,
+            Listing::Parts { .. } => routes.listings || !signed_downloads,
             _ => routes.listings,
         };
         if !allowed {
