@@ -42,10 +42,10 @@ pub struct Access {
 }
 
 impl Access {
-    /// The access keys of the environment (`MOGR_ACCESS_KEYS`), `--access-key` and `--access-keys-file`.
+    /// The access keys of `--access-key` and `--access-keys-file` (the environment's are the
+    /// service's own: `MOGR_ACCESS_KEYS`).
     fn keys(&self) -> Result<AccessKeys> {
-        let mut all = vec![std::env::var("MOGR_ACCESS_KEYS").unwrap_or_default()];
-        all.extend(self.access_keys.iter().cloned());
+        let mut all = self.access_keys.clone();
         if let Some(file) = &self.access_keys_file {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read the access keys in {}", file.display()))?;
@@ -104,7 +104,7 @@ impl Gate {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .unwrap_or_default();
-            if !same(given.as_bytes(), token.as_bytes()) {
+            if !mogr::auth::same(given.as_bytes(), token.as_bytes()) {
                 return Err(denied(format!(
                     "{} needs the server's token: send Authorization: Bearer <token> (the one mogr \
                      serve was started with, --token or MOGR_TOKEN)",
@@ -114,11 +114,6 @@ impl Gate {
         }
         Ok(())
     }
-}
-
-/// Compares without stopping at the first difference, so timing tells nothing of the token.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub async fn run(
@@ -144,7 +139,7 @@ pub async fn run(
     // `Location` in UploadResult names this server unless the operator names a public host.
     config.public_host.get_or_insert_with(|| local.to_string());
     config.upload_expiry = Some(Duration::from_secs(guard.upload_expiry));
-    config.access_keys = access.keys()?;
+    config.access_keys = std::mem::take(&mut config.access_keys).with(access.keys()?);
     let keys = config.access_keys.len();
     let store = Arc::new(DirStore::new(
         bucket.as_deref().unwrap_or("local"),

@@ -43,6 +43,12 @@ impl AccessKeys {
         Ok(AccessKeys(keys))
     }
 
+    /// These keys and `more`.
+    pub fn with(mut self, more: AccessKeys) -> AccessKeys {
+        self.0.extend(more.0);
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -108,18 +114,19 @@ pub fn verify(keys: &AccessKeys, req: &Signed, now: SystemTime) -> Result<Option
 }
 
 /// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Compares without stopping at the first difference, so timing tells nothing of the signature.
-fn same(a: &[u8], b: &[u8]) -> bool {
+/// Compares without stopping at the first difference, so timing tells nothing of a secret.
+pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// RFC 3986 encoding as both schemes use it: everything but `A-Z a-z 0-9 - _ . ~` percent-encoded in
-/// upper-case hex (and `/` too unless `keep_slash`).
-fn uri_encode(s: &str, keep_slash: bool) -> String {
+/// RFC 3986 encoding as both schemes use it (AWS's `UriEncode`; S3's `encoding-type=url` and copy
+/// sources too): everything but `A-Z a-z 0-9 - _ . ~` percent-encoded in upper-case hex (and `/` too
+/// unless `keep_slash`).
+pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')

@@ -1,19 +1,12 @@
 //! Listing a bucket as S3 and COS answer `GET /` (ListObjects, and ListObjectsV2 with `list-type=2`):
 //! `prefix`, `delimiter`, `max-keys`, `marker` / `continuation-token` / `start-after`, `encoding-type=url`.
-//! Pure: the caller gives every key with its facts, sorted or not; this picks a page and writes the XML.
+//! Pure: the caller feeds keys in order, a store's page at a time, to a [`Pager`]; this picks the page
+//! asked for and writes the XML.
 
 pub use crate::store::Entry;
 use crate::{Error, Result};
 use quick_xml::escape::escape;
 use std::collections::BTreeMap;
-
-/// `encoding-type=url`: everything but unreserved characters and `/` (so the XML needs no escaping).
-const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
 
 /// The most keys one page holds, and the default (as in S3 and COS).
 pub const MAX_KEYS: usize = 1000;
@@ -123,18 +116,6 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// Picks the page `q` asks for from every entry (sorted here): see [`Pager`].
-pub fn page(mut entries: Vec<Entry>, q: &Query) -> Page {
-    entries.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut pager = Pager::new(q);
-    for e in entries {
-        if !pager.push(e) {
-            break;
-        }
-    }
-    pager.finish()
-}
-
 /// Builds the page `q` asks for from entries given in key order, a store's page at a time: keys under
 /// the prefix, after the marker; keys with the delimiter past the prefix roll up into one common prefix
 /// each, counted once against `max-keys`.
@@ -204,7 +185,7 @@ impl<'q> Pager<'q> {
 
 /// The opaque V2 continuation token for resuming after `key` (hex, so it survives any URL or XML).
 pub fn token_for(key: &str) -> String {
-    key.bytes().map(|b| format!("{b:02x}")).collect()
+    crate::auth::hex(key.as_bytes())
 }
 
 fn decode_token(token: &str) -> Result<String> {
@@ -240,7 +221,7 @@ pub fn list_buckets_xml(bucket: &str, created: &str) -> String {
 pub fn list_bucket_xml(bucket: &str, q: &Query, page: &Page) -> String {
     let enc = |s: &str| -> String {
         if q.url_encoded {
-            percent_encoding::utf8_percent_encode(s, URL_ENCODE).to_string()
+            crate::auth::uri_encode(s, true)
         } else {
             escape(s).into_owned()
         }
@@ -312,6 +293,18 @@ pub fn list_bucket_xml(bucket: &str, q: &Query, page: &Page) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Picks the page `q` asks for from every entry (sorted here): see [`Pager`].
+    fn page(mut entries: Vec<Entry>, q: &Query) -> Page {
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut pager = Pager::new(q);
+        for e in entries {
+            if !pager.push(e) {
+                break;
+            }
+        }
+        pager.finish()
+    }
 
     fn entries(keys: &[&str]) -> Vec<Entry> {
         keys.iter()

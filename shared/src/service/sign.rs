@@ -63,7 +63,7 @@ impl Signer {
         let bytes = Self::mac(key, object, processor, expires)
             .finalize()
             .into_bytes();
-        Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Some(crate::auth::hex(&bytes))
     }
 
     /// The path and query of a signed download, valid for `seconds` from now.

@@ -371,19 +371,10 @@ impl Store for DirStore {
 }
 
 impl DirStore {
-    /// Whether `key` names a folder (a prefix of other keys) rather than an object.
-    pub fn is_folder(&self, key: &str) -> bool {
-        check_key(key).is_ok() && self.root.join(key).is_dir()
-    }
-
-    /// Every object in the folder, for a listing: each file's key, size, ETag (its MD5, as a GET
-    /// answers; read again only for files changed since the last listing) and modification time.
-    /// `.mogr/` (mogr's own bookkeeping) and names that are not valid keys are left out.
-    pub async fn entries(&self) -> Result<Vec<Entry>> {
-        self.entries_under("").await
-    }
-
-    /// The objects under `folder` (a key's folder, `""` for all), as [`DirStore::entries`].
+    /// The objects under `folder` (a key's folder, `""` for all), for a listing: each file's key,
+    /// size, ETag (its MD5, as a GET answers; read again only for files changed since the last listing)
+    /// and modification time. `.mogr/` (mogr's own bookkeeping) and names that are not valid keys are
+    /// left out.
     async fn entries_under(&self, folder: &str) -> Result<Vec<Entry>> {
         let root = self.root.clone();
         let start = match folder {

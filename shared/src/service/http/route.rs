@@ -59,8 +59,8 @@ fn xml_response(body: String) -> Response<Vec<u8>> {
         .unwrap_or_default()
 }
 
-fn listing_off(serve: bool) -> Error {
-    let how = match serve {
+fn listing_off(signed_downloads: bool) -> Error {
+    let how = match signed_downloads {
         true => "listing is off while downloads must be signed (MOGR_SIGNING_KEYS): ask for a signed URL of each object",
         false => "listings are answered on the bucket's root, signed as writes are: GET /?list-type=2 (ListObjectsV2), GET /?uploads",
     };
@@ -229,7 +229,7 @@ impl Service {
             _ => routes.listings,
         };
         if !allowed {
-            return Err(listing_off(routes.notify));
+            return Err(listing_off(signed_downloads));
         }
         let bucket = self.default_bucket.name();
         let xml = match listing {

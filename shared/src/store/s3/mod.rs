@@ -279,17 +279,7 @@ impl Store for S3Store {
         super::check_key(from)?;
         super::check_key(to)?;
         // URL-encoded, as CopyObject wants it, slashes kept
-        const SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'/')
-            .remove(b'-')
-            .remove(b'_')
-            .remove(b'.')
-            .remove(b'~');
-        let source = format!(
-            "{}/{}",
-            self.bucket,
-            percent_encoding::utf8_percent_encode(from, SOURCE)
-        );
+        let source = format!("{}/{}", self.bucket, crate::auth::uri_encode(from, true));
         let mut op = self
             .client
             .copy_object()
