@@ -9,6 +9,7 @@
 //! - [`accept`]: `format/auto`'s choice from an `Accept` header;
 //! - [`score`]: SSIMULACRA2 scores, used by tests, the benchmark and calibration;
 //! - [`cos`]: COS's wire formats: Pic-Operations JSON, fileid rules, UploadResult and Error XML;
+//! - [`query`]: a query string's parameters, read the way each protocol means them;
 //! - [`store`]: object storage (S3 or a local folder) and object keys;
 //! - [`service`]: the three ways to process, as async functions over `http` requests;
 //! - [`bootstrap`]: start-up shared by the Lambda functions.
@@ -23,6 +24,7 @@ mod env;
 mod error;
 pub mod info;
 pub mod pipeline;
+pub mod query;
 pub mod rule;
 pub mod score;
 pub mod service;

@@ -30,12 +30,9 @@ fn malformed(what: &str) -> Error {
 /// The claim of a COS-signed request, `None` when it is not one.
 fn claim(req: &Signed) -> Result<Option<Claim>> {
     let fields: Vec<(String, String)> = match req.header("authorization") {
-        Some(auth) if auth.contains("q-sign-algorithm=") => (auth.split('&'))
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| {
-                let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
-                (k.trim().to_string(), v.into_owned())
-            })
+        // the header is written like a query string
+        Some(auth) if auth.contains("q-sign-algorithm=") => (crate::query::params(Some(auth)))
+            .map(|p| (p.raw_name.trim().to_string(), p.value().into_owned()))
             .collect(),
         _ => req
             .params()

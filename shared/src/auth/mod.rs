@@ -83,19 +83,11 @@ pub struct Signed<'a> {
 }
 
 impl Signed<'_> {
-    /// The query's parameters, percent-decoded (`+` kept: signers encode a space as `%20`).
+    /// The query's parameters, percent-decoded (`+` kept: signers encode a space as `%20`), in
+    /// the order sent, duplicates kept.
     fn params(&self) -> Vec<(String, String)> {
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        (self.query.split('&'))
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (decode(k), decode(v))
-            })
+        (crate::query::params(Some(self.query)))
+            .map(|p| (p.name().into_owned(), p.value().into_owned()))
             .collect()
     }
 

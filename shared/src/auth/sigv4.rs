@@ -310,13 +310,13 @@ fn redacted(canonical: &str) -> String {
         if line.starts_with("x-amz-security-token:") {
             return "x-amz-security-token:REDACTED".to_string();
         }
-        (line.split('&'))
-            .map(|p| match p.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("X-Amz-Security-Token") => {
-                    format!("{k}=REDACTED")
-                }
-                _ => p.to_string(),
-            })
+        (crate::query::params(Some(line)))
+            .map(
+                |p| match p.raw_name.eq_ignore_ascii_case("X-Amz-Security-Token") {
+                    true => format!("{}=REDACTED", p.raw_name),
+                    false => p.raw.to_string(),
+                },
+            )
             .collect::<Vec<_>>()
             .join("&")
     });

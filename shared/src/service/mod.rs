@@ -28,7 +28,7 @@ pub mod sign;
 mod work;
 
 pub use self::http::{
-    check_body_digests, check_implemented, error_response, is_s3_request, params, request_id,
+    check_body_digests, check_implemented, error_response, is_s3_request, request_id,
     user_metadata, AccessLog, Addressed, Routes,
 };
 pub use config::Config;

@@ -157,10 +157,7 @@ mod tests {
 
     /// A query string's parameters, as the service reads them.
     fn params(query: Option<&str>) -> BTreeMap<String, String> {
-        (query.unwrap_or("").split('&'))
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        crate::query::form(query)
     }
 
     #[test]

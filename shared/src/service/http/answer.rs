@@ -3,9 +3,10 @@
 //! the user metadata in the client's dialect.
 
 use super::{
-    check_implemented, conditional, error_response, is_s3_request, params, parse_query, refuse,
-    request_id, with_request_id, Addressed,
+    check_implemented, conditional, error_response, is_s3_request, parse_query, request_id,
+    with_request_id, Addressed,
 };
+use crate::query;
 use crate::service::content_type::renders_inertly;
 use crate::service::download::{Answer, Download};
 use crate::service::Service;
@@ -24,7 +25,7 @@ impl Service {
             .and_then(|()| read_download(&req))
             .and_then(|d| {
                 if self.config.signer.is_on() {
-                    let params = params(req.uri().query());
+                    let params = query::form(req.uri().query());
                     (self.config.signer).verify(&d.key, d.query.processor(), &params)?;
                 }
                 Ok(d)
@@ -102,11 +103,15 @@ fn answer_response<B>(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     if is_stored {
-        headers.extend(refuse::params(req.uri().query()).filter_map(|(k, v)| {
-            let name = k.strip_prefix("response-")?;
-            (name == "content-type" || store::STORED_HEADERS.contains(&name))
-                .then(|| (name.to_string(), v))
-        }));
+        headers.extend(
+            query::form(req.uri().query())
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let name = k.strip_prefix("response-")?;
+                    (name == "content-type" || store::STORED_HEADERS.contains(&name))
+                        .then(|| (name.to_string(), v))
+                }),
+        );
     }
     let given = |name: &str| {
         headers

@@ -20,16 +20,10 @@ impl AccessLog {
     pub fn start<B>(req: &Request<B>) -> AccessLog {
         let decode = |s: &str| escape_controls(&percent_decode_str(s).decode_utf8_lossy());
         let path = req.uri().path();
-        let query = req
-            .uri()
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((name, _)) if is_secret(&percent_decode_str(name).decode_utf8_lossy()) => {
-                    format!("{name}=REDACTED")
-                }
-                _ => p.to_string(),
+        let query = crate::query::params(req.uri().query())
+            .map(|p| match p.raw.contains('=') && is_secret(&p.name()) {
+                true => format!("{}=REDACTED", p.raw_name),
+                false => p.raw.to_string(),
             })
             .collect::<Vec<_>>()
             .join("&");

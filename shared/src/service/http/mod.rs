@@ -23,12 +23,6 @@ use crate::store::{self, Metadata};
 use crate::{cos, Code, Error, Result};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use log::escape_controls;
-use percent_encoding::percent_decode_str;
-
-/// The query's parameters, percent-decoded (`+` a space); a parameter without a value maps to "".
-pub fn params(query: Option<&str>) -> std::collections::BTreeMap<String, String> {
-    refuse::params(query).collect()
-}
 
 /// Every answer names its request (`x-cos-request-id`, as COS's do), errors included.
 fn with_request_id(mut resp: Response<Vec<u8>>, rid: &str) -> Response<Vec<u8>> {
@@ -71,11 +65,8 @@ pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
     let Some(q) = q else {
         return Ok(Query::Original);
     };
-    for part in q.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = part.split_once('=').unwrap_or((part, ""));
-        let decoded = percent_decode_str(name).decode_utf8().map_err(|_| {
-            Error::invalid("the query string is not valid UTF-8 after percent-decoding")
-        })?;
+    for param in crate::query::params(Some(q)) {
+        let decoded = param.name_utf8()?;
         let p = decoded.as_ref();
         if p.starts_with("imageMogr2") || p.starts_with("imageView2") {
             return Ok(Query::Rule {
@@ -88,7 +79,7 @@ pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
             "imageAve" => return Ok(Query::Ave),
             "image_process" => return Ok(Query::ImageProcess),
             _ if never_a_processor(p) => {}
-            _ if value.is_empty() => {
+            _ if param.raw_value.is_empty() => {
                 let processor: String = p.split('/').next().unwrap_or(p).chars().take(40).collect();
                 return Err(Error::invalid(format!(
                     "{processor:?} is not a processor mogr implements: use imageMogr2, imageView2, \

@@ -3,9 +3,8 @@
 //! the object). S3's and COS's subresources and the headers that change what a request means are
 //! listed here; each gets 501 `NotImplemented` naming what is missing.
 
-use crate::{Code, Error, Result};
+use crate::{query, Code, Error, Result};
 use http::{HeaderMap, Method, Request};
-use percent_encoding::percent_decode_str;
 
 /// Subresources of S3's and COS's APIs (query parameters that make a request another operation),
 /// besides those mogr answers. `uploads`, `uploadId` and `partNumber` are here too: they are
@@ -113,24 +112,6 @@ fn not_implemented(what: String) -> Error {
     )
 }
 
-/// The query's parameters, name and value percent-decoded (`+` is a space, as in a form; a name
-/// without `=` has an empty value).
-pub(super) fn params(query: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
-    let decode = |s: &str| {
-        percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(move |p| {
-            let (name, value) = p.split_once('=').unwrap_or((p, ""));
-            (decode(name), decode(value))
-        })
-}
-
 /// Refuses, with 501, a request mogr would otherwise answer as a plainer one: an S3 or COS
 /// subresource (`?acl`, `?tagging`, `?restore`, `?delete`, …; multipart's unless `multipart` says the
 /// front door answers them), a write header that asks for more than storing the body (a copy source,
@@ -144,7 +125,7 @@ pub fn check_implemented<B>(req: &Request<B>, multipart: bool) -> Result<()> {
     ) {
         return Err(not_implemented(format!("the method {method}")));
     }
-    for (name, value) in params(req.uri().query()) {
+    for (name, value) in query::params(req.uri().query()).map(|p| p.form()) {
         let known = SUBRESOURCES.iter().any(|s| s.eq_ignore_ascii_case(&name));
         let answered = (multipart && MULTIPART.contains(&name.as_str()))
             || (*method == Method::POST && name == "delete"); // DeleteObjects
@@ -162,7 +143,7 @@ pub fn check_implemented<B>(req: &Request<B>, multipart: bool) -> Result<()> {
     }
     // A copy is a PUT of a whole object: not a part (UploadPartCopy), not a POST.
     let copy = COPY_SOURCES.iter().any(|h| req.headers().contains_key(*h));
-    let part = params(req.uri().query()).any(|(n, _)| MULTIPART.contains(&n.as_str()));
+    let part = MULTIPART.iter().any(|n| query::has(req.uri().query(), n));
     if copy && (*method != Method::PUT || part) {
         return Err(not_implemented(format!(
             "a copy by {method} or into a part"

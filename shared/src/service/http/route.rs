@@ -2,13 +2,13 @@
 //! operation it asks for — a download, a write (PUT, POST `?image_process`, DELETE, a copy,
 //! DeleteObjects), a listing (ListObjects, ListBuckets) or a step of a multipart upload.
 
-use super::{error_response, params, request_id, user_metadata, with_request_id, Addressed};
-use crate::auth;
+use super::{error_response, request_id, user_metadata, with_request_id, Addressed};
 use crate::cos::list::{self, Query};
 use crate::cos::{self, multipart as xml};
 use crate::service::multipart::Initiate;
 use crate::service::Service;
 use crate::store::key_of;
+use crate::{auth, query};
 use crate::{Code, Error, Result};
 use http::{header, Method, Request, Response, StatusCode};
 use std::collections::BTreeMap;
@@ -167,7 +167,7 @@ impl Service {
     /// A GET or HEAD that lists rather than downloads: the account (ListBuckets), the bucket or a
     /// folder (`GET /photos/`), the uploads in progress or one upload's parts. `None`: a download.
     async fn read_listing<B>(&self, req: &Request<B>) -> Result<Option<Listing>> {
-        let params = params(req.uri().query());
+        let params = query::form(req.uri().query());
         let path = req.uri().path();
         if let Some(id) = params.get("uploadId") {
             let (key, id) = (key_of(path)?, id.clone());
@@ -255,7 +255,7 @@ impl Service {
         req: &Request<B>,
         routes: Routes,
     ) -> Option<Result<Response<Vec<u8>>>> {
-        let params = params(req.uri().query());
+        let params = query::form(req.uri().query());
         let id = params.get("uploadId").map(String::as_str);
         let method = req.method().clone();
         let uploads = params.contains_key("uploads");

@@ -8,6 +8,7 @@ use super::{
     request_id, user_metadata, with_request_id,
 };
 use crate::cos::{self, PicOperations};
+use crate::query;
 use crate::service::content_type::{check_content_type, guess_type};
 use crate::service::download::Query;
 use crate::service::process::{Copy, Post, Put};
@@ -36,9 +37,7 @@ impl Service {
     async fn write<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<Written> {
         check_implemented(req, false)?;
         check_body_digests(req.headers(), req.body().as_ref())?;
-        if req.method() == Method::POST
-            && refuse::params(req.uri().query()).any(|(n, _)| n == "delete")
-        {
+        if req.method() == Method::POST && query::has(req.uri().query(), "delete") {
             return self.delete_objects(req).await;
         }
         let key = key_of(req.uri().path())?;
