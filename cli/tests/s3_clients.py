@@ -8,11 +8,17 @@ import datetime
 import filecmp
 import hashlib
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
+
+import urllib3
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -22,6 +28,68 @@ from botocore.exceptions import ClientError
 ENDPOINT, ROOT, SAMPLE = sys.argv[1], sys.argv[2], sys.argv[3]
 BUCKET = "photos"
 MiB = 1024 * 1024
+# MOGR_TLS=1: every call over HTTPS, through a TLS-terminating proxy in front of mogr serve (as API
+# Gateway or CloudFront front the deployment). Over HTTPS, boto3 and the AWS CLI send upload bodies in
+# aws-chunked framing with a trailing checksum; the proxy counts those requests, so the run shows mogr
+# read them.
+TLS = os.environ.get("MOGR_TLS") == "1"
+STREAMING = b"streaming-unsigned-payload-trailer"
+streamed = []
+
+
+def start_tls_proxy(backend):
+    backend = urllib.parse.urlsplit(backend)
+    certs = tempfile.mkdtemp()
+    cert, key = os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    # the port the server was told to accept as its Host (MOGR_TLS_PORT)
+    listener = socket.create_server(("127.0.0.1", int(os.environ.get("MOGR_TLS_PORT", "0"))))
+
+    def pipe(src, dst, sniff):
+        tail = b""
+        try:
+            while data := src.recv(65536):
+                if sniff:
+                    seen = (tail + data).lower()
+                    streamed.append(seen.count(STREAMING) - tail.lower().count(STREAMING))
+                    tail = data[-64:]
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def connection(client):
+        try:
+            tls = context.wrap_socket(client, server_side=True)
+        except (ssl.SSLError, OSError):
+            client.close()
+            return
+        upstream = socket.create_connection((backend.hostname, backend.port))
+        threading.Thread(target=pipe, args=(upstream, tls, False), daemon=True).start()
+        pipe(tls, upstream, True)
+
+    def accept():
+        while True:
+            client, _ = listener.accept()
+            threading.Thread(target=connection, args=(client,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return "https://127.0.0.1:%d" % listener.getsockname()[1]
+
+
+if TLS:
+    ENDPOINT = start_tls_proxy(ENDPOINT)
+    # the proxy's certificate is made up for the run: the clients are told not to verify it
+    urllib3.disable_warnings()
+    ssl._create_default_https_context = ssl._create_unverified_context
 
 # What a user writes for an S3-compatible endpoint: path-style addressing, any keys (mogr serve
 # without keys does not check them).
@@ -32,7 +100,7 @@ os.environ.update(
     AWS_CONFIG_FILE=os.devnull,
     AWS_SHARED_CREDENTIALS_FILE=os.devnull,
 )
-s3 = boto3.client("s3", endpoint_url=ENDPOINT, config=Config(retries={"max_attempts": 1}))
+s3 = boto3.client("s3", endpoint_url=ENDPOINT, verify=not TLS, config=Config(retries={"max_attempts": 1}))
 checks = 0
 
 
@@ -161,7 +229,7 @@ check(status_of(lambda: s3.put_object_tagging(Bucket=BUCKET, Key="b3/photo.jpg",
 check(on_disk("b3/photo.jpg") == photo, "refused requests left the object as it was")
 
 # the AWS CLI: cp both ways, ls, sync both ways
-aws = ["aws", "--endpoint-url", ENDPOINT]
+aws = ["aws", "--endpoint-url", ENDPOINT] + (["--no-verify-ssl"] if TLS else [])
 
 
 def cli(*args):
@@ -218,7 +286,7 @@ if os.environ.get("MOGR_KEYED") == "1":
     for key_id, secret, code in [("AKIDEXAMPLE", "wrong", "SignatureDoesNotMatch"),
                                  ("AKIDUNKNOWN", "secret", "InvalidAccessKeyId")]:
         bad = boto3.client("s3", endpoint_url=ENDPOINT, aws_access_key_id=key_id, aws_secret_access_key=secret,
-                           config=Config(retries={"max_attempts": 1}))
+                           verify=not TLS, config=Config(retries={"max_attempts": 1}))
         got = status_of(lambda: bad.put_object(Bucket=BUCKET, Key="keyed/refused.jpg", Body=photo))
         check(got == (403, code), "%s: %r" % (code, got))
         got = status_of(lambda: bad.list_objects_v2(Bucket=BUCKET))
@@ -231,7 +299,7 @@ if os.environ.get("MOGR_KEYED") == "1":
         check(False, "a SigV2 presigned PUT was taken")
     except urllib.error.HTTPError as e:
         check(e.code == 403 and b"s3v4" in e.read(), "SigV2 presigned PUT %r" % e.code)
-    s3 = boto3.client("s3", endpoint_url=ENDPOINT, config=Config(signature_version="s3v4"))
+    s3 = boto3.client("s3", endpoint_url=ENDPOINT, verify=not TLS, config=Config(signature_version="s3v4"))
     url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "keyed/pre.jpg"}, ExpiresIn=60)
     req = urllib.request.Request(url, data=photo, method="PUT")
     check(urllib.request.urlopen(req).status == 200, "presigned PUT")
@@ -246,5 +314,34 @@ if os.environ.get("MOGR_KEYED") == "1":
     except urllib.error.HTTPError as e:
         check(e.code == 403 and b"needs a signature" in e.read(), "unsigned PUT %r" % e.code)
     check(not os.path.exists(os.path.join(ROOT, "keyed", "unsigned.jpg")), "the unsigned PUT wrote nothing")
+
+if TLS:
+    check(sum(streamed) >= 4, "boto3 and the AWS CLI sent %d aws-chunked bodies over HTTPS" % sum(streamed))
+    print("%d aws-chunked bodies over HTTPS" % sum(streamed))
+
+    # a chunked body changed after it was framed (its trailing CRC32 no longer holds), and one cut
+    # short: refused, nothing written
+    def corrupt(how):
+        def before_send(request, **kwargs):
+            if hasattr(request.body, "read"):
+                request.reset_stream()
+                body = request.body.read()
+            else:
+                body = request.body
+            check(STREAMING in body.lower() or b"\r\n0\r\n" in body, "a framed body %r" % body[:40])
+            request.body = how(body)
+            request.headers["Content-Length"] = str(len(request.body))
+        client = boto3.client("s3", endpoint_url=ENDPOINT, verify=False,
+                              config=Config(retries={"max_attempts": 1}))
+        client.meta.events.register("before-send.s3.PutObject", before_send)
+        return client
+
+    flipped = corrupt(lambda b: b.replace(b"photo-bytes", b"photo-BYTES", 1))
+    got = status_of(lambda: flipped.put_object(Bucket=BUCKET, Key="tls/flipped.jpg", Body=b"photo-bytes"))
+    check(got == (400, "BadDigest"), "a chunked body whose checksum fails: %r" % (got,))
+    cut = corrupt(lambda b: b[:b.index(b"\r\n0\r\n") + 2])
+    got = status_of(lambda: cut.put_object(Bucket=BUCKET, Key="tls/cut.jpg", Body=b"photo-bytes"))
+    check(got == (400, "IncompleteBody"), "a chunked body cut short: %r" % (got,))
+    check(not os.path.exists(os.path.join(ROOT, "tls")), "refused chunked bodies wrote nothing")
 
 print("%d checks passed" % checks)

@@ -22,6 +22,8 @@ pub enum Code {
     RequestTimeTooSkewed,
     /// 400: a body whose SHA-256 is not the `x-amz-content-sha256` it was signed with.
     XAmzContentSHA256Mismatch,
+    /// 400: a body shorter than it says, or whose aws-chunked framing is broken.
+    IncompleteBody,
     /// 404
     NoSuchKey,
     /// 404: a path-style request for a bucket this service does not serve.
@@ -62,6 +64,7 @@ impl Code {
             Code::InvalidAccessKeyId => "InvalidAccessKeyId",
             Code::RequestTimeTooSkewed => "RequestTimeTooSkewed",
             Code::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
+            Code::IncompleteBody => "IncompleteBody",
             Code::NoSuchKey => "NoSuchKey",
             Code::NoSuchUpload => "NoSuchUpload",
             Code::NoSuchBucket => "NoSuchBucket",
@@ -80,7 +83,10 @@ impl Code {
 
     pub fn status(self) -> u16 {
         match self {
-            Code::InvalidArgument | Code::BadDigest | Code::XAmzContentSHA256Mismatch => 400,
+            Code::InvalidArgument
+            | Code::BadDigest
+            | Code::XAmzContentSHA256Mismatch
+            | Code::IncompleteBody => 400,
             Code::EntityTooLarge => 413,
             Code::AccessDenied
             | Code::SignatureDoesNotMatch

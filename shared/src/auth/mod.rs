@@ -1,9 +1,11 @@
 //! Verifying the signatures clients already make, against access keys mogr holds (`MOGR_ACCESS_KEYS`):
 //! AWS SigV4 (`sigv4.rs`: the `Authorization` header and presigned `X-Amz-*` URLs, as boto3, the AWS
 //! CLI and the AWS SDKs sign) and COS's `q-sign-*` scheme (`cos.rs`: the `Authorization` header and
-//! presigned query, as Tencent's SDKs sign). Pure: a request's method, path, query and headers in, the
+//! presigned query, as Tencent's SDKs sign), and bodies in `aws-chunked` framing, decoded with their
+//! chunk signatures checked (`chunked.rs`). Pure: a request's method, path, query and headers in, the
 //! key id that signed it (or the reason it is refused) out. Signatures are compared in constant time.
 
+pub mod chunked;
 mod cos;
 mod sigv4;
 
@@ -98,11 +100,22 @@ impl Signed<'_> {
 
 /// Who signed `req`: `Ok(None)` when it carries no signature, `Ok(Some(key id))` when one of `keys`
 /// signed it as it is, at `now`; otherwise the error a client of that scheme expects.
-pub fn verify(keys: &AccessKeys, req: &Signed, now: SystemTime) -> Result<Option<String>> {
+pub fn verify(keys: &AccessKeys, req: &Signed, now: SystemTime) -> Result<Option<Verified>> {
     if let Some(found) = sigv4::verify(keys, req, now)? {
         return Ok(Some(found));
     }
-    cos::verify(keys, req, now)
+    let key_id = cos::verify(keys, req, now)?;
+    Ok(key_id.map(|key_id| Verified {
+        key_id,
+        chunks: None,
+    }))
+}
+
+/// Who signed a request; and for a SigV4 streaming upload, what checks its body's chunks.
+#[derive(Debug)]
+pub struct Verified {
+    pub key_id: String,
+    pub chunks: Option<chunked::ChunkSigning>,
 }
 
 /// Lower-case hex.

@@ -4,7 +4,8 @@
 //! (`X-Amz-Algorithm`, `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`, `X-Amz-SignedHeaders`,
 //! `X-Amz-Signature`; the payload unsigned). Any region; the service must be `s3`.
 
-use super::{hex, same, uri_encode, AccessKeys, Signed};
+use super::chunked::{ChunkSigning, STREAMING};
+use super::{hex, same, uri_encode, AccessKeys, Signed, Verified};
 use crate::{Code, Error, Result};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -196,14 +197,8 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// The string to sign and its signature with `secret`.
-fn sign(secret: &str, claim: &Claim, canonical: &str) -> (String, String) {
-    let to_sign = format!(
-        "{ALGORITHM}\n{}\n{}\n{}",
-        claim.amz_date,
-        claim.scope,
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
+/// The key `secret` signs with for `claim`'s date, region and service.
+fn signing_key(secret: &str, claim: &Claim) -> Vec<u8> {
     let mut key = hmac(format!("AWS4{secret}").as_bytes(), claim.date.as_bytes());
     for part in [
         claim.region.as_str(),
@@ -212,12 +207,23 @@ fn sign(secret: &str, claim: &Claim, canonical: &str) -> (String, String) {
     ] {
         key = hmac(&key, part.as_bytes());
     }
-    let signature = hex(&hmac(&key, to_sign.as_bytes()));
+    key
+}
+
+/// The string to sign and its signature with `key`.
+fn sign(key: &[u8], claim: &Claim, canonical: &str) -> (String, String) {
+    let to_sign = format!(
+        "{ALGORITHM}\n{}\n{}\n{}",
+        claim.amz_date,
+        claim.scope,
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let signature = hex(&hmac(key, to_sign.as_bytes()));
     (to_sign, signature)
 }
 
 /// Who signed `req` with SigV4; `Ok(None)` when it is not SigV4-signed.
-pub(super) fn verify(keys: &AccessKeys, req: &Signed, now: SystemTime) -> Result<Option<String>> {
+pub(super) fn verify(keys: &AccessKeys, req: &Signed, now: SystemTime) -> Result<Option<Verified>> {
     let Some(claim) = claim(req)? else {
         return Ok(None);
     };
@@ -276,6 +282,17 @@ pub(super) fn verify(keys: &AccessKeys, req: &Signed, now: SystemTime) -> Result
             return Err(malformed("the request has no x-amz-content-sha256 header"));
         }
         (_, Some(UNSIGNED)) => UNSIGNED.to_string(),
+        // an aws-chunked body: its chunks are checked as they are decoded (chunked.rs)
+        (None, Some(streaming)) if STREAMING.contains(&streaming) => streaming.to_string(),
+        (_, Some(other)) if other.starts_with("STREAMING-") => {
+            return Err(Error::new(
+                Code::NotImplemented,
+                format!(
+                    "the payload signing {other:?} is not implemented by mogr: sign with SigV4 \
+                     (AWS4-HMAC-SHA256), the payload unsigned or signed in full; nothing was written"
+                ),
+            ));
+        }
         (_, Some(hash)) => {
             let actual = hex(&Sha256::digest(req.body));
             if !hash.eq_ignore_ascii_case(&actual) {
@@ -288,7 +305,8 @@ pub(super) fn verify(keys: &AccessKeys, req: &Signed, now: SystemTime) -> Result
         }
     };
     let canonical = canonical_request(req, &claim, &payload);
-    let (to_sign, expected) = sign(secret, &claim, &canonical);
+    let key = signing_key(secret, &claim);
+    let (to_sign, expected) = sign(&key, &claim, &canonical);
     if !same(expected.as_bytes(), claim.signature.as_bytes()) {
         return Err(Error::new(
             Code::SignatureDoesNotMatch,
@@ -300,7 +318,16 @@ pub(super) fn verify(keys: &AccessKeys, req: &Signed, now: SystemTime) -> Result
             ),
         ));
     }
-    Ok(Some(claim.key_id))
+    let chunks = payload.starts_with("STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
+    Ok(Some(Verified {
+        chunks: chunks.then(|| ChunkSigning {
+            key,
+            amz_date: claim.amz_date.clone(),
+            scope: claim.scope.clone(),
+            seed: claim.signature.clone(),
+        }),
+        key_id: claim.key_id,
+    }))
 }
 
 /// `canonical` with session tokens (a header's or a parameter's value) left out: it is shown to the
@@ -365,7 +392,10 @@ mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600)
         );
         assert_eq!(
-            verify(&keys, &req, then).unwrap().as_deref(),
+            verify(&keys, &req, then)
+                .unwrap()
+                .map(|v| v.key_id)
+                .as_deref(),
             Some("AKIAIOSFODNN7EXAMPLE")
         );
         // a minute later still; an hour later, too skewed
@@ -465,5 +495,56 @@ mod tests {
             !shown.contains("s3cret") && shown.contains("x=1"),
             "{shown}"
         );
+    }
+
+    /// AWS's published streaming upload: the request's signature verifies and seeds the chain that
+    /// checks its body's chunks ("Signature calculations … in multiple chunks").
+    #[test]
+    fn the_published_streaming_upload_verifies_chunk_by_chunk() {
+        let keys = AccessKeys::parse(KEYS).unwrap();
+        let seed = super::super::chunked::tests::SEED;
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,\
+             SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;\
+             x-amz-decoded-content-length;x-amz-storage-class,Signature={seed}"
+        );
+        let h = headers(&[
+            ("host", "s3.amazonaws.com"),
+            ("content-encoding", "aws-chunked"),
+            ("content-length", "66824"),
+            ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+            ("x-amz-date", "20130524T000000Z"),
+            ("x-amz-decoded-content-length", "66560"),
+            ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+            ("authorization", &auth),
+        ]);
+        let body = super::super::chunked::tests::published_body();
+        assert_eq!(body.len(), 66824);
+        let req = Signed {
+            method: "PUT",
+            path: "/examplebucket/chunkObject.txt",
+            query: "",
+            headers: &h,
+            body: &body,
+        };
+        let then = parse_amz_date("20130524T000000Z").unwrap();
+        let verified = verify(&keys, &req, then).unwrap().unwrap();
+        let chunks = verified
+            .chunks
+            .expect("a streaming signature checks the chunks");
+        let decoded = super::super::chunked::decode(&body, Some(&chunks)).unwrap();
+        assert_eq!(decoded.body.len(), 66560);
+        // a signing mogr does not implement is refused, not read as unsigned
+        let h = headers(&[
+            ("host", "s3.amazonaws.com"),
+            (
+                "x-amz-content-sha256",
+                "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
+            ),
+            ("x-amz-date", "20130524T000000Z"),
+            ("authorization", &auth),
+        ]);
+        let e = verify(&keys, &Signed { headers: &h, ..req }, then).unwrap_err();
+        assert_eq!(e.code, Code::NotImplemented);
     }
 }

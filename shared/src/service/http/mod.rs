@@ -5,6 +5,7 @@
 
 mod address;
 mod answer;
+mod body;
 mod conditional;
 mod integrity;
 mod log;

@@ -3,6 +3,7 @@
 //! the object). S3's and COS's subresources and the headers that change what a request means are
 //! listed here; each gets 501 `NotImplemented` naming what is missing.
 
+use crate::auth::chunked::STREAMING;
 use crate::{query, Code, Error, Result};
 use http::{HeaderMap, Method, Request};
 
@@ -116,7 +117,7 @@ fn not_implemented(what: String) -> Error {
 /// subresource (`?acl`, `?tagging`, `?restore`, `?delete`, …; multipart's unless `multipart` says the
 /// front door answers them), a write header that asks for more than storing the body (a copy source,
 /// tags, ACLs, encryption, object lock, a condition), a request body in a framing mogr does not decode
-/// (`aws-chunked`), or a method other than GET, HEAD, PUT, POST and DELETE.
+/// (`aws-chunked` the router did not decode), or a method other than GET, HEAD, PUT, POST and DELETE.
 pub fn check_implemented<B>(req: &Request<B>, multipart: bool) -> Result<()> {
     let method = req.method();
     if !matches!(
@@ -164,14 +165,17 @@ fn check_write_headers(headers: &HeaderMap) -> Result<()> {
             v.split(',')
                 .any(|e| e.trim().eq_ignore_ascii_case("aws-chunked"))
         });
-    let streaming = headers
+    let payload = headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("STREAMING-"));
-    if chunked || streaming {
+        .unwrap_or_default();
+    let streaming = payload.starts_with("STREAMING-");
+    // the router decodes the framings S3's clients send (body.rs); any other is refused
+    if (chunked || streaming) && !STREAMING.contains(&payload) {
         return Err(not_implemented(
-            "a body sent in aws-chunked framing (streaming SigV4 or a trailing checksum); send the \
-             body plainly (e.g. request_checksum_calculation=when_required in boto3)"
+            "a body in aws-chunked framing without a STREAMING-UNSIGNED-PAYLOAD-TRAILER or \
+             STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] x-amz-content-sha256; send the body \
+             plainly or as the AWS SDKs frame it"
                 .into(),
         ));
     }
@@ -214,7 +218,10 @@ mod tests {
             req(
                 "PUT",
                 "/a.jpg",
-                &[("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")],
+                &[(
+                    "x-amz-content-sha256",
+                    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
+                )],
             ),
             req("GET", "/a.jpg?versionId=3HL4kqtJlcpXroDTDmJ", &[]),
             req("PATCH", "/a.jpg", &[]),
@@ -246,6 +253,15 @@ mod tests {
                 "PUT",
                 "/a.jpg",
                 &[("x-cos-copy-source", "b.cos.x.myqcloud.com/c.jpg")],
+            ),
+            // framings the router decodes
+            req(
+                "PUT",
+                "/a.jpg",
+                &[
+                    ("content-encoding", "aws-chunked"),
+                    ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+                ],
             ),
         ];
         for r in &answered {

@@ -2,6 +2,7 @@
 //! operation it asks for — a download, a write (PUT, POST `?image_process`, DELETE, a copy,
 //! DeleteObjects), a listing (ListObjects, ListBuckets) or a step of a multipart upload.
 
+use super::body::{unchunk, Body};
 use super::{error_response, request_id, user_metadata, with_request_id, Addressed};
 use crate::cos::list::{self, Query};
 use crate::cos::{self, multipart as xml};
@@ -86,12 +87,23 @@ impl Service {
     /// Answers any request, as the entry point's `routes` allow.
     pub async fn handle<B: AsRef<[u8]>>(
         &self,
-        mut req: Request<B>,
+        req: Request<B>,
         routes: Routes,
     ) -> Response<Vec<u8>> {
         let (rid, resource) = (request_id(&req), req.uri().path().to_string());
-        // the signature covers the request as sent, before its path is read as a key
-        let signed = self.authenticate(&req);
+        // the signature covers the request as sent, before its path is read as a key, and an
+        // aws-chunked body is decoded once its signature is known to hold
+        let verified = self.authenticate(&req);
+        let unchunked = match &verified {
+            Ok(None) if !self.config.access_keys.is_empty() => Ok(req.map(Body::Sent)),
+            Ok(v) => unchunk(req, v.as_ref().and_then(|v| v.chunks.as_ref())),
+            Err(_) => Ok(req.map(Body::Sent)),
+        };
+        let mut req = match unchunked {
+            Ok(req) => req,
+            Err(e) => return with_request_id(error_response(&e, &resource, &rid), &rid),
+        };
+        let signed = verified.map(|v| v.is_some());
         let checked = signed.and_then(|signed| {
             self.address(&mut req)?;
             super::check_implemented(&req, true)?;
@@ -133,12 +145,12 @@ impl Service {
         with_request_id(resp, &rid)
     }
 
-    /// Whether `req` is signed with one of the service's access keys (`false` when it is not signed, or
+    /// Who signed `req` with one of the service's access keys (`None` when it is not signed, or
     /// there are none); a signature that does not hold is an error, whatever the request.
-    fn authenticate<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<bool> {
+    fn authenticate<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<Option<auth::Verified>> {
         let keys = &self.config.access_keys;
         if keys.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         // the path as sent, should a front have addressed the request already
         let sent = req.extensions().get::<super::address::SentPath>();
@@ -150,10 +162,10 @@ impl Service {
             body: req.body().as_ref(),
         };
         let who = auth::verify(keys, &signed, std::time::SystemTime::now())?;
-        if let Some(id) = &who {
-            tracing::debug!(access_key = %id, "signed request");
+        if let Some(who) = &who {
+            tracing::debug!(access_key = %who.key_id, "signed request");
         }
-        Ok(who.is_some())
+        Ok(who)
     }
 
     /// The upload notification a bucket would send for `key`, for a server that is its own bucket.
