@@ -23,7 +23,9 @@ BUILD=(
 # Test tools from PyPI, pinned: the Lambda runtime emulator and the CloudFormation linter.
 # cos-python-sdk-v5: Tencent's own COS SDK, driven against `mogr serve` by cli/tests/cos_sdk.rs;
 # boto3 and the AWS CLI (v1, the one on PyPI; boto3 at the botocore it pins), by cli/tests/s3_clients.rs
-PY_TOOLS=(cargo-lambda==1.9.2 cfn-lint==1.51.0 cos-python-sdk-v5==1.9.44 awscli==1.46.3 boto3==1.43.11)
+# moto: AWS's Secrets Manager API locally, where tests/tests/lambda.rs keeps the functions' access keys
+PY_TOOLS=(cargo-lambda==1.9.2 cfn-lint==1.51.0 cos-python-sdk-v5==1.9.44 awscli==1.46.3 boto3==1.43.11
+  "moto[server]==5.2.6")
 
 if [ "${1:-}" = "--runtime" ]; then
   PACKAGES=("${RUNTIME[@]}")
@@ -104,6 +106,7 @@ if [ -z "${1:-}" ]; then
   python3 -m pip show cos-python-sdk-v5 2>/dev/null | grep -q "^Version: 1.9.44$" || need_py=1
   python3 -m pip show awscli 2>/dev/null | grep -q "^Version: 1.46.3$" || need_py=1
   python3 -m pip show boto3 2>/dev/null | grep -q "^Version: 1.43.11$" || need_py=1
+  python3 -m pip show moto 2>/dev/null | grep -q "^Version: 5.2.6$" || need_py=1
   if [ $need_py -eq 1 ]; then
     python3 -m pip install --quiet --user --break-system-packages "${PY_TOOLS[@]}" 2>/dev/null \
       || python3 -m pip install --quiet --user "${PY_TOOLS[@]}"

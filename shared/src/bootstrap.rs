@@ -3,11 +3,15 @@
 //! - `MOGR_BUCKET` (required): the bucket served and watched;
 //! - `MOGR_ALLOWED_BUCKETS`: comma-separated buckets Pic-Operations' `bucket` field may name;
 //! - the `MOGR_*` settings of [`Config::from_env`];
+//! - `MOGR_ACCESS_KEYS_SECRET`: a Secrets Manager secret (name or ARN) holding access keys
+//!   (`ID:SECRET,…` or a JSON object of them), read when a signed request first needs them;
 //! - the AWS SDK's own variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_S3`).
 
+use crate::service::keys::Keys;
 use crate::service::{Config, Service};
 use crate::store::S3Store;
-use crate::{Error, Result};
+use crate::{Code, Error, Result};
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use std::sync::Arc;
 
 /// Structured logs on standard error: JSON lines (CloudWatch-friendly) with `json`, human-readable
@@ -50,7 +54,8 @@ pub async fn service_from_env() -> Result<Service> {
     let bucket = std::env::var("MOGR_BUCKET").map_err(|_| {
         Error::internal("MOGR_BUCKET is not set: name the bucket this function serves")
     })?;
-    let client = S3Store::client_from_env().await?;
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = S3Store::client_from(&shared)?;
     let mut service = Service::new(
         Config::from_env()?,
         Arc::new(S3Store::new(client.clone(), bucket)),
@@ -59,5 +64,38 @@ pub async fn service_from_env() -> Result<Service> {
     for other in crate::env::list(&others) {
         service = service.allow_bucket(Arc::new(S3Store::new(client.clone(), other)));
     }
+    if let Some(secret) = crate::env::var("MOGR_ACCESS_KEYS_SECRET") {
+        service = service.with_keys(secret_keys(&shared, secret));
+    }
     Ok(service)
+}
+
+/// Access keys held in the Secrets Manager secret `id` (a name or an ARN), read when first needed
+/// (the SDK honours `AWS_ENDPOINT_URL_SECRETS_MANAGER`).
+fn secret_keys(shared: &aws_config::SdkConfig, id: String) -> Keys {
+    let client = aws_sdk_secretsmanager::Client::new(shared);
+    let name = id.clone();
+    Keys::from_secret(
+        name,
+        Box::new(move || {
+            let (client, id) = (client.clone(), id.clone());
+            Box::pin(async move {
+                let unreadable = |why: String| {
+                    Error::new(
+                        Code::ServiceUnavailable,
+                        format!(
+                            "the access keys could not be read from the Secrets Manager secret \
+                             {id:?} ({why}): signed requests are refused until it can be read; \
+                             check that it exists and that the function may \
+                             secretsmanager:GetSecretValue it"
+                        ),
+                    )
+                };
+                let out = (client.get_secret_value().secret_id(&id).send().await)
+                    .map_err(|e| unreadable(DisplayErrorContext(&e).to_string()))?;
+                (out.secret_string().map(str::to_string))
+                    .ok_or_else(|| unreadable("it holds binary, not text".into()))
+            })
+        }),
+    )
 }

@@ -526,3 +526,171 @@ async fn lambda_functions_answer_the_route_scenario() {
     let resp = invoke(&download, &list).await;
     assert_eq!(resp["statusCode"], 403, "{resp}");
 }
+
+/// A moto server (`scripts/setup.sh` pins it): AWS's Secrets Manager API, locally.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn local_bin_path() -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    format!(
+        "{home}/.local/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn start_moto() -> Moto {
+    let port = free_port();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("PATH", local_bin_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server is installed by scripts/setup.sh (pip install moto[server])");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto { child, port }
+}
+
+/// What `sign_writes.py` makes with boto3 and the COS SDK for `key_id:secret`.
+fn client_signatures(host: &str, key_id: &str, secret: &str) -> Value {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/tests/sign_writes.py"))
+        .args([host, BUCKET, key_id, secret])
+        .env("PATH", local_bin_path())
+        .output()
+        .expect("python3 is installed by scripts/setup.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A PUT of `body` to `path?query` with `headers`, as API Gateway hands it to the process function.
+fn put_event(path: &str, query: &str, headers: &[(&str, &str)], body: &[u8]) -> Value {
+    let mut e = http_event("PUT", path, query, headers);
+    e["body"] = base64::engine::general_purpose::STANDARD
+        .encode(body)
+        .into();
+    e["isBase64Encoded"] = true.into();
+    e
+}
+
+/// The process function with its access keys in a Secrets Manager secret, as the template provides
+/// them (`MOGR_ACCESS_KEYS_SECRET`, the secret a JSON object of id and secret): a PUT signed by the
+/// COS SDK and one presigned by boto3 are stored, an unsigned one and a wrong secret are refused
+/// with nothing written, and a key added to the secret (a rotation) is taken at once; the secret is
+/// read when first needed and then from the cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_process_function_checks_signatures_with_keys_from_a_secret() {
+    let server = S3Server::start("lambda-keys").await;
+    server.create_bucket(BUCKET).await;
+    let moto = start_moto();
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .endpoint_url(&endpoint)
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "moto", "moto", None, None, "test",
+            ))
+            .build(),
+    );
+    (secrets.create_secret().name("mogr/access-keys"))
+        .secret_string(r#"{"AKIDOLD": "old-secret-0123456789"}"#)
+        .send()
+        .await
+        .unwrap();
+    let process = start(
+        "mogr-process",
+        &server,
+        &[
+            ("MOGR_ACCESS_KEYS_SECRET", "mogr/access-keys"),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint),
+        ],
+    );
+    let host = "mograpi.execute-api.us-east-1.amazonaws.com";
+    let body = b"a signed write".to_vec();
+
+    // unsigned: refused, nothing written
+    let resp = invoke(&process, &put_event("/keyed/plain.txt", "", &[], &body)).await;
+    assert_eq!(resp["statusCode"], 403, "{resp}");
+    assert!(String::from_utf8_lossy(&http_body(&resp)).contains("needs a signature"));
+    assert!(server.get(BUCKET, "keyed/plain.txt").await.is_none());
+
+    // boto3's presigned PUT (SigV4) and the COS SDK's Authorization header: stored
+    let signed = client_signatures(host, "AKIDOLD", "old-secret-0123456789");
+    let url = signed["sigv4_url"].as_str().unwrap();
+    let (path, query) = url
+        .strip_prefix(&format!("https://{host}"))
+        .and_then(|rest| rest.split_once('?'))
+        .unwrap();
+    let resp = invoke(&process, &put_event(path, query, &[], &body)).await;
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    assert_eq!(server.get(BUCKET, "keyed/sigv4.txt").await.unwrap().0, body);
+    let cos = signed["cos_authorization"].as_str().unwrap();
+    let headers = [("authorization", cos)];
+    let resp = invoke(&process, &put_event("/keyed/cos.txt", "", &headers, &body)).await;
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    assert_eq!(server.get(BUCKET, "keyed/cos.txt").await.unwrap().0, body);
+
+    // the right id with a wrong secret: refused, nothing written
+    let wrong = client_signatures(host, "AKIDOLD", "not-the-secret-0123");
+    let headers = [(
+        "authorization",
+        wrong["cos_authorization"].as_str().unwrap(),
+    )];
+    let resp = invoke(
+        &process,
+        &put_event("/keyed/wrong.txt", "", &headers, &body),
+    )
+    .await;
+    assert_eq!(resp["statusCode"], 403, "{resp}");
+    assert!(String::from_utf8_lossy(&http_body(&resp)).contains("SignatureDoesNotMatch"));
+    assert!(server.get(BUCKET, "keyed/wrong.txt").await.is_none());
+    assert_eq!(
+        process.logged("access keys read").len(),
+        1,
+        "read once, then cached"
+    );
+
+    // a rotation: a new key added to the secret works as soon as a client uses it
+    (secrets.put_secret_value().secret_id("mogr/access-keys"))
+        .secret_string(
+            r#"{"AKIDOLD": "old-secret-0123456789", "AKIDNEW": "new-secret-0123456789"}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(mogr::service::keys::KEYS_RETRY).await;
+    let rotated = client_signatures(host, "AKIDNEW", "new-secret-0123456789");
+    let headers = [(
+        "authorization",
+        rotated["cos_authorization"].as_str().unwrap(),
+    )];
+    let resp = invoke(&process, &put_event("/keyed/cos.txt", "", &headers, &body)).await;
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    assert_eq!(
+        process.logged("access keys read").len(),
+        2,
+        "read again for the new key"
+    );
+}

@@ -54,9 +54,30 @@ fn template_wires_three_functions_from_one_image() {
             "{prefix} does not expire"
         );
     }
+    // writes and listings: mogr's access keys from a secret (the default), or API Gateway's IAM
+    for route in [
+        "POST /{key+}",
+        "PUT /{key+}",
+        "DELETE /{key+}",
+        "GET /",
+        "POST /",
+    ] {
+        assert!(
+            t.contains(&format!(
+                "RouteKey: {route}\n      AuthorizationType: !If [IamWrites, AWS_IAM, NONE]\n      \
+                 Target: !Sub \"integrations/${{ProcessIntegration}}\""
+            )),
+            "{route} is not a process route behind the chosen authorizer"
+        );
+    }
     assert!(t.contains(
-        "Method: GET\n            Path: /\n            Auth:\n              Authorizer: AWS_IAM"
+        "RouteKey: GET /{key+}\n      AuthorizationType: NONE\n      Target: !Sub \"integrations/${DownloadIntegration}\""
     ));
+    assert!(t.contains("IamWrites: !Equals [!Ref WriteAuth, IAM]"));
+    assert!(t.contains("MOGR_ACCESS_KEYS_SECRET: !If [KeysInSecret, !Ref AccessKeysSecret, \"\"]"));
+    assert!(t.contains("Action: [secretsmanager:GetSecretValue]"));
+    assert!(t.contains("Roles: [!Ref DownloadFunctionRole, !Ref ProcessFunctionRole]"));
+    assert!(t.contains("- Assert: !Not [!Equals [!Ref AccessKeysSecret, \"\"]]"));
     for needle in [
         "DeadLetterQueue",
         "AWS_IAM",

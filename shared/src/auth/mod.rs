@@ -111,6 +111,19 @@ pub fn verify(keys: &AccessKeys, req: &Signed, now: SystemTime) -> Result<Option
     }))
 }
 
+/// Whether `req` carries a signature of a scheme mogr reads, holding or not: only then are keys
+/// needed to answer it.
+pub fn is_signed(req: &Signed) -> bool {
+    const PARAMS: [&str; 4] = [
+        "X-Amz-Algorithm",
+        "AWSAccessKeyId",
+        "Signature",
+        "q-sign-algorithm",
+    ];
+    req.header("authorization").is_some()
+        || crate::query::params(Some(req.query)).any(|p| PARAMS.contains(&p.name().as_ref()))
+}
+
 /// Who signed a request; and for a SigV4 streaming upload, what checks its body's chunks.
 #[derive(Debug)]
 pub struct Verified {

@@ -20,6 +20,7 @@ mod content_type;
 mod download;
 mod hook;
 mod http;
+pub mod keys;
 mod list;
 pub mod multipart;
 mod policy;
@@ -54,6 +55,8 @@ pub struct Service {
     any_name: bool,
     /// Held while a multipart upload's parts change (see [`multipart`]).
     uploads: Arc<tokio::sync::Mutex<()>>,
+    /// Access keys held in a secret, besides `config.access_keys` (see [`keys`]).
+    keys: Arc<keys::Keys>,
 }
 
 impl Service {
@@ -69,7 +72,19 @@ impl Service {
             others: BTreeMap::new(),
             any_name: false,
             uploads: Arc::default(),
+            keys: Arc::default(),
         }
+    }
+
+    /// The service with access keys held in a secret (on Lambda: `MOGR_ACCESS_KEYS_SECRET`).
+    pub fn with_keys(mut self, keys: keys::Keys) -> Service {
+        self.keys = Arc::new(keys);
+        self
+    }
+
+    /// Whether writes and listings need a signature: the service holds keys, or a secret does.
+    pub fn keys_required(&self) -> bool {
+        !self.config.access_keys.is_empty() || self.keys.from_a_secret()
     }
 
     /// Takes `bytes` of the memory budget requests share outside their work (see [`Work::hold`]): a

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 /// Gateway, and answers those only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Routes {
-    /// Writes: PUT, POST, DELETE, copies and multipart uploads (behind API Gateway's authorizer on
-    /// AWS; `mogr serve`'s token).
+    /// Writes: PUT, POST, DELETE, copies and multipart uploads (signed with the service's access
+    /// keys, or behind API Gateway's IAM authorizer; `mogr serve`'s token).
     pub writes: bool,
     /// Listings of the bucket and of its uploads in progress, which hand out keys and upload ids.
     /// The parts of one upload are listed to whoever holds its id unless downloads must be signed.
@@ -36,7 +36,7 @@ impl Routes {
         listings: false,
         notify: false,
     };
-    /// The process function: the writes and `GET /`, behind API Gateway's IAM authorizer.
+    /// The process function: the writes and `GET /`, signed (see [`Routes::writes`]).
     pub const PROCESS: Routes = Routes {
         writes: true,
         listings: true,
@@ -93,9 +93,9 @@ impl Service {
         let (rid, resource) = (request_id(&req), req.uri().path().to_string());
         // the signature covers the request as sent, before its path is read as a key, and an
         // aws-chunked body is decoded once its signature is known to hold
-        let verified = self.authenticate(&req);
+        let verified = self.authenticate(&req).await;
         let unchunked = match &verified {
-            Ok(None) if !self.config.access_keys.is_empty() => Ok(req.map(Body::Sent)),
+            Ok(None) if self.keys_required() => Ok(req.map(Body::Sent)),
             Ok(v) => unchunk(req, v.as_ref().and_then(|v| v.chunks.as_ref())),
             Err(_) => Ok(req.map(Body::Sent)),
         };
@@ -118,7 +118,7 @@ impl Service {
                     Err(e) => Err(e),
                 }
             }
-            Ok(false) if !self.config.access_keys.is_empty() => Err(unsigned(req.method())),
+            Ok(false) if self.keys_required() => Err(unsigned(req.method())),
             Ok(_) if !routes.writes => Err(Error::new(
                 Code::AccessDenied,
                 format!(
@@ -146,10 +146,14 @@ impl Service {
     }
 
     /// Who signed `req` with one of the service's access keys (`None` when it is not signed, or
-    /// there are none); a signature that does not hold is an error, whatever the request.
-    fn authenticate<B: AsRef<[u8]>>(&self, req: &Request<B>) -> Result<Option<auth::Verified>> {
-        let keys = &self.config.access_keys;
-        if keys.is_empty() {
+    /// there are none); a signature that does not hold is an error, whatever the request. Keys held
+    /// in a secret are read only for a signed request, and read again when they do not verify it
+    /// (a rotation; see `keys.rs`).
+    async fn authenticate<B: AsRef<[u8]>>(
+        &self,
+        req: &Request<B>,
+    ) -> Result<Option<auth::Verified>> {
+        if !self.keys_required() {
             return Ok(None);
         }
         // the path as sent, should a front have addressed the request already
@@ -161,7 +165,25 @@ impl Service {
             headers: req.headers(),
             body: req.body().as_ref(),
         };
-        let who = auth::verify(keys, &signed, std::time::SystemTime::now())?;
+        if !auth::is_signed(&signed) {
+            return Ok(None);
+        }
+        let now = std::time::SystemTime::now();
+        let fixed = &self.config.access_keys;
+        let held = self.keys.current(false).await?.unwrap_or_default();
+        let mut who = auth::verify(&fixed.clone().with(held), &signed, now);
+        let stale = |e: &Error| {
+            matches!(
+                e.code,
+                Code::InvalidAccessKeyId | Code::SignatureDoesNotMatch
+            )
+        };
+        if who.as_ref().is_err_and(stale) && self.keys.from_a_secret() {
+            if let Some(newer) = self.keys.current(true).await? {
+                who = auth::verify(&fixed.clone().with(newer), &signed, now);
+            }
+        }
+        let who = who?;
         if let Some(who) = &who {
             tracing::debug!(access_key = %who.key_id, "signed request");
         }
@@ -231,7 +253,7 @@ impl Service {
         routes: Routes,
         signed: bool,
     ) -> Result<Response<Vec<u8>>> {
-        if !self.config.access_keys.is_empty() && !signed {
+        if self.keys_required() && !signed {
             return Err(unsigned(&Method::GET));
         }
         let signed_downloads = self.config.signer.is_on();

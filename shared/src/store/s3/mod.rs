@@ -32,7 +32,7 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    /// A store over `client`, which should carry an [`S3Policy`] (as [`S3Store::client_from_env`]'s does).
+    /// A store over `client`, which should carry an [`S3Policy`] (as [`S3Store::client_from`]'s does).
     pub fn new(client: Client, bucket: impl Into<String>) -> S3Store {
         let body_timeout = client
             .config()
@@ -51,17 +51,16 @@ impl S3Store {
         }
     }
 
-    /// A client from the environment (credentials, region, `AWS_ENDPOINT_URL_S3`), with the
-    /// [`S3Policy`] of the `MOGR_S3_*` settings.
-    pub async fn client_from_env() -> Result<Client> {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    /// A client of the SDK's `shared` configuration (credentials, region, `AWS_ENDPOINT_URL_S3`),
+    /// with the [`S3Policy`] of the `MOGR_S3_*` settings.
+    pub fn client_from(shared: &aws_config::SdkConfig) -> Result<Client> {
         let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL").is_some();
         let path_style = match std::env::var("MOGR_S3_PATH_STYLE") {
             Ok(v) => v == "1" || v == "true",
             Err(_) => custom_endpoint,
         };
-        let conf = aws_sdk_s3::config::Builder::from(&shared).force_path_style(path_style);
+        let conf = aws_sdk_s3::config::Builder::from(shared).force_path_style(path_style);
         Ok(Client::from_conf(S3Policy::from_env()?.apply(conf).build()))
     }
 }
