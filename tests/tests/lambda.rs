@@ -51,6 +51,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until `what` listens on `port`, for `secs` at most.
+fn wait_for(port: u16, what: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port} within {secs} s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `name`'s binary under its own emulator, with the server's environment and `env`.
 fn start(name: &str, server: &S3Server, env: &[(&str, &str)]) -> Function {
     let port = free_port();
@@ -69,14 +81,7 @@ fn start(name: &str, server: &S3Server, env: &[(&str, &str)]) -> Function {
         .stderr(Stdio::null())
         .spawn()
         .expect("cargo lambda is installed by scripts/setup.sh (pip install cargo-lambda)");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cargo lambda watch did not listen on {port} within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(port, "cargo lambda watch", 60);
     let log = std::env::temp_dir().join(format!(
         "mogr-lambda-{}-{name}-{port}.log",
         std::process::id()
@@ -557,14 +562,7 @@ fn start_moto() -> Moto {
         .stderr(Stdio::null())
         .spawn()
         .expect("moto_server is installed by scripts/setup.sh (pip install moto[server])");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not listen within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(port, "moto_server", 30);
     Moto { child, port }
 }
 
