@@ -60,6 +60,23 @@ debian_archive() {
   apt-get indextargets --format '$(REPO_URI) $(SUITE) $(COMPONENT)' 2>/dev/null \
     | awk '$2 !~ /security|updates|backports/ && $3 == "main" { print $1; exit }'
 }
+# Falling back to Debian 12's libaom 3.6 is said loudly: AVIF outputs then take 1.5-1.7x the bytes on
+# noisy renders (BENCHMARKS.md). MOGR_REQUIRE_AOM=1 makes it an error instead (release builds).
+aom_fallback() {
+  {
+    echo "=================================================================================="
+    echo "WARNING: libaom $AOM_VERSION will not be used: $1."
+    echo "  mogr builds against the system's libaom instead; its AVIF outputs are larger (1.5-1.7x"
+    echo "  the bytes on noisy images at equal quality). To fix: configure an apt source whose pool"
+    echo "  holds aom_${AOM_VERSION}.orig.tar.xz (sha256 $AOM_SHA256),"
+    echo "  then run scripts/setup.sh again."
+    echo "=================================================================================="
+  } >&2
+  if [ "${MOGR_REQUIRE_AOM:-0}" = "1" ]; then
+    echo "MOGR_REQUIRE_AOM=1: stopping" >&2
+    exit 1
+  fi
+}
 install_aom() {
   local libdir
   libdir="lib/$(gcc -print-multiarch)"
@@ -75,7 +92,7 @@ install_aom() {
     AOM_URL="${archive%/}/pool/main/a/aom/aom_${AOM_VERSION}.orig.tar.xz"
     if ! curl -fsSL --retry 3 -o "$cache/src.tar.xz" "$AOM_URL" \
       || ! echo "$AOM_SHA256  $cache/src.tar.xz" | sha256sum -c --quiet; then
-      echo "libaom $AOM_VERSION: source not available from $AOM_URL; mogr builds against the system's libaom" >&2
+      aom_fallback "its source is not available (or not the pinned one) at $AOM_URL"
       return 0
     fi
     tar xJf "$cache/src.tar.xz" -C "$cache/src"  # this tarball has no top directory

@@ -328,7 +328,9 @@ if TLS:
                 body = request.body.read()
             else:
                 body = request.body
-            check(STREAMING in body.lower() or b"\r\n0\r\n" in body, "a framed body %r" % body[:40])
+            sent = request.headers.get("x-amz-content-sha256", b"")
+            sent = sent if isinstance(sent, bytes) else sent.encode()
+            check(sent.lower() == STREAMING and b"\r\n0\r\n" in body, "a framed body %r" % body[:40])
             request.body = how(body)
             request.headers["Content-Length"] = str(len(request.body))
         client = boto3.client("s3", endpoint_url=ENDPOINT, verify=False,
