@@ -45,6 +45,18 @@ impl AccessKeys {
         Ok(AccessKeys(keys))
     }
 
+    /// Id and secret pairs as given (a JSON object's, say: a secret may hold `,` or `:`); an empty
+    /// id or secret is refused.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Result<AccessKeys> {
+        let keys: Vec<(String, String)> = pairs.into_iter().collect();
+        if let Some((id, _)) = keys.iter().find(|(id, s)| id.is_empty() || s.is_empty()) {
+            return Err(Error::invalid(format!(
+                "access key {id:?} has an empty id or secret: give each key its id and its secret"
+            )));
+        }
+        Ok(AccessKeys(keys))
+    }
+
     /// These keys and `more`.
     pub fn with(mut self, more: AccessKeys) -> AccessKeys {
         self.0.extend(more.0);

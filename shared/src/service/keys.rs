@@ -105,8 +105,7 @@ fn parse(name: &str, text: &str) -> Result<AccessKeys> {
     let keys = if text.starts_with('{') {
         let pairs: std::collections::BTreeMap<String, String> = serde_json::from_str(text)
             .map_err(|e| unusable(format!("not a JSON object of strings: {e}")))?;
-        let joined: Vec<String> = pairs.iter().map(|(id, s)| format!("{id}:{s}")).collect();
-        AccessKeys::parse(&joined.join(","))
+        AccessKeys::from_pairs(pairs)
     } else {
         AccessKeys::parse(text)
     }
@@ -140,6 +139,9 @@ mod tests {
         assert_eq!(keys.len(), 2);
         let keys = parse("s", r#"{"AKID1": "s3cr3t-1", "AKID2": "s3cr3t-2"}"#).unwrap();
         assert_eq!(keys.len(), 2);
+        // a JSON secret may hold what the text form separates with
+        let keys = parse("s", r#"{"AKID1": "s3cr,3t:1"}"#).unwrap();
+        assert_eq!(format!("{keys:?}"), r#"AccessKeys(["AKID1"])"#);
         for bad in [
             "",
             "{}",
@@ -147,6 +149,7 @@ mod tests {
             "AKID1:s3cr3t-1,AKID2",
             r#"{"AKID1": 1}"#,
             r#"{"AKID1": "s3cr3t-1", "AKID2": 2}"#,
+            r#"{"AKID1": ""}"#,
         ] {
             let e = parse("s", bad).unwrap_err();
             assert_eq!(e.code, Code::ServiceUnavailable, "{bad}");
