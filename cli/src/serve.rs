@@ -332,7 +332,7 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
     // Listings hand out every key: off while downloads must be signed (the HTML index too while
     // listings need a signature).
     let listings = !service.config.signer.is_on();
-    let page = listings && service.config.access_keys.is_empty();
+    let page = listings && !service.keys_required();
     if let Some(resp) = crate::index::page(service, &req, page).await {
         return resp;
     }

@@ -7,7 +7,7 @@
 //!   (`ID:SECRET,…` or a JSON object of them), read when a signed request first needs them;
 //! - the AWS SDK's own variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_S3`).
 
-use crate::service::keys::Keys;
+use crate::service::keys::ReadSecret;
 use crate::service::{Config, Service};
 use crate::store::S3Store;
 use crate::{Code, Error, Result};
@@ -65,37 +65,33 @@ pub async fn service_from_env() -> Result<Service> {
         service = service.allow_bucket(Arc::new(S3Store::new(client.clone(), other)));
     }
     if let Some(secret) = crate::env::var("MOGR_ACCESS_KEYS_SECRET") {
-        service = service.with_keys(secret_keys(&shared, secret));
+        service = service.with_key_secret(secret.clone(), read_secret(&shared, secret));
     }
     Ok(service)
 }
 
-/// Access keys held in the Secrets Manager secret `id` (a name or an ARN), read when first needed
-/// (the SDK honours `AWS_ENDPOINT_URL_SECRETS_MANAGER`).
-fn secret_keys(shared: &aws_config::SdkConfig, id: String) -> Keys {
+/// Reads the Secrets Manager secret `id` (a name or an ARN) holding access keys, each time it is
+/// called (the SDK honours `AWS_ENDPOINT_URL_SECRETS_MANAGER`).
+fn read_secret(shared: &aws_config::SdkConfig, id: String) -> ReadSecret {
     let client = aws_sdk_secretsmanager::Client::new(shared);
-    let name = id.clone();
-    Keys::from_secret(
-        name,
-        Box::new(move || {
-            let (client, id) = (client.clone(), id.clone());
-            Box::pin(async move {
-                let unreadable = |why: String| {
-                    Error::new(
-                        Code::ServiceUnavailable,
-                        format!(
-                            "the access keys could not be read from the Secrets Manager secret \
+    Box::new(move || {
+        let (client, id) = (client.clone(), id.clone());
+        Box::pin(async move {
+            let unreadable = |why: String| {
+                Error::new(
+                    Code::ServiceUnavailable,
+                    format!(
+                        "the access keys could not be read from the Secrets Manager secret \
                              {id:?} ({why}): signed requests are refused until it can be read; \
                              check that it exists and that the function may \
                              secretsmanager:GetSecretValue it"
-                        ),
-                    )
-                };
-                let out = (client.get_secret_value().secret_id(&id).send().await)
-                    .map_err(|e| unreadable(DisplayErrorContext(&e).to_string()))?;
-                (out.secret_string().map(str::to_string))
-                    .ok_or_else(|| unreadable("it holds binary, not text".into()))
-            })
-        }),
-    )
+                    ),
+                )
+            };
+            let out = (client.get_secret_value().secret_id(&id).send().await)
+                .map_err(|e| unreadable(DisplayErrorContext(&e).to_string()))?;
+            (out.secret_string().map(str::to_string))
+                .ok_or_else(|| unreadable("it holds binary, not text".into()))
+        })
+    })
 }

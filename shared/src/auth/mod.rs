@@ -28,21 +28,17 @@ impl std::fmt::Debug for AccessKeys {
 impl AccessKeys {
     /// `ID:SECRET` pairs, comma-separated (spaces around them ignored); empty: no keys.
     pub fn parse(text: &str) -> Result<AccessKeys> {
-        let mut keys = Vec::new();
-        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, secret) = pair
-                .split_once(':')
-                .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
-                .ok_or_else(|| {
-                    Error::invalid(format!(
-                        "access key {:?} is not ID:SECRET: give each key as its id, a colon and its \
-                         secret, comma-separated",
-                        pair.split(':').next().unwrap_or_default()
-                    ))
-                })?;
-            keys.push((id.trim().to_string(), secret.trim().to_string()));
-        }
-        Ok(AccessKeys(keys))
+        let pairs = text.split(',').map(str::trim).filter(|p| !p.is_empty());
+        let pairs = pairs.map(|pair| {
+            let (id, secret) = pair.split_once(':').ok_or_else(|| {
+                Error::invalid(format!(
+                    "access key {pair:?} is not ID:SECRET: give each key as its id, a colon and its \
+                     secret, comma-separated"
+                ))
+            })?;
+            Ok((id.trim().to_string(), secret.trim().to_string()))
+        });
+        AccessKeys::from_pairs(pairs.collect::<Result<Vec<_>>>()?)
     }
 
     /// Id and secret pairs as given (a JSON object's, say: a secret may hold `,` or `:`); an empty

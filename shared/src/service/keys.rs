@@ -10,6 +10,7 @@ use crate::auth::AccessKeys;
 use crate::{Code, Error, Result};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a secret's keys are used before it is read again.
@@ -21,9 +22,10 @@ pub const KEYS_RETRY: Duration = Duration::from_secs(2);
 pub type ReadSecret =
     Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String>> + Send>> + Send + Sync>;
 
-/// Where the keys come from; see the module.
+/// The keys a signature may be made with; see the module.
 #[derive(Default)]
 pub struct Keys {
+    fixed: Arc<AccessKeys>,
     secret: Option<Secret>,
 }
 
@@ -31,57 +33,80 @@ struct Secret {
     /// Named in errors and logs (never the keys).
     name: String,
     read: ReadSecret,
-    cached: tokio::sync::Mutex<Option<(AccessKeys, Instant)>>,
+    /// The fixed keys and the secret's, as last read, and when.
+    cached: tokio::sync::Mutex<Option<(Arc<AccessKeys>, Instant)>>,
 }
 
 impl Keys {
-    /// Keys held in the secret `name`, read by `read`.
-    pub fn from_secret(name: String, read: ReadSecret) -> Keys {
+    /// The fixed keys only.
+    pub fn new(fixed: AccessKeys) -> Keys {
         Keys {
-            secret: Some(Secret {
-                name,
-                read,
-                cached: Default::default(),
-            }),
+            fixed: Arc::new(fixed),
+            secret: None,
         }
     }
 
-    /// Whether a secret holds keys (so writes need signatures even before it is read).
-    pub fn from_a_secret(&self) -> bool {
-        self.secret.is_some()
+    /// These keys and those held in the secret `name`, read by `read`.
+    pub fn with_secret(self, name: String, read: ReadSecret) -> Keys {
+        let cached = Default::default();
+        Keys {
+            secret: Some(Secret { name, read, cached }),
+            ..self
+        }
     }
 
-    /// The secret's keys (none without a secret): cached, or read now when the cache is older
-    /// than [`KEYS_TTL`], or, with `fresher`, than [`KEYS_RETRY`]. `None` when `fresher` finds
-    /// the cache too young to read again (the keys just used are the newest).
-    pub async fn current(&self, fresher: bool) -> Result<Option<AccessKeys>> {
+    /// Whether writes and listings need a signature: there are keys, or a secret holds them (even
+    /// before it is read).
+    pub fn required(&self) -> bool {
+        !self.fixed.is_empty() || self.secret.is_some()
+    }
+
+    /// The keys: the secret's as cached, or read now when the cache is older than [`KEYS_TTL`].
+    pub async fn current(&self) -> Result<Arc<AccessKeys>> {
+        match &self.secret {
+            None => Ok(self.fixed.clone()),
+            Some(secret) => Ok(self.younger_than(secret, KEYS_TTL).await?.0),
+        }
+    }
+
+    /// The keys read again for a signature the current ones do not verify, unless the secret was
+    /// read within [`KEYS_RETRY`] (or cannot be read, or there is none): `None`, nothing newer.
+    pub async fn newer(&self) -> Result<Option<Arc<AccessKeys>>> {
         let Some(secret) = &self.secret else {
-            return Ok(Some(AccessKeys::default()));
+            return Ok(None);
         };
+        let (keys, read_now) = self.younger_than(secret, KEYS_RETRY).await?;
+        Ok(read_now.then_some(keys))
+    }
+
+    /// The cached keys if read within `max_age`, else read now (`true`); a failed read keeps the
+    /// cached ones in use.
+    async fn younger_than(
+        &self,
+        secret: &Secret,
+        max_age: Duration,
+    ) -> Result<(Arc<AccessKeys>, bool)> {
         let mut cached = secret.cached.lock().await;
-        let age = cached.as_ref().map(|(_, read)| read.elapsed());
-        let max_age = if fresher { KEYS_RETRY } else { KEYS_TTL };
-        match (&*cached, age) {
-            (Some((keys, _)), Some(age)) if age < max_age => {
-                return Ok((!fresher).then(|| keys.clone()));
+        if let Some((keys, read)) = &*cached {
+            if read.elapsed() < max_age {
+                return Ok((keys.clone(), false));
             }
-            _ => {}
         }
         match (secret.read)()
             .await
             .and_then(|text| parse(&secret.name, &text))
         {
-            Ok(keys) => {
-                tracing::info!(secret = %secret.name, keys = keys.len(), "access keys read");
+            Ok(held) => {
+                tracing::info!(secret = %secret.name, keys = held.len(), "access keys read");
+                let keys = Arc::new(self.fixed.as_ref().clone().with(held));
                 *cached = Some((keys.clone(), Instant::now()));
-                Ok(Some(keys))
+                Ok((keys, true))
             }
-            // the keys read last stay in use while the secret cannot be read again
             Err(e) => match cached.as_mut() {
                 Some((keys, read)) => {
                     tracing::warn!(secret = %secret.name, error = %e.message, "access keys not read again; the cached ones stay in use");
                     *read = Instant::now();
-                    Ok((!fresher).then(|| keys.clone()))
+                    Ok((keys.clone(), false))
                 }
                 None => Err(e),
             },
@@ -120,7 +145,6 @@ fn parse(name: &str, text: &str) -> Result<AccessKeys> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     fn counting(
         texts: Arc<std::sync::Mutex<Vec<Result<String>>>>,
@@ -168,23 +192,23 @@ mod tests {
             Err(Error::new(Code::ServiceUnavailable, "down")),
         ]));
         let reads = Arc::new(AtomicUsize::new(0));
-        let keys = Keys::from_secret("s".into(), counting(texts, reads.clone()));
-        assert_eq!(keys.current(false).await.unwrap().unwrap().len(), 1);
-        assert_eq!(keys.current(false).await.unwrap().unwrap().len(), 1);
+        let keys = Keys::default().with_secret("s".into(), counting(texts, reads.clone()));
+        assert_eq!(keys.current().await.unwrap().len(), 1);
+        assert_eq!(keys.current().await.unwrap().len(), 1);
         assert_eq!(reads.load(Ordering::SeqCst), 1, "cached");
         // a missing key right after a read: not read again yet
-        assert!(keys.current(true).await.unwrap().is_none());
+        assert!(keys.newer().await.unwrap().is_none());
         assert_eq!(reads.load(Ordering::SeqCst), 1);
         tokio::time::sleep(KEYS_RETRY).await;
         assert_eq!(
-            keys.current(true).await.unwrap().unwrap().len(),
+            keys.newer().await.unwrap().unwrap().len(),
             2,
             "the rotated secret"
         );
         tokio::time::sleep(KEYS_RETRY).await;
         // a failed read keeps the keys read last
-        assert!(keys.current(true).await.unwrap().is_none());
-        assert_eq!(keys.current(false).await.unwrap().unwrap().len(), 2);
+        assert!(keys.newer().await.unwrap().is_none());
+        assert_eq!(keys.current().await.unwrap().len(), 2);
         assert_eq!(reads.load(Ordering::SeqCst), 3);
     }
 
@@ -194,17 +218,12 @@ mod tests {
             Code::ServiceUnavailable,
             "down",
         ))]));
-        let keys = Keys::from_secret("s".into(), counting(texts, Arc::default()));
-        assert!(keys.from_a_secret());
+        let keys = Keys::default().with_secret("s".into(), counting(texts, Arc::default()));
+        assert!(keys.required());
         assert_eq!(
-            keys.current(false).await.unwrap_err().code,
+            keys.current().await.unwrap_err().code,
             Code::ServiceUnavailable
         );
-        assert!(Keys::default()
-            .current(false)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_empty());
+        assert!(Keys::default().current().await.unwrap().is_empty());
     }
 }

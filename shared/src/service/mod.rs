@@ -55,13 +55,15 @@ pub struct Service {
     any_name: bool,
     /// Held while a multipart upload's parts change (see [`multipart`]).
     uploads: Arc<tokio::sync::Mutex<()>>,
-    /// Access keys held in a secret, besides `config.access_keys` (see [`keys`]).
+    /// The access keys signatures are checked against: `config.access_keys` and a secret's (see
+    /// [`keys`]).
     keys: Arc<keys::Keys>,
 }
 
 impl Service {
     pub fn new(config: Config, bucket: Arc<dyn Store>) -> Service {
         Service {
+            keys: Arc::new(keys::Keys::new(config.access_keys.clone())),
             work: Arc::new(Work::new(
                 config.workers,
                 config.queue,
@@ -72,19 +74,20 @@ impl Service {
             others: BTreeMap::new(),
             any_name: false,
             uploads: Arc::default(),
-            keys: Arc::default(),
         }
     }
 
-    /// The service with access keys held in a secret (on Lambda: `MOGR_ACCESS_KEYS_SECRET`).
-    pub fn with_keys(mut self, keys: keys::Keys) -> Service {
-        self.keys = Arc::new(keys);
+    /// The service with the access keys held in the secret `name` too (on Lambda:
+    /// `MOGR_ACCESS_KEYS_SECRET`), read by `read`.
+    pub fn with_key_secret(mut self, name: String, read: keys::ReadSecret) -> Service {
+        let fixed = self.config.access_keys.clone();
+        self.keys = Arc::new(keys::Keys::new(fixed).with_secret(name, read));
         self
     }
 
     /// Whether writes and listings need a signature: the service holds keys, or a secret does.
     pub fn keys_required(&self) -> bool {
-        !self.config.access_keys.is_empty() || self.keys.from_a_secret()
+        self.keys.required()
     }
 
     /// Takes `bytes` of the memory budget requests share outside their work (see [`Work::hold`]): a

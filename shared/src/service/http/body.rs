@@ -83,10 +83,11 @@ pub fn unchunk<B: AsRef<[u8]>>(
         .map(str::to_string)
         .collect();
     headers.remove(header::CONTENT_ENCODING);
-    if let Ok(v) = HeaderValue::from_str(&encodings.join(", ")) {
-        if !encodings.is_empty() {
-            headers.insert(header::CONTENT_ENCODING, v);
-        }
+    if let (false, Ok(v)) = (
+        encodings.is_empty(),
+        HeaderValue::from_str(&encodings.join(", ")),
+    ) {
+        headers.insert(header::CONTENT_ENCODING, v);
     }
     for name in [
         "x-amz-content-sha256",

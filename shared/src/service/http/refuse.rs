@@ -126,7 +126,9 @@ pub fn check_implemented<B>(req: &Request<B>, multipart: bool) -> Result<()> {
     ) {
         return Err(not_implemented(format!("the method {method}")));
     }
+    let mut part = false;
     for (name, value) in query::params(req.uri().query()).map(|p| p.form()) {
+        part |= MULTIPART.contains(&name.as_str());
         let known = SUBRESOURCES.iter().any(|s| s.eq_ignore_ascii_case(&name));
         let answered = (multipart && MULTIPART.contains(&name.as_str()))
             || (*method == Method::POST && name == "delete"); // DeleteObjects
@@ -144,7 +146,6 @@ pub fn check_implemented<B>(req: &Request<B>, multipart: bool) -> Result<()> {
     }
     // A copy is a PUT of a whole object: not a part (UploadPartCopy), not a POST.
     let copy = COPY_SOURCES.iter().any(|h| req.headers().contains_key(*h));
-    let part = MULTIPART.iter().any(|n| query::has(req.uri().query(), n));
     if copy && (*method != Method::PUT || part) {
         return Err(not_implemented(format!(
             "a copy by {method} or into a part"

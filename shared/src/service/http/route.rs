@@ -169,18 +169,16 @@ impl Service {
             return Ok(None);
         }
         let now = std::time::SystemTime::now();
-        let fixed = &self.config.access_keys;
-        let held = self.keys.current(false).await?.unwrap_or_default();
-        let mut who = auth::verify(&fixed.clone().with(held), &signed, now);
+        let mut who = auth::verify(&*self.keys.current().await?, &signed, now);
         let stale = |e: &Error| {
             matches!(
                 e.code,
                 Code::InvalidAccessKeyId | Code::SignatureDoesNotMatch
             )
         };
-        if who.as_ref().is_err_and(stale) && self.keys.from_a_secret() {
-            if let Some(newer) = self.keys.current(true).await? {
-                who = auth::verify(&fixed.clone().with(newer), &signed, now);
+        if who.as_ref().is_err_and(stale) {
+            if let Some(newer) = self.keys.newer().await? {
+                who = auth::verify(&newer, &signed, now);
             }
         }
         let who = who?;
