@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -306,6 +307,15 @@ if os.environ.get("MOGR_KEYED") == "1":
     check(on_disk("keyed/pre.jpg") == photo, "presigned PUT stored the body")
     url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "keyed/pre.jpg"}, ExpiresIn=60)
     check(urllib.request.urlopen(url).read() == photo, "presigned GET")
+    # and they expire: a PUT presigned for one second, sent three seconds later, is refused
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "keyed/late.jpg"}, ExpiresIn=1)
+    time.sleep(3)
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, data=photo, method="PUT"))
+        check(False, "an expired presigned PUT was taken")
+    except urllib.error.HTTPError as e:
+        check(e.code == 403 and b"expired" in e.read(), "expired presigned PUT %r" % e.code)
+    check(not os.path.exists(os.path.join(ROOT, "keyed", "late.jpg")), "the expired PUT wrote nothing")
     # an unsigned PUT: refused
     req = urllib.request.Request(ENDPOINT + "/" + BUCKET + "/keyed/unsigned.jpg", data=photo, method="PUT")
     try:
