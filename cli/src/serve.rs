@@ -139,6 +139,8 @@ pub async fn run(
     // `Location` in UploadResult names this server unless the operator names a public host.
     config.public_host.get_or_insert_with(|| local.to_string());
     config.upload_expiry = Some(Duration::from_secs(guard.upload_expiry));
+    // a server runs on after it answers: results are kept without holding the answer back
+    config.detached_cache_writes = true;
     config.access_keys = std::mem::take(&mut config.access_keys).with(access.keys()?);
     let keys = config.access_keys.len();
     let store = Arc::new(DirStore::new(

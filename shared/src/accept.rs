@@ -84,6 +84,39 @@ pub fn negotiate(accept: Option<&str>, input: Format) -> Result<Format> {
     })
 }
 
+/// What [`negotiate`] answers for `accept`, for every input format: two headers of one class get the
+/// same format for any input, so a result's tag holds the class, not the header (browsers send dozens
+/// of Accept strings that mean the same few things).
+pub fn class(accept: Option<&str>) -> String {
+    Format::ALL
+        .iter()
+        .map(|&input| negotiate(accept, input).map_or("none", Format::name))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The header a CDN in front of mogr sets in place of `Accept` (`template.yaml`'s CloudFront
+/// Function): the modern formats the client named, comma-separated (`avif`, `heif`, `webp`), or
+/// `other`. Keyed on it, the CDN keeps a few variants of a `format/auto` answer instead of one per
+/// browser's Accept string.
+pub const CLASS_HEADER: &str = "x-mogr-accept";
+
+/// The Accept header a [`CLASS_HEADER`] value stands for: the named modern formats, then anything
+/// (what every browser's image requests accept). Unknown names are ignored.
+pub fn from_class(value: &str) -> String {
+    let mut accept: Vec<&str> = ["avif", "heif", "webp"]
+        .into_iter()
+        .filter(|f| value.split(',').any(|v| v.trim().eq_ignore_ascii_case(f)))
+        .map(|f| match f {
+            "avif" => "image/avif",
+            "heif" => "image/heif",
+            _ => "image/webp",
+        })
+        .collect();
+    accept.push("*/*");
+    accept.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +168,23 @@ mod tests {
             negotiate(Some(""), Format::Jpeg).unwrap_err().code,
             Code::NotAcceptable
         );
+    }
+
+    #[test]
+    fn classes_group_headers_that_choose_alike() {
+        let chrome = class(Some(CHROME));
+        assert_eq!(chrome, class(Some("image/avif,image/webp,*/*")));
+        assert_eq!(chrome, class(Some(&from_class("avif,webp"))));
+        // Safari names HEIC too, but AVIF comes first: one class with Chrome
+        assert_eq!(chrome, class(Some(SAFARI)));
+        assert_ne!(class(Some("image/heic,*/*")), class(Some("*/*")));
+        assert_eq!(
+            class(Some(SAFARI)),
+            class(Some(&from_class("webp,heif,avif")))
+        );
+        assert_eq!(class(Some(OLD)), class(Some(&from_class("other"))));
+        assert_eq!(class(None), class(Some("*/*")));
+        assert_ne!(class(Some("image/png")), class(None));
+        assert_eq!(from_class("AVIF, bogus"), "image/avif,*/*");
     }
 }

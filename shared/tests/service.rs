@@ -74,7 +74,7 @@ async fn public_gets_are_capped_unless_the_operator_allows_more() {
 
 #[tokio::test]
 async fn a_download_past_its_deadline_answers_503_and_stores_nothing() {
-    // Every result would be stored under _mogr/large/ and redirected to, were it finished in time.
+    // Every result would be kept under _mogr/cache/, were it finished in time.
     let late = Config {
         download_deadline: Some(std::time::Duration::from_millis(1)),
         max_inline_bytes: Some(0),
@@ -99,11 +99,12 @@ async fn a_download_past_its_deadline_answers_503_and_stores_nothing() {
         ..Config::default()
     })
     .await;
+    // a folder has no URL of its own to redirect to: a large result is answered inline, and kept
     let resp = service
         .download(get("imageMogr2/thumbnail/300x/format/avif"))
         .await;
-    assert_eq!(resp.status(), 302, "{}", text(resp.body()));
-    assert!(dir.path().join("_mogr/large").exists());
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    assert!(dir.path().join("_mogr/cache").exists());
 }
 
 #[tokio::test]
@@ -119,7 +120,7 @@ async fn format_auto_varies_on_accept_even_when_refused() {
         ))
         .await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["vary"], "Accept");
+    assert_eq!(resp.headers()["vary"], "Accept, X-Mogr-Accept");
     assert_eq!(facts(resp.body()).0, Format::Avif);
     let none = [("accept", "text/html")];
     let resp = service
@@ -131,7 +132,7 @@ async fn format_auto_varies_on_accept_even_when_refused() {
         ))
         .await;
     assert_eq!(resp.status(), 406);
-    assert_eq!(resp.headers()["vary"], "Accept");
+    assert_eq!(resp.headers()["vary"], "Accept, X-Mogr-Accept");
 }
 
 #[tokio::test]
@@ -205,16 +206,21 @@ async fn cos_clients_get_cos_headers_plain_puts_and_deletes() {
         assert_eq!(resp.headers()["x-cos-meta-owner"], "cos");
         assert_eq!(resp.headers()["x-cos-meta-team"], "s3");
     }
-    // a conversion's headers describe the bytes sent
-    let resp = service
-        .download(request(
+    // a conversion has its own ETag (named before the work: the same for the same source and
+    // rule) and none of the object's metadata
+    let convert = || {
+        service.download(request(
             "GET",
             "/plain.jpg?imageMogr2/thumbnail/50x/format/png",
             &[],
             vec![],
         ))
-        .await;
-    assert_eq!(resp.headers()["etag"], md5(resp.body()).as_str());
+    };
+    let resp = convert().await;
+    let tag = resp.headers()["etag"].clone();
+    assert_ne!(tag, md5(&photo).as_str());
+    assert_eq!(tag.len(), 34, "{tag:?}");
+    assert_eq!(convert().await.headers()["etag"], tag);
     assert!(resp.headers().get("x-cos-meta-owner").is_none());
     // errors carry the request id too
     let resp = service
@@ -419,8 +425,8 @@ async fn image_info_of_an_output_reports_the_quality_it_was_written_with() {
 #[tokio::test]
 async fn the_reserved_prefix_and_its_folders_are_not_keys_and_a_stored_type_is_one_type() {
     let (dir, service) = setup(Config::default()).await;
-    // `_mogr` or `_mogr/large` as an object would stand where large results go, in any case
-    for key in ["_mogr", "_MOGR", "_mogr/large", "_Mogr/Large/x.png"] {
+    // `_mogr` or `_mogr/cache` as an object would stand where kept results go, in any case
+    for key in ["_mogr", "_MOGR", "_mogr/cache", "_Mogr/Cache/x.png"] {
         let resp = service
             .process(request("PUT", &format!("/{key}"), &[], b"x".to_vec()))
             .await;

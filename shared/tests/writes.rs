@@ -153,9 +153,9 @@ async fn outputs_are_checked_before_anything_is_written() {
         ("/anim", 400, "it is a folder here"),
         (&*format!("{}.webp", "n".repeat(251)), 400, "over 255 bytes"),
         (
-            "/_MOGR/large/planted.webp",
+            "/_MOGR/cache/planted.webp",
             403,
-            "reserves for the large results",
+            "reserves for the results it keeps",
         ),
         ("/photo.jpg", 403, "an object mogr did not write"),
     ] {
@@ -231,7 +231,7 @@ async fn an_uploaded_objects_own_rules_write_only_beside_it() {
         ("/victim.jpg", "may write only beside it (up/)"),
         ("/elsewhere/x.webp", "may write only beside it (up/)"),
         ("other.jpg", "an object mogr did not write"),
-        ("/_mogr/large/x.webp", "reserves for the large results"),
+        ("/_mogr/cache/x.webp", "reserves for the results it keeps"),
     ] {
         upload(rules(&[(fileid, webp)])).await;
         let e = service.on_upload("up/in.jpg").await.unwrap_err();

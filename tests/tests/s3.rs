@@ -1,5 +1,5 @@
 //! The `s3` store through aws-sdk-s3 against a real S3-protocol server, and what the service does over
-//! S3 alone (large results, presigned redirects, copies, ranges); the three ways over S3 and a folder
+//! S3 alone (kept and large results, presigned redirects, copies, ranges); the three ways over S3 and a folder
 //! are `three_ways.rs`.
 
 use mogr::service::{Config, Service};
@@ -85,7 +85,7 @@ async fn large_results_are_stored_and_redirected() {
     let url = resp.headers()["location"].to_str().unwrap().to_string();
     assert!(
         url.starts_with(&server.endpoint())
-            && url.contains("_mogr/large/")
+            && url.contains("_mogr/cache/")
             && url.contains("X-Amz-Signature"),
         "{url}"
     );
@@ -128,12 +128,12 @@ async fn format_auto_follows_accept_and_varies() {
         let resp = service.download(get(accept)).await;
         assert_eq!(resp.status(), 200, "{accept}");
         assert_eq!(resp.headers()["content-type"], mime, "{accept}");
-        assert_eq!(resp.headers()["vary"], "Accept");
+        assert_eq!(resp.headers()["vary"], "Accept, X-Mogr-Accept");
         assert_eq!(image_facts(resp.body()), (format, 200, 133));
     }
     let resp = service.download(get("text/html")).await;
     assert_eq!(resp.status(), 406);
-    assert_eq!(resp.headers()["vary"], "Accept");
+    assert_eq!(resp.headers()["vary"], "Accept, X-Mogr-Accept");
     assert!(String::from_utf8_lossy(resp.body()).contains("<Code>NotAcceptable</Code>"));
     // stored outputs have no Accept header to negotiate with
     let ops = r#"{"rules":[{"fileid":"x.img","rule":"imageMogr2/format/auto"}]}"#;
@@ -240,7 +240,7 @@ async fn objects_over_s3_copy_range_last_modified_and_delete_many() {
     assert!(server.get(BUCKET, "copies/none.jpg").await.is_none());
     // DeleteObjects: each key on its own; a reserved one refused, the others gone
     let body = b"<Delete><Object><Key>copies/photo.jpg</Key></Object>\
-                 <Object><Key>_mogr/large/x.png</Key></Object></Delete>"
+                 <Object><Key>_mogr/cache/x.png</Key></Object></Delete>"
         .to_vec();
     let md5 = {
         use base64::Engine;
@@ -257,7 +257,7 @@ async fn objects_over_s3_copy_range_last_modified_and_delete_many() {
         "{text}"
     );
     assert!(
-        text.contains("<Key>_mogr/large/x.png</Key><Code>AccessDenied</Code>"),
+        text.contains("<Key>_mogr/cache/x.png</Key><Code>AccessDenied</Code>"),
         "{text}"
     );
     assert!(server.get(BUCKET, "copies/photo.jpg").await.is_none());

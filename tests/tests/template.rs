@@ -40,6 +40,13 @@ fn template_wires_three_functions_from_one_image() {
     // "absent" from "forbidden"); the bucket keeps overwritten versions.
     assert_eq!(t.matches("Action: [s3:ListBucket]").count(), 3);
     assert!(t.contains("VersioningConfiguration:\n        Status: Enabled"));
+    // kept download results expire; the download function may write them and nothing else
+    assert!(t.contains(
+        "Prefix: _mogr/cache/\n            Status: Enabled\n            ExpirationInDays: !Ref ResultCacheDays"
+    ));
+    assert!(param_default(&t, "ResultCacheDays") >= 1);
+    assert!(t.contains("MOGR_RESULT_CACHE: !If [KeepResults, \"1\", \"0\"]"));
+    assert!(t.contains("Action: [s3:PutObject]\n              Resource: !Sub\n                - \"arn:${AWS::Partition}:s3:::${Bucket}/_mogr/cache/*\""));
     // unfinished multipart uploads are aborted (mogr serve: --upload-expiry)
     assert!(param_default(&t, "IncompleteUploadDays") >= 1);
     assert!(t.contains(

@@ -17,10 +17,15 @@ pub struct Config {
     pub cache_control: String,
     /// Host used in `Location` (`<host>/<key>`); default `<bucket>.s3.amazonaws.com`.
     pub public_host: Option<String>,
-    /// Results larger than this are stored under `large_prefix` and answered with a 302 redirect
-    /// (Lambda's buffered responses hold about 4.5 MB of binary). `None`: always inline.
+    /// Results larger than this are kept under `_mogr/cache/` and answered with a 302 redirect to the
+    /// store's URL (Lambda's buffered responses hold about 4.5 MB of binary). `None`: always inline.
     pub max_inline_bytes: Option<usize>,
-    pub large_prefix: String,
+    /// Whether download-time conversions are kept under `_mogr/cache/` and answered from there until
+    /// their source changes (`MOGR_RESULT_CACHE`, default on; `0` turns it off).
+    pub result_cache: bool,
+    /// Whether a result is written to the cache after the answer instead of before: for a server that
+    /// keeps running after it answers (`mogr serve`); a Lambda function is frozen once it answers.
+    pub detached_cache_writes: bool,
     /// Default Pic-Operations per key prefix, applied on upload when the object carries none.
     pub default_rules: Vec<(String, PicOperations)>,
     /// Where an uploaded object's own rules (`x-amz-meta-pic-operations`) may write besides its own
@@ -62,7 +67,8 @@ impl Default for Config {
             cache_control: "public, max-age=86400".into(),
             public_host: None,
             max_inline_bytes: None,
-            large_prefix: "_mogr/large/".into(),
+            result_cache: true,
+            detached_cache_writes: false,
             default_rules: Vec::new(),
             hook_output_prefixes: Vec::new(),
             workers: cores() as usize,
@@ -87,7 +93,7 @@ impl Config {
         places * self.limits.max_input_bytes as u64
     }
 
-    /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_DEFAULT_RULES`
+    /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_RESULT_CACHE`, `MOGR_DEFAULT_RULES`
     /// (JSON object: key prefix -> Pic-Operations), `MOGR_HOOK_OUTPUT_PREFIXES`, `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
     /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS`, `MOGR_PROCESS_DEADLINE_MS`, `MOGR_SIGNING_KEYS` and `MOGR_DOWNLOAD_*`.
     pub fn from_env() -> Result<Config> {
@@ -98,6 +104,9 @@ impl Config {
         c.public_host = var("MOGR_PUBLIC_HOST");
         if let Some(n) = number("MOGR_MAX_INLINE_BYTES")? {
             c.max_inline_bytes = Some(n as usize);
+        }
+        if let Some(v) = var("MOGR_RESULT_CACHE") {
+            c.result_cache = !matches!(v.as_str(), "0" | "false" | "no" | "off");
         }
         if let Some(n) = number("MOGR_MAX_INPUT_BYTES")? {
             c.limits.max_input_bytes = n as usize;

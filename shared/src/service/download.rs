@@ -1,15 +1,17 @@
 //! Upon download: the original, `?imageInfo`, `?imageAve`, or the object converted by an `imageMogr2`
-//! rule with the download profile. Results larger than an inline response can hold are stored once
-//! and redirected to.
+//! rule with the download profile. A conversion's or a fact's ETag is known from the source's head
+//! (`cache::tag`): a request that already holds it is answered 304 after that head alone, and a
+//! conversion made once is answered from its stored copy until the source changes. Results larger
+//! than an inline response can hold are stored the same way and redirected to.
 
+use super::cache::{self, Hit};
 use super::content_type::guess_type;
 use super::Service;
 use crate::codec::{self, Frames, Profile};
-use crate::convert::{self, Output};
+use crate::convert;
 use crate::rule::Rule;
-use crate::store::{self, output_metadata, Head, Object};
+use crate::store::{self, Head, Object};
 use crate::{info, Code, Error, Result};
-use md5::{Digest, Md5};
 
 /// What a download asks for.
 #[derive(Debug)]
@@ -46,12 +48,36 @@ pub struct Download {
     pub query: Query,
     /// The `Accept` header, for `format/auto`.
     pub accept: Option<String>,
+    /// The `If-None-Match` header: ETags the client holds (answered 304 when one is the result's).
+    pub if_none_match: Option<String>,
 }
 
 impl Download {
     /// True when the answer depends on `Accept` (`format/auto`): responses carry `Vary: Accept`.
     pub fn varies_on_accept(&self) -> bool {
         matches!(&self.query, Query::Rule { rule, .. } if rule.format_auto)
+    }
+
+    /// Whether the client already holds the result tagged `tag`.
+    fn holds(&self, tag: &str) -> bool {
+        self.if_none_match
+            .as_deref()
+            .is_some_and(|list| cache::listed(list, tag))
+    }
+
+    /// What decides a conversion's or a fact's bytes besides its source: the parsed rule (with, for
+    /// `format/auto`, what the Accept header chooses for each input format), `imageInfo` or
+    /// `imageAve`; `None` for the object itself.
+    fn work(&self) -> Option<String> {
+        match &self.query {
+            Query::Rule { rule, .. } if rule.format_auto => Some(format!(
+                "{rule:?}\naccept {}",
+                crate::accept::class(self.accept.as_deref())
+            )),
+            Query::Rule { rule, .. } => Some(format!("{rule:?}")),
+            Query::Info | Query::Ave => Some(self.query.processor().to_string()),
+            Query::Original | Query::ImageProcess => None,
+        }
     }
 }
 
@@ -62,9 +88,13 @@ pub enum Answer {
         content_type: String,
         /// The stored object's head (ETag, user metadata, time), when the answer is the object itself.
         stored: Option<Head>,
+        /// A conversion's or a fact's ETag, known before the work (`cache::tag`).
+        tag: Option<String>,
         /// What a conversion lost (dropped frames), for the `x-mogr-warning` header.
         warning: Option<String>,
     },
+    /// The client holds the result already (`If-None-Match` names its tag): 304.
+    NotModified { tag: String },
     /// The result is too large to answer inline: it was stored, and this URL serves it.
     Redirect(String),
 }
@@ -88,48 +118,56 @@ impl Service {
     }
 
     pub async fn answer(&self, d: Download) -> Result<Answer> {
-        // mogr's own objects other than large results (which it hands out itself) are not served
-        let large = self.config.large_prefix.as_str();
-        if crate::store::is_reserved(&d.key) && (large.is_empty() || !d.key.starts_with(large)) {
+        // mogr's own objects (kept results, uploads in progress) are not served
+        if store::is_reserved(&d.key) {
             return Err(Error::new(
                 Code::AccessDenied,
                 format!(
                     "{:?} is one of mogr's own objects (under {}), not served",
                     d.key,
-                    crate::store::RESERVED
+                    store::RESERVED
                 ),
             ));
         }
         if let Query::Rule { rule, .. } = &d.query {
             self.allow_on_download(rule)?;
         }
-        let limits = self.config.download_limits();
-        if matches!(d.query, Query::Original | Query::ImageProcess) {
-            if let Some(url) = self.large_original(&d.key).await? {
-                return Ok(Answer::Redirect(url));
+        let Some(work) = d.work() else {
+            return self.the_object(&d.key).await;
+        };
+        // The source's head names the result: a client that holds it, or a kept copy, costs no read
+        // of the source. Without either to look for, the source is read at once.
+        let caching = matches!(d.query, Query::Rule { .. }) && self.config.result_cache;
+        let mut tag = None;
+        if d.if_none_match.is_some() || caching {
+            let head =
+                (self.default_bucket.head(&d.key).await?).ok_or_else(|| no_such_key(&d.key))?;
+            let t = cache::tag(&head.etag, &work);
+            if d.holds(&t) {
+                return Ok(Answer::NotModified { tag: t });
             }
+            if caching {
+                if let Some(hit) = self.cached(&t).await {
+                    return self.answer_kept(&t, hit).await;
+                }
+            }
+            tag = Some((head.etag, t));
         }
         let obj = self.default_bucket.get(&d.key).await?;
+        // the source changed since its head: the result is the new source's
+        let tag = match tag {
+            Some((etag, t)) if etag == obj.head.etag => t,
+            _ => cache::tag(&obj.head.etag, &work),
+        };
+        let limits = self.config.download_limits();
         let json = |bytes: Vec<u8>| Answer::Body {
             bytes,
             content_type: "application/json".into(),
             stored: None,
+            tag: Some(tag.clone()),
             warning: None,
         };
         match d.query {
-            Query::Original | Query::ImageProcess => {
-                let content_type = obj
-                    .head
-                    .content_type
-                    .clone()
-                    .unwrap_or_else(|| guess_type(&obj.body));
-                Ok(Answer::Body {
-                    bytes: obj.body,
-                    content_type,
-                    stored: Some(obj.head),
-                    warning: None,
-                })
-            }
             Query::Info => {
                 let input = obj.body;
                 let mut info = self
@@ -154,7 +192,7 @@ impl Service {
                     serde_json::json!({ "RGB": rgb }).to_string().into_bytes(),
                 ))
             }
-            Query::Rule { text, mut rule } => {
+            Query::Rule { mut rule, .. } => {
                 let Object { head, body } = obj;
                 let accept = d.accept;
                 let out = self
@@ -171,19 +209,67 @@ impl Service {
                         convert::convert_probed(&body, probe, &rule, &limits, Profile::Download)
                     })
                     .await?;
-                match self.config.max_inline_bytes {
-                    Some(max) if out.bytes.len() > max => {
-                        self.store_large(&d.key, &head.etag, &text, out).await
+                if self.too_large(out.bytes.len()) {
+                    if let Some(url) = self.cache_url(&tag).await? {
+                        self.keep(&tag, &head.etag, out).await?;
+                        return Ok(Answer::Redirect(url));
                     }
-                    _ => Ok(Answer::Body {
-                        content_type: out.format.mime().to_string(),
-                        warning: out.warning(),
-                        bytes: out.bytes,
-                        stored: None,
-                    }),
                 }
+                if self.config.result_cache {
+                    self.remember(&tag, &head.etag, &out).await;
+                }
+                Ok(Answer::Body {
+                    content_type: out.format.mime().to_string(),
+                    warning: out.warning(),
+                    bytes: out.bytes,
+                    stored: None,
+                    tag: Some(tag),
+                })
+            }
+            Query::Original | Query::ImageProcess => self.the_object(&d.key).await,
+        }
+    }
+
+    /// The object itself, or a redirect to it when it is too large to answer inline.
+    async fn the_object(&self, key: &str) -> Result<Answer> {
+        if let Some(url) = self.large_original(key).await? {
+            return Ok(Answer::Redirect(url));
+        }
+        let obj = self.default_bucket.get(key).await?;
+        let content_type = obj
+            .head
+            .content_type
+            .clone()
+            .unwrap_or_else(|| guess_type(&obj.body));
+        Ok(Answer::Body {
+            bytes: obj.body,
+            content_type,
+            stored: Some(obj.head),
+            tag: None,
+            warning: None,
+        })
+    }
+
+    /// A kept result answered: inline, or redirected to when it is too large and the store has URLs.
+    async fn answer_kept(&self, tag: &str, hit: Hit) -> Result<Answer> {
+        if self.too_large(hit.bytes.len()) {
+            if let Some(url) = self.cache_url(tag).await? {
+                return Ok(Answer::Redirect(url));
             }
         }
+        Ok(body_of(tag.to_string(), hit))
+    }
+
+    /// Whether `len` bytes are more than an answer may hold inline (`MOGR_MAX_INLINE_BYTES`).
+    fn too_large(&self, len: usize) -> bool {
+        self.config.max_inline_bytes.is_some_and(|max| len > max)
+    }
+
+    /// A URL a client can fetch a kept result from: the store's own (a presigned S3 URL); `None`
+    /// when the store has none (a folder's would be this service's, which serves no `_mogr/` object).
+    async fn cache_url(&self, tag: &str) -> Result<Option<String>> {
+        let url = self.default_bucket.url(&cache::key(tag)).await?;
+        Ok((!url.starts_with('/')).then_some(url))
     }
 
     /// A presigned URL of an object too large to answer inline (`MOGR_MAX_INLINE_BYTES`: Lambda's
@@ -203,32 +289,22 @@ impl Service {
         let url = self.default_bucket.url(key).await?;
         Ok((!url.starts_with('/')).then_some(url))
     }
+}
 
-    /// Stores a result too large to answer inline and redirects to it. The key is derived from the
-    /// source's ETag and the rule, so a repeated request reuses the stored copy.
-    async fn store_large(&self, key: &str, etag: &str, rule: &str, out: Output) -> Result<Answer> {
-        let digest = format!(
-            "{:x}",
-            Md5::digest(format!("{key}\n{etag}\n{rule}").as_bytes())
-        );
-        let large_key = format!(
-            "{}{digest}.{}",
-            self.config.large_prefix,
-            out.format.extension()
-        );
-        let bucket = &self.default_bucket;
-        if bucket.head(&large_key).await?.is_none() {
-            let meta = output_metadata(etag, out.stored_quality());
-            bucket
-                .put(&large_key, out.bytes, out.format.mime(), &meta)
-                .await?;
-        }
-        let url = bucket.url(&large_key).await?;
-        // A local path (the folder store) is served by this service: signed when downloads must be.
-        let signed = url
-            .starts_with('/')
-            .then(|| self.config.signer.url(&large_key, "", 900))
-            .flatten();
-        Ok(Answer::Redirect(signed.unwrap_or(url)))
+/// A kept result as a download's answer.
+fn body_of(tag: String, hit: Hit) -> Answer {
+    Answer::Body {
+        bytes: hit.bytes,
+        content_type: hit.content_type,
+        stored: None,
+        tag: Some(tag),
+        warning: hit.warning,
     }
+}
+
+fn no_such_key(key: &str) -> Error {
+    Error::new(
+        Code::NoSuchKey,
+        format!("the object {key:?} does not exist"),
+    )
 }

@@ -6,7 +6,8 @@
 //! - [`config`]: the `MOGR_*` settings;
 //! - `http`: the only part that knows HTTP — the router, requests read into the operations below, and
 //!   results or errors written as responses (query strings, request ids, `<Error>` bodies, the access log);
-//! - `download`: what a GET asks for, answered from the bucket;
+//! - `download`: what a GET asks for, answered from the bucket; `cache`: results named before the
+//!   work (ETags, 304s) and kept until their source changes;
 //! - `process`: Pic-Operations rules run over one decode (POST `?image_process`, PUT);
 //!   `policy`: where they may write; `commit`: their outputs stored all or nothing;
 //! - `hook`: the bucket-notification hook (an object put straight into the bucket);
@@ -14,6 +15,7 @@
 //! - `content_type`: stored types, inert types, a body's type by its bytes;
 //! - [`sign`]: signed downloads (`MOGR_SIGNING_KEYS`); `work`: the work queue and the memory budget.
 
+mod cache;
 mod commit;
 pub mod config;
 mod content_type;
@@ -32,6 +34,7 @@ pub use self::http::{
     check_body_digests, check_implemented, error_response, is_s3_request, request_id,
     user_metadata, AccessLog, Addressed, Routes,
 };
+pub use cache::{CACHE_PREFIX, OUTPUT_VERSION};
 pub use config::Config;
 pub use download::{Answer, Download, Query};
 pub use hook::HookOutcome;

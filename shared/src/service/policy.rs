@@ -28,21 +28,15 @@ pub(super) enum Rules {
 }
 
 impl Service {
-    /// Refuses a client's write in mogr's own area (`_mogr/`: large results, uploads in progress), in
-    /// any case (a planted object there would be served as a conversion or joined into an upload), and
-    /// under the prefix for large results.
+    /// Refuses a client's write in mogr's own area (`_mogr/`: kept results, uploads in progress), in
+    /// any case (a planted object there would be served as a conversion or joined into an upload).
     pub(super) fn check_writable(&self, key: &str) -> Result<()> {
         store::check_key(key)?;
-        let large = self.config.large_prefix.as_str();
-        let under_large = !large.is_empty()
-            && key
-                .get(..large.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(large));
-        if store::is_reserved(key) || under_large {
+        if store::is_reserved(key) {
             return Err(Error::new(
                 Code::AccessDenied,
                 format!(
-                    "object key {key:?} is under {}, which mogr reserves for the large results and \
+                    "object key {key:?} is under {}, which mogr reserves for the results it keeps and \
                      the uploads in progress it stores itself; choose another key",
                     store::RESERVED
                 ),

@@ -1,10 +1,12 @@
 //! Object storage: one trait, two implementations — `s3` (aws-sdk-s3, any S3-protocol server) and `dir`
-//! (a local folder as the bucket).
+//! (a local folder as the bucket) — and `Counting`, which records the calls made to either.
 
+mod counting;
 mod dir;
 mod key;
 mod s3;
 
+pub use counting::{Call, Counting};
 pub use dir::DirStore;
 pub use key::{check_key, decode_path, encode_key, key_from_event, key_of, key_problem};
 pub use s3::{S3Policy, S3Store};

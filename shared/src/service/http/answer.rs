@@ -6,14 +6,13 @@ use super::{
     check_implemented, conditional, error_response, is_s3_request, parse_query, request_id,
     with_request_id, Addressed,
 };
-use crate::query;
 use crate::service::content_type::renders_inertly;
 use crate::service::download::{Answer, Download};
 use crate::service::Service;
 use crate::store::{self, key_of, Metadata};
+use crate::{accept, query};
 use crate::{Code, Error, Result};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use md5::{Digest, Md5};
 
 impl Service {
     /// `GET` or `HEAD /<key>[?imageMogr2/...|?imageInfo|?imageAve]`.
@@ -41,8 +40,10 @@ impl Service {
             Err(e) => error_response(&e, &resource, &rid),
         };
         if vary {
-            resp.headers_mut()
-                .insert(header::VARY, HeaderValue::from_static("Accept"));
+            resp.headers_mut().insert(
+                header::VARY,
+                HeaderValue::from_static("Accept, X-Mogr-Accept"),
+            );
         }
         with_request_id(resp, &rid)
     }
@@ -57,14 +58,20 @@ fn read_download<B>(req: &Request<B>) -> Result<Download> {
             req.method()
         )));
     }
+    let text = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     Ok(Download {
         key: key_of(req.uri().path())?,
         query: parse_query(req.uri().query())?,
-        accept: req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        // a CDN in front sends the class of the client's Accept in a header of its own
+        accept: text(accept::CLASS_HEADER)
+            .map(|class| accept::from_class(&class))
+            .or_else(|| text(header::ACCEPT.as_str())),
+        if_none_match: text(header::IF_NONE_MATCH.as_str()),
     })
 }
 
@@ -73,7 +80,15 @@ fn answer_response<B>(
     req: &Request<B>,
     service: &Service,
 ) -> Result<Response<Vec<u8>>> {
-    let (body, content_type, stored, warning) = match answer {
+    let (body, content_type, stored, tag, warning) = match answer {
+        Answer::NotModified { tag } => {
+            return Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .header(header::ETAG, format!("\"{tag}\""))
+                .header(header::CACHE_CONTROL, service.config.cache_control.as_str())
+                .body(Vec::new())
+                .map_err(|e| Error::internal(e.to_string()))
+        }
         Answer::Redirect(url) => {
             return Response::builder()
                 .status(StatusCode::FOUND)
@@ -87,14 +102,19 @@ fn answer_response<B>(
             bytes,
             content_type,
             stored,
+            tag,
             warning,
-        } => (bytes, content_type, stored, warning),
+        } => (bytes, content_type, stored, tag, warning),
     };
-    // The object itself carries its stored ETag, metadata and time; a conversion, its own digest.
+    // The object itself carries its stored ETag, metadata and time; a conversion or a fact, its tag.
     let is_stored = stored.is_some();
     let (etag, metadata, modified) = match stored {
         Some(head) => (head.etag, head.metadata, head.last_modified),
-        None => (format!("{:x}", Md5::digest(&body)), Metadata::new(), None),
+        None => (
+            tag.unwrap_or_else(|| store::content_etag(&body)),
+            Metadata::new(),
+            None,
+        ),
     };
     let mut resp = Response::builder().header(header::ETAG, format!("\"{etag}\""));
     // The object's own headers from its upload, then the request's `response-*` overrides (S3's

@@ -4,6 +4,7 @@
 //! names another version. Several ranges, or a header that does not parse, are answered whole (200),
 //! as S3 does.
 
+use crate::service::cache::listed;
 use http::{header, HeaderMap};
 use std::time::SystemTime;
 
@@ -20,14 +21,6 @@ pub(super) enum Verdict {
 
 fn text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Whether an `If-Match`/`If-None-Match` list names `etag` (`*` names any): weak and strong tags
-/// compare by their opaque part, as S3 does for GETs.
-fn names(list: &str, etag: &str) -> bool {
-    list.split(',').map(str::trim).any(|t| {
-        t == "*" || t.strip_prefix("W/").unwrap_or(t).trim_matches('"') == etag.trim_matches('"')
-    })
 }
 
 /// Whether the object changed after the date in a header (HTTP dates have whole seconds).
@@ -47,7 +40,7 @@ pub(super) fn preconditions(
     modified: Option<SystemTime>,
 ) -> Verdict {
     if let Some(list) = text(headers, header::IF_MATCH) {
-        if !names(list, etag) {
+        if !listed(list, etag) {
             return Verdict::Failed("If-Match names another ETag than the object's");
         }
     } else if let (Some(date), Some(m)) = (text(headers, header::IF_UNMODIFIED_SINCE), modified) {
@@ -56,7 +49,7 @@ pub(super) fn preconditions(
         }
     }
     if let Some(list) = text(headers, header::IF_NONE_MATCH) {
-        if names(list, etag) {
+        if listed(list, etag) {
             return Verdict::NotModified;
         }
     } else if let (Some(date), Some(m)) = (text(headers, header::IF_MODIFIED_SINCE), modified) {
