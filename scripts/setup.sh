@@ -20,6 +20,9 @@ BUILD=(
   # Python for the test tools below
   python3 python3-pip python3-venv
 )
+# Test tools from Debian: node runs template.yaml's CloudFront Function on sample requests
+# (tests/tests/template.rs).
+TEST=(nodejs)
 # Test tools from PyPI, pinned: the Lambda runtime emulator and the CloudFormation linter.
 # cos-python-sdk-v5: Tencent's own COS SDK, driven against `mogr serve` by cli/tests/cos_sdk.rs;
 # boto3 and the AWS CLI (v1, the one on PyPI; boto3 at the botocore it pins), by cli/tests/s3_clients.rs
@@ -29,8 +32,10 @@ PY_TOOLS=(cargo-lambda==1.9.2 cfn-lint==1.51.0 cos-python-sdk-v5==1.9.44 awscli=
 
 if [ "${1:-}" = "--runtime" ]; then
   PACKAGES=("${RUNTIME[@]}")
-else
+elif [ "${1:-}" = "--build" ]; then
   PACKAGES=("${RUNTIME[@]}" "${BUILD[@]}")
+else
+  PACKAGES=("${RUNTIME[@]}" "${BUILD[@]}" "${TEST[@]}")
 fi
 
 missing=()

@@ -145,3 +145,112 @@ fn template_bounds_work_on_lambda() {
     assert!(t.contains("ThrottlingRateLimit: !Ref ApiRateLimit"));
     assert!(t.contains("ThrottlingBurstLimit: !Ref ApiBurstLimit"));
 }
+
+/// The CloudFront Function's code as `template.yaml` holds it (its `FunctionCode: |` block).
+fn cloudfront_function(t: &str) -> String {
+    let head = "      FunctionCode: |\n";
+    let start = t
+        .find(head)
+        .expect("a CloudFront Function in template.yaml")
+        + head.len();
+    t[start..]
+        .lines()
+        .take_while(|l| l.starts_with("        ") || l.is_empty())
+        .map(|l| l.get(8..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn template_puts_cloudfront_in_front_of_downloads() {
+    let t = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
+    // on unless turned off; everything CloudFront is under the condition
+    assert!(t.contains("  Cdn:\n    Type: String\n    Default: \"on\""));
+    assert!(t.contains("WithCdn: !Equals [!Ref Cdn, \"on\"]"));
+    for resource in ["AcceptClassFunction", "ResultCachePolicy", "Distribution"] {
+        let block = t
+            .split_once(&format!("\n  {resource}:\n"))
+            .unwrap_or_else(|| panic!("{resource} missing"))
+            .1;
+        assert!(
+            block.lines().nth(1) == Some("    Condition: WithCdn"),
+            "{resource} is not under WithCdn"
+        );
+    }
+    // the API as origin, downloads only, the whole query and the Accept class in the cache key
+    assert!(t.contains("DomainName: !Sub \"${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}\""));
+    assert!(t.contains("AllowedMethods: [GET, HEAD]"));
+    assert!(t.contains("QueryStringBehavior: all"));
+    assert!(t.contains("HeaderBehavior: whitelist\n            Headers: [x-mogr-accept]"));
+    assert_eq!(mogr::accept::CLASS_HEADER, "x-mogr-accept");
+    assert!(t.contains("CachePolicyId: !Ref ResultCachePolicy"));
+    assert!(t.contains(
+        "EventType: viewer-request\n              FunctionARN: !GetAtt AcceptClassFunction.FunctionMetadata.FunctionARN"
+    ));
+    assert!(t.contains("PriceClass: !Ref CdnPriceClass"));
+    assert!(t.contains("OriginShieldRegion: !Ref CdnOriginShieldRegion"));
+    assert!(t.contains("Value: !Sub \"https://${Distribution.DomainName}\""));
+}
+
+#[test]
+fn the_cloudfront_function_reduces_accept_to_what_mogr_negotiates() {
+    let t = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("accept-class.js");
+    std::fs::write(&code, cloudfront_function(&t)).unwrap();
+    const AUTO: &str = "imageMogr2/thumbnail/64x/format/auto";
+    // Accept headers browsers send for images, and what the function makes of them
+    let browsers: [(&str, Option<&str>, &str); 10] = [
+        ("Chrome 131", Some("image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"), "avif,webp"),
+        ("Firefox 133", Some("image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"), "avif,webp"),
+        ("Safari 17", Some("image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"), "avif,heif,webp"),
+        ("Safari 14", Some("image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5"), "webp"),
+        ("Firefox 65", Some("image/webp,*/*"), "webp"),
+        ("Edge 18", Some("image/png,image/svg+xml,image/jxr,image/*;q=0.8,*/*;q=0.5"), "other"),
+        ("curl", Some("*/*"), "other"),
+        ("no header", None, "other"),
+        ("AVIF refused", Some("image/avif;q=0,image/webp,*/*"), "webp"),
+        ("upper case", Some("Image/AVIF, */*"), "avif"),
+    ];
+    let mut samples: Vec<serde_json::Value> = browsers
+        .iter()
+        .map(|(_, accept, _)| serde_json::json!({ "accept": accept, "query": AUTO }))
+        .collect();
+    // a rule that names its format: no class (one cache entry), a client's own header dropped
+    samples.push(serde_json::json!({
+        "accept": "image/avif,*/*", "query": "imageMogr2/format/avif",
+        "headers": { "x-mogr-accept": "webp" }
+    }));
+    samples.push(
+        serde_json::json!({ "accept": "image/webp,*/*", "query": "imageMogr2%2Fformat%2Fauto" }),
+    );
+    let mut node = std::process::Command::new("node")
+        .arg(repo().join("tests/js/run_function.js"))
+        .arg(&code)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node is installed by scripts/setup.sh");
+    let input = serde_json::to_vec(&samples).unwrap();
+    std::io::Write::write_all(&mut node.stdin.take().unwrap(), &input).unwrap();
+    let out = node.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let classes: Vec<Option<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    for ((browser, accept, expected), class) in browsers.iter().zip(&classes) {
+        assert_eq!(class.as_deref(), Some(*expected), "{browser}");
+        // mogr answers the class exactly as it answers the browser's own header
+        let from_class = mogr::accept::from_class(expected);
+        assert_eq!(
+            mogr::accept::class(Some(&from_class)),
+            mogr::accept::class(*accept),
+            "{browser}"
+        );
+    }
+    assert_eq!(classes[browsers.len()], None, "not format/auto");
+    assert_eq!(classes[browsers.len() + 1].as_deref(), Some("webp"));
+}
