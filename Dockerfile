@@ -8,6 +8,8 @@ COPY . .
 RUN cargo build --release --locked -p mogr-download -p mogr-upload -p mogr-process \
  && cp target/release/mogr-download target/release/mogr-upload target/release/mogr-process /usr/local/bin/
 
+# The final stage: tests/tests/runtime_image.rs builds the same (scripts/runtime-rootfs.sh) without Docker
+# and runs the functions inside it, so a missing shared library fails CI.
 FROM debian:12-slim
 COPY scripts/setup.sh /tmp/setup.sh
 RUN bash /tmp/setup.sh --runtime && rm -rf /var/lib/apt/lists/* /tmp/setup.sh

@@ -21,8 +21,9 @@ BUILD=(
   python3 python3-pip python3-venv
 )
 # Test tools from Debian: node runs template.yaml's CloudFront Function on sample requests
-# (tests/tests/template.rs).
-TEST=(nodejs)
+# (tests/tests/template.rs); debootstrap builds the container image's root file system without Docker
+# (scripts/runtime-rootfs.sh, tests/tests/runtime_image.rs).
+TEST=(nodejs debootstrap)
 # Test tools from PyPI, pinned: the Lambda runtime emulator and the CloudFormation linter.
 # cos-python-sdk-v5: Tencent's own COS SDK, driven against `mogr serve` by cli/tests/cos_sdk.rs;
 # boto3 and the AWS CLI (v1, the one on PyPI; boto3 at the botocore it pins), by cli/tests/s3_clients.rs

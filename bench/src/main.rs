@@ -4,6 +4,7 @@
 
 mod at_score;
 mod bench;
+mod cache;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -62,6 +63,16 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Time a download-time conversion the first time, from its kept copy and as a 304, over a
+    /// folder and over S3 (the S3-protocol test server), with the storage calls each makes.
+    #[command(after_help = "Example:\n  mogr-bench cache --runs 5 examples/photo.jpg")]
+    Cache {
+        /// Runs of each answer; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+        /// The JPEG to convert.
+        input: PathBuf,
+    },
 }
 
 fn main() {
@@ -73,6 +84,7 @@ fn main() {
             profile,
             inputs,
         }) => calibrate(&format, profile, &inputs),
+        Some(Command::Cache { runs, input }) => cache::run(&input, runs.max(1)),
         None => match cli.at_score {
             Some(target) => at_score::run(&cli.inputs, target, cli.only.as_deref()),
             None => bench::run(&cli.inputs, cli.runs, cli.profile),

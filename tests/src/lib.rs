@@ -2,6 +2,7 @@
 //! with SigV4 authentication, and an `aws-sdk-s3` client for it.
 
 pub mod faults;
+pub mod lambda;
 pub mod scenario;
 pub mod three_ways;
 
