@@ -234,10 +234,13 @@ aws = ["aws", "--endpoint-url", ENDPOINT] + (["--no-verify-ssl"] if TLS else [])
 
 
 def cli(*args):
-    out = subprocess.run(aws + list(args), capture_output=True, text=True)
+    # bytes, decoded leniently: under load the CLI's progress output once held a byte that is not
+    # UTF-8, and text=True turned that into a crash of the test rather than a check of mogr
+    out = subprocess.run(aws + list(args), capture_output=True)
+    stdout, stderr = (o.decode("utf-8", errors="replace") for o in (out.stdout, out.stderr))
     if out.returncode != 0:
-        raise AssertionError("aws %s: %s%s" % (" ".join(args), out.stdout, out.stderr))
-    return out.stdout
+        raise AssertionError("aws %s: %s%s" % (" ".join(args), stdout, stderr))
+    return stdout
 
 
 with tempfile.TemporaryDirectory() as tmp:

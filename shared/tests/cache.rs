@@ -4,11 +4,10 @@
 
 mod common;
 
-use async_trait::async_trait;
-use common::{example, request, text};
+use common::{example, request, text, Flaky};
 use mogr::service::{Config, Routes, Service, CACHE_PREFIX};
-use mogr::store::{Call, Counting, DirStore, Head, Listed, Metadata, Object, Store};
-use mogr::{Error, Format, Limits, Result};
+use mogr::store::{Call, Counting, DirStore, Metadata, Store};
+use mogr::{Format, Limits};
 use std::sync::Arc;
 
 const THUMB: &str = "/photo.jpg?imageMogr2/thumbnail/64x/format/avif";
@@ -246,41 +245,11 @@ async fn clients_cannot_read_or_write_kept_results() {
     assert!(!text(listing.body()).contains("_mogr/"));
 }
 
-/// A store whose writes under `_mogr/cache/` fail, like a full disk or a denied PutObject.
-struct NoCache(DirStore);
-
-#[async_trait]
-impl Store for NoCache {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    async fn get(&self, key: &str) -> Result<Object> {
-        self.0.get(key).await
-    }
-    async fn head(&self, key: &str) -> Result<Option<Head>> {
-        self.0.head(key).await
-    }
-    async fn put(&self, key: &str, body: Vec<u8>, ct: &str, meta: &Metadata) -> Result<String> {
-        if key.starts_with(CACHE_PREFIX) {
-            return Err(Error::internal("AccessDenied: PutObject"));
-        }
-        self.0.put(key, body, ct, meta).await
-    }
-    async fn list(&self, prefix: &str, after: Option<&str>, max: usize) -> Result<Listed> {
-        self.0.list(prefix, after, max).await
-    }
-    async fn url(&self, key: &str) -> Result<String> {
-        self.0.url(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.0.delete(key).await
-    }
-}
-
 #[tokio::test]
 async fn a_failed_cache_write_never_fails_the_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let store = NoCache(DirStore::new("local", dir.path()));
+    // writes under _mogr/cache/ fail, as a full disk or a denied PutObject would
+    let store = Flaky::new(dir.path(), CACHE_PREFIX);
     let meta = Metadata::new();
     let put = store.put("photo.jpg", example("photo.jpg"), "image/jpeg", &meta);
     put.await.unwrap();
@@ -289,10 +258,7 @@ async fn a_failed_cache_write_never_fails_the_answer() {
             detached_cache_writes: detached,
             ..Config::default()
         };
-        let service = Service::new(
-            config,
-            Arc::new(NoCache(DirStore::new("local", dir.path()))),
-        );
+        let service = Service::new(config, Arc::new(Flaky::new(dir.path(), CACHE_PREFIX)));
         for _ in 0..2 {
             let resp = service.download(get(THUMB, &[])).await;
             assert_eq!(resp.status(), 200, "{}", text(resp.body()));

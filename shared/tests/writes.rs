@@ -4,47 +4,11 @@
 
 mod common;
 
-use async_trait::async_trait;
-use common::{example, post, request, setup, text};
+use common::{example, post, request, setup, text, Flaky};
 use mogr::service::{Config, HookOutcome, Service};
-use mogr::store::{DirStore, Head, Listed, Metadata, Object, Store, OUTPUT_MARKER, PIC_OPERATIONS};
-use mogr::{Code, Error, Result};
+use mogr::store::{DirStore, Metadata, Store, OUTPUT_MARKER, PIC_OPERATIONS};
+use mogr::Code;
 use std::sync::Arc;
-
-/// A folder store whose writes to keys containing `fail` break, as a full disk or a lost connection
-/// would, and whose writes to keys containing `slow` take 600 ms.
-struct Flaky(DirStore);
-
-#[async_trait]
-impl Store for Flaky {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    async fn get(&self, key: &str) -> Result<Object> {
-        self.0.get(key).await
-    }
-    async fn head(&self, key: &str) -> Result<Option<Head>> {
-        self.0.head(key).await
-    }
-    async fn put(&self, key: &str, body: Vec<u8>, ct: &str, meta: &Metadata) -> Result<String> {
-        if key.contains("fail") {
-            return Err(Error::internal("the disk is full"));
-        }
-        if key.contains("slow") {
-            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-        }
-        self.0.put(key, body, ct, meta).await
-    }
-    async fn list(&self, prefix: &str, after: Option<&str>, max: usize) -> Result<Listed> {
-        self.0.list(prefix, after, max).await
-    }
-    async fn url(&self, key: &str) -> Result<String> {
-        self.0.url(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.0.delete(key).await
-    }
-}
 
 fn rules(pairs: &[(&str, &str)]) -> String {
     let rules: Vec<_> = pairs
@@ -89,10 +53,7 @@ fn files(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn a_failed_write_puts_back_what_the_request_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::new(
-        Config::default(),
-        Arc::new(Flaky(DirStore::new("local", dir.path()))),
-    );
+    let service = Service::new(Config::default(), Arc::new(Flaky::new(dir.path(), "fail")));
     let store = service.bucket().clone();
     // An earlier output, which a later request may overwrite.
     let first = put_with(
@@ -370,7 +331,7 @@ async fn a_request_past_its_deadline_stops_before_its_next_write_and_puts_back_t
         process_deadline: Some(std::time::Duration::from_millis(400)),
         ..Config::default()
     };
-    let service = Service::new(config, Arc::new(Flaky(DirStore::new("local", dir.path()))));
+    let service = Service::new(config, Arc::new(Flaky::new(dir.path(), "fail")));
     // The first output's write outlasts the deadline: the second is not started, the first is removed.
     let resp = put_with(
         &service,

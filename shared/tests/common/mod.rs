@@ -1,9 +1,11 @@
 //! Helpers shared by the test files of this crate.
 #![allow(dead_code)]
 
+use async_trait::async_trait;
 use mogr::codec::{self, Frames, Limits, Picture};
 use mogr::service::{Config, Service};
-use mogr::store::{DirStore, Store};
+use mogr::store::{DirStore, Head, Listed, Metadata, Object, Store};
+use mogr::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -64,4 +66,51 @@ pub async fn post(service: &Service, key: &str, ops: &str) -> http::Response<Vec
 
 pub fn text(body: &[u8]) -> &str {
     std::str::from_utf8(body).unwrap()
+}
+
+/// A folder store whose writes to keys containing `fails` break, as a full disk, a lost connection or
+/// a denied PutObject would, and whose writes to keys containing `slow` take 600 ms.
+pub struct Flaky {
+    store: DirStore,
+    fails: &'static str,
+}
+
+impl Flaky {
+    pub fn new(dir: &Path, fails: &'static str) -> Flaky {
+        Flaky {
+            store: DirStore::new("local", dir),
+            fails,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Flaky {
+    fn name(&self) -> &str {
+        self.store.name()
+    }
+    async fn get(&self, key: &str) -> Result<Object> {
+        self.store.get(key).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<Head>> {
+        self.store.head(key).await
+    }
+    async fn put(&self, key: &str, body: Vec<u8>, ct: &str, meta: &Metadata) -> Result<String> {
+        if key.contains(self.fails) {
+            return Err(Error::internal("the disk is full"));
+        }
+        if key.contains("slow") {
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        }
+        self.store.put(key, body, ct, meta).await
+    }
+    async fn list(&self, prefix: &str, after: Option<&str>, max: usize) -> Result<Listed> {
+        self.store.list(prefix, after, max).await
+    }
+    async fn url(&self, key: &str) -> Result<String> {
+        self.store.url(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.store.delete(key).await
+    }
 }
