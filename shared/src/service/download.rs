@@ -17,7 +17,7 @@ use crate::{info, Code, Error, Result};
 #[derive(Debug)]
 pub enum Query {
     Original,
-    /// `imageMogr2/...`: the rule as written (it names a large result's stored copy) and parsed.
+    /// `imageMogr2/...`: the rule as written (what a signed URL names) and parsed.
     Rule {
         text: String,
         rule: Rule,

@@ -28,7 +28,7 @@ impl Service {
     pub async fn on_upload(&self, key: &str) -> Result<HookOutcome> {
         check_key(key)?;
         if store::is_reserved(key) {
-            return Ok(HookOutcome::SkippedOutput); // mogr's own: a large result, an upload's part
+            return Ok(HookOutcome::SkippedOutput); // mogr's own: a kept result, an upload's part
         }
         let Some(head) = self.default_bucket.head(key).await? else {
             return Ok(HookOutcome::Gone);

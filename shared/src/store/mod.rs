@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 /// User metadata (`x-amz-meta-*` without the prefix, lower-case keys).
 pub type Metadata = BTreeMap<String, String>;
 
-/// The prefix of mogr's own objects in a bucket (large results, multipart uploads in progress): no
+/// The prefix of mogr's own objects in a bucket (kept results, multipart uploads in progress): no
 /// client reads, writes or lists them as objects.
 pub const RESERVED: &str = "_mogr/";
 
