@@ -101,13 +101,7 @@ pub fn start_in(
     let mut command = match root {
         None => Command::new(binary(name)),
         Some(root) => {
-            let mut c = if is_root() {
-                Command::new("chroot")
-            } else {
-                let mut c = Command::new("sudo");
-                c.args(["-n", "--preserve-env", "chroot"]);
-                c
-            };
+            let mut c = as_root("chroot");
             c.arg(root).arg(format!("/usr/local/bin/{name}"));
             c
         }
@@ -193,10 +187,18 @@ pub fn http_event(method: &str, path: &str, query: &str, headers: &[(&str, &str)
     e
 }
 
-/// Whether this process runs as root.
-fn is_root() -> bool {
-    Command::new("id")
+/// A command run as root: directly when this process is root, else through `sudo -n` (keeping the
+/// environment, which a function binary is configured by).
+pub fn as_root(program: &str) -> Command {
+    let root = Command::new("id")
         .arg("-u")
         .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if root {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("sudo");
+        c.args(["-n", "--preserve-env", program]);
+        c
+    }
 }

@@ -5,27 +5,12 @@
 //! fails CI instead of the first request on AWS.
 
 use mogr::Format;
-use mogr_e2e::lambda::{http_body, http_event, invoke, start_in};
+use mogr_e2e::lambda::{as_root, http_body, http_event, invoke, start_in};
 use mogr_e2e::{binary, example, image_facts, repo, S3Server, BUCKET};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const FUNCTIONS: [&str; 3] = ["mogr-download", "mogr-process", "mogr-upload"];
-
-/// A command run as root: directly when this process is root, else through `sudo -n`.
-fn as_root(program: &str) -> Command {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    if root {
-        Command::new(program)
-    } else {
-        let mut c = Command::new("sudo");
-        c.args(["-n", program]);
-        c
-    }
-}
 
 fn run(mut c: Command, what: &str) -> String {
     let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));

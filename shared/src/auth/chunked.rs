@@ -7,7 +7,6 @@
 
 use super::{hex, same};
 use crate::{Code, Error, Result};
-use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 /// The `x-amz-content-sha256` values of an aws-chunked body mogr decodes.
@@ -45,9 +44,7 @@ impl ChunkSigning {
             to_sign.push('\n');
             to_sign.push_str(line);
         }
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
-        mac.update(to_sign.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        hex(&super::sigv4::hmac(&self.key, to_sign.as_bytes()))
     }
 }
 
@@ -197,9 +194,7 @@ pub(super) mod tests {
     fn published_signing() -> ChunkSigning {
         let mut key = format!("AWS4{}", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").into_bytes();
         for part in ["20130524", "us-east-1", "s3", "aws4_request"] {
-            let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-            mac.update(part.as_bytes());
-            key = mac.finalize().into_bytes().to_vec();
+            key = super::super::sigv4::hmac(&key, part.as_bytes());
         }
         ChunkSigning {
             key,

@@ -191,7 +191,7 @@ fn canonical_request(req: &Signed, claim: &Claim, payload: &str) -> String {
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+pub(super) fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()

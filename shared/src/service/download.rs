@@ -140,8 +140,8 @@ impl Service {
         let caching = matches!(d.query, Query::Rule { .. }) && self.config.result_cache;
         let mut tag = None;
         if d.if_none_match.is_some() || caching {
-            let head =
-                (self.default_bucket.head(&d.key).await?).ok_or_else(|| no_such_key(&d.key))?;
+            let head = (self.default_bucket.head(&d.key).await?)
+                .ok_or_else(|| store::no_such_key(&d.key))?;
             let t = cache::tag(&head.etag, &work);
             if d.holds(&t) {
                 return Ok(Answer::NotModified { tag: t });
@@ -300,11 +300,4 @@ fn body_of(tag: String, hit: Hit) -> Answer {
         tag: Some(tag),
         warning: hit.warning,
     }
-}
-
-fn no_such_key(key: &str) -> Error {
-    Error::new(
-        Code::NoSuchKey,
-        format!("the object {key:?} does not exist"),
-    )
 }

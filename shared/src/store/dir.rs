@@ -12,7 +12,7 @@
 
 use super::content_etag as etag_of;
 use super::{check_key, Entry, Head, Listed, Metadata, Object, Store};
-use crate::{Code, Error, Result};
+use crate::{Error, Result};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -231,12 +231,7 @@ impl Store for DirStore {
     async fn get(&self, key: &str) -> Result<Object> {
         let path = self.path(key)?;
         let _read = self.lock(key).read().await;
-        self.read(key, &path, true).await?.ok_or_else(|| {
-            Error::new(
-                Code::NoSuchKey,
-                format!("the object {key:?} does not exist"),
-            )
-        })
+        (self.read(key, &path, true).await?).ok_or_else(|| super::no_such_key(key))
     }
 
     async fn head(&self, key: &str) -> Result<Option<Head>> {

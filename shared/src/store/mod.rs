@@ -183,6 +183,14 @@ pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<Entry>> {
     }
 }
 
+/// The error for reading `key` where no object is: `NoSuchKey`, as S3 and COS answer.
+pub fn no_such_key(key: &str) -> crate::Error {
+    crate::Error::new(
+        crate::Code::NoSuchKey,
+        format!("the object {key:?} does not exist"),
+    )
+}
+
 /// The ETag S3 and the folder store give a body written in one piece: its MD5, in hex.
 pub fn content_etag(body: &[u8]) -> String {
     use md5::{Digest, Md5};

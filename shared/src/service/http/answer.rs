@@ -3,8 +3,8 @@
 //! the user metadata in the client's dialect.
 
 use super::{
-    check_implemented, conditional, error_response, is_s3_request, parse_query, request_id,
-    with_request_id, Addressed,
+    check_implemented, conditional, error_response, header_text, is_s3_request, parse_query,
+    request_id, with_request_id, Addressed,
 };
 use crate::service::content_type::renders_inertly;
 use crate::service::download::{Answer, Download};
@@ -58,12 +58,7 @@ fn read_download<B>(req: &Request<B>) -> Result<Download> {
             req.method()
         )));
     }
-    let text = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let text = |name| header_text(req.headers(), name).map(str::to_string);
     Ok(Download {
         key: key_of(req.uri().path())?,
         query: parse_query(req.uri().query())?,

@@ -2,6 +2,7 @@
 //! (what boto3, the AWS CLI and the AWS SDKs send over HTTPS), its trailing checksum moved to the
 //! headers where the integrity check finds it.
 
+use super::header_text;
 use crate::auth::chunked::{self, ChunkSigning, STREAMING};
 use crate::{Code, Error, Result};
 use http::{header, HeaderValue, Request};
@@ -22,10 +23,6 @@ impl<B: AsRef<[u8]>> AsRef<[u8]> for Body<B> {
     }
 }
 
-fn header<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 fn incomplete(what: String) -> Error {
     Error::new(Code::IncompleteBody, format!("{what}; nothing was written"))
 }
@@ -39,11 +36,11 @@ pub fn unchunk<B: AsRef<[u8]>>(
     req: Request<B>,
     signing: Option<&ChunkSigning>,
 ) -> Result<Request<Body<B>>> {
-    if !header(&req, "x-amz-content-sha256").is_some_and(|v| STREAMING.contains(&v)) {
+    if !header_text(req.headers(), "x-amz-content-sha256").is_some_and(|v| STREAMING.contains(&v)) {
         return Ok(req.map(Body::Sent));
     }
     let decoded = chunked::decode(req.body().as_ref(), signing)?;
-    if let Some(said) = header(&req, "x-amz-decoded-content-length") {
+    if let Some(said) = header_text(req.headers(), "x-amz-decoded-content-length") {
         if said.trim().parse::<usize>().ok() != Some(decoded.body.len()) {
             return Err(incomplete(format!(
                 "the aws-chunked body holds {} bytes, not the {said} of x-amz-decoded-content-length",
@@ -51,7 +48,7 @@ pub fn unchunk<B: AsRef<[u8]>>(
             )));
         }
     }
-    let declared = header(&req, "x-amz-trailer").unwrap_or_default();
+    let declared = header_text(req.headers(), "x-amz-trailer").unwrap_or_default();
     for name in declared.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         if !decoded
             .trailers

@@ -4,6 +4,7 @@
 //! names another version. Several ranges, or a header that does not parse, are answered whole (200),
 //! as S3 does.
 
+use super::header_text as text;
 use crate::service::cache::listed;
 use http::{header, HeaderMap};
 use std::time::SystemTime;
@@ -17,10 +18,6 @@ pub(super) enum Verdict {
     NotModified,
     /// 412 Precondition Failed.
     Failed(&'static str),
-}
-
-fn text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Whether the object changed after the date in a header (HTTP dates have whole seconds).

@@ -151,10 +151,7 @@ impl S3Store {
                 if e.as_service_error().is_some_and(|s| s.is_no_such_key())
                     || forbidden_read("GetObject", key, &e) =>
             {
-                return Err(Error::new(
-                    Code::NoSuchKey,
-                    format!("the object {key:?} does not exist"),
-                ))
+                return Err(super::no_such_key(key))
             }
             Err(e) => return Err(sdk_error("GetObject", key, e)),
         };
@@ -298,10 +295,7 @@ impl Store for S3Store {
                     .is_some_and(|s| s.meta().code() == Some("NoSuchKey"))
                     || status_of(&e) == Some(404) =>
             {
-                return Err(Error::new(
-                    Code::NoSuchKey,
-                    format!("the object {from:?} does not exist"),
-                ))
+                return Err(super::no_such_key(from))
             }
             Err(e) => return Err(sdk_error("CopyObject", to, e)),
         }
