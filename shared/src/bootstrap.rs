@@ -1,4 +1,5 @@
-//! What every entry point needs to start: JSON logs and a [`Service`] configured from the environment.
+//! What every entry point needs to start: JSON logs and a [`Service`] configured from the environment
+//! (on Lambda, with [`hold_for_background`] where answers should not wait for their cache writes).
 //!
 //! - `MOGR_BUCKET` (required): the bucket served and watched;
 //! - `MOGR_ALLOWED_BUCKETS`: comma-separated buckets Pic-Operations' `bucket` field may name;
@@ -6,6 +7,10 @@
 //! - `MOGR_ACCESS_KEYS_SECRET`: a Secrets Manager secret (name or ARN) holding access keys
 //!   (`ID:SECRET,…` or a JSON object of them), read when a signed request first needs them;
 //! - the AWS SDK's own variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL_S3`).
+
+mod hold;
+
+pub use hold::{hold_for_background, Answering, Hold};
 
 use crate::service::keys::ReadSecret;
 use crate::service::{Config, Service};

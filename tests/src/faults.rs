@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the proxy does to a request it applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +70,8 @@ impl Plan {
 #[derive(Default)]
 struct State {
     plan: Option<Plan>,
-    /// Requests seen, as `METHOD path`.
-    seen: Vec<String>,
+    /// Requests seen, as `METHOD path`, with when they arrived.
+    seen: Vec<(Instant, String)>,
     injected: usize,
 }
 
@@ -134,6 +134,11 @@ impl FaultProxy {
 
     /// The requests seen since the last [`FaultProxy::set`], as `METHOD path`.
     pub fn seen(&self) -> Vec<String> {
+        self.seen_at().into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// [`FaultProxy::seen`] with when each request arrived.
+    pub fn seen_at(&self) -> Vec<(Instant, String)> {
         self.state.lock().unwrap().seen.clone()
     }
 
@@ -166,8 +171,10 @@ async fn relay(
 ) -> Result<Answer, std::io::Error> {
     let fault = {
         let mut s = state.lock().unwrap();
-        s.seen
-            .push(format!("{} {}", req.method(), req.uri().path()));
+        s.seen.push((
+            Instant::now(),
+            format!("{} {}", req.method(), req.uri().path()),
+        ));
         let hit = s.plan.as_ref().is_some_and(|p| {
             p.method.is_none_or(|m| req.method().as_str() == m)
                 && p.path

@@ -76,7 +76,18 @@ pub fn start_in(
     server: &S3Server,
     env: &[(&str, &str)],
 ) -> Function {
-    let port = free_port();
+    start_at(root, free_port(), name, server, env)
+}
+
+/// Like [`start_in`], with the emulator on `port`; `env` may override the runtime's variables (a
+/// test's proxy in front of the emulator as `AWS_LAMBDA_RUNTIME_API`).
+pub fn start_at(
+    root: Option<&Path>,
+    port: u16,
+    name: &str,
+    server: &S3Server,
+    env: &[(&str, &str)],
+) -> Function {
     let emulator = Command::new("cargo")
         .current_dir(repo())
         .args([
@@ -108,7 +119,6 @@ pub fn start_in(
     };
     let binary = command
         .envs(server.env())
-        .envs(env.iter().copied())
         .env(
             "AWS_LAMBDA_RUNTIME_API",
             format!("http://127.0.0.1:{port}/.rt"),
@@ -116,6 +126,7 @@ pub fn start_in(
         .env("AWS_LAMBDA_FUNCTION_NAME", "_")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

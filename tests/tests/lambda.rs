@@ -4,12 +4,14 @@
 
 use base64::Engine;
 use mogr::Format;
+use mogr_e2e::faults::{Fault, FaultProxy, Plan};
 use mogr_e2e::lambda::{
-    event, free_port, http_body, http_event, invoke, start, wait_for, Function,
+    event, free_port, http_body, http_event, invoke, start, start_at, wait_for, Function,
 };
 use mogr_e2e::{example, image_facts, repo, S3Server, BUCKET};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_functions_under_the_runtime_emulator() {
@@ -203,6 +205,92 @@ async fn lambda_functions_under_the_runtime_emulator() {
             .0,
         avif,
         "the earlier output is untouched"
+    );
+}
+
+/// The download function answers before its result's cache write ends, and its extension holds the
+/// environment — Lambda freezes it only once every extension has asked for its next event — until
+/// the write's answer is in. A proxy in front of S3 holds the cache write's answer back; one in front
+/// of the emulator records when the runtime answered and when the extension asked again.
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_download_answers_before_its_cache_write_and_holds_until_it_ends() {
+    const SLOW: Duration = Duration::from_secs(4);
+    let server = S3Server::start("lambda-hold").await;
+    server.create_bucket(BUCKET).await;
+    server
+        .put(BUCKET, "photo.png", example("photo.png"), &[])
+        .await;
+    let s3 = FaultProxy::start(server.addr).await;
+    let cache_put = Plan::on(Fault::Slow(SLOW), "PUT", mogr::service::CACHE_PREFIX);
+    s3.set(Some(cache_put));
+    let port = free_port();
+    let runtime = FaultProxy::start(([127, 0, 0, 1], port).into()).await;
+    let api = format!("{}/.rt", runtime.endpoint());
+    let download = start_at(
+        None,
+        port,
+        "mogr-download",
+        &server,
+        &[
+            ("AWS_ENDPOINT_URL_S3", &s3.endpoint()),
+            ("AWS_LAMBDA_RUNTIME_API", &api),
+        ],
+    );
+    const NEXT_EVENT: &str = "GET /.rt/2020-01-01/extension/event/next";
+    let asked = |n: usize| {
+        let seen = runtime.seen_at();
+        let mut next = seen.iter().filter(|(_, r)| r == NEXT_EVENT);
+        next.nth(n - 1).map(|(at, _)| *at)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while asked(1).is_none() {
+        assert!(Instant::now() < deadline, "no extension registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let started = Instant::now();
+    let resp = invoke(&download, &event("apigw-get-heif.json")).await;
+    let took = started.elapsed();
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    assert!(
+        took < SLOW,
+        "the answer waited for the cache write: {took:?}"
+    );
+    let deadline = Instant::now() + SLOW * 5;
+    let held_until = loop {
+        if let Some(at) = asked(2) {
+            break at;
+        }
+        assert!(Instant::now() < deadline, "the extension never let go");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let cached = |method: &str| format!("{method} /{BUCKET}/{}", mogr::service::CACHE_PREFIX);
+    let (seen_s3, seen_runtime) = (s3.seen_at(), runtime.seen_at());
+    let put = seen_s3.iter().find(|(_, r)| r.starts_with(&cached("PUT")));
+    let (put_at, _) = put.unwrap_or_else(|| panic!("no cache write: {seen_s3:?}"));
+    let response = seen_runtime.iter().find(|(_, r)| r.ends_with("/response"));
+    let (answered_at, _) = response.unwrap_or_else(|| panic!("no answer: {seen_runtime:?}"));
+    assert!(
+        *answered_at < *put_at + SLOW,
+        "the runtime answered {:?} after the write began",
+        *answered_at - *put_at
+    );
+    assert!(
+        held_until >= *put_at + SLOW,
+        "the environment was let go {:?} after the write began, before its answer ({SLOW:?})",
+        held_until - *put_at
+    );
+    assert!(download.logged("request").len() == 1);
+
+    // the next request is answered from what was kept: one GET of it, nothing written
+    s3.set(None);
+    let resp = invoke(&download, &event("apigw-get-heif.json")).await;
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    let seen = s3.seen();
+    assert!(
+        seen.iter().any(|r| r.starts_with(&cached("GET")))
+            && !seen.iter().any(|r| r.starts_with("PUT")),
+        "{seen:?}"
     );
 }
 

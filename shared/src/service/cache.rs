@@ -78,8 +78,8 @@ impl Service {
     }
 
     /// Stores a result under its tag. A failed write is logged, never the answer's failure; with
-    /// `Config::detached_cache_writes` (a server that keeps running after it answers) the answer does
-    /// not wait for it either.
+    /// `Config::detached_cache_writes` the answer does not wait for it either: it runs in
+    /// [`Service::background`](super::Service::background).
     pub(super) async fn remember(&self, tag: &str, source_etag: &str, out: &Output) {
         let (bucket, key) = (self.default_bucket.clone(), key(tag));
         let (bytes, mime, meta) = (
@@ -93,7 +93,7 @@ impl Service {
             }
         };
         if self.config.detached_cache_writes {
-            tokio::spawn(write);
+            self.background.spawn(write);
         } else {
             write.await
         }

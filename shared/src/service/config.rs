@@ -24,7 +24,8 @@ pub struct Config {
     /// their source changes (`MOGR_RESULT_CACHE`, default on; `0` turns it off).
     pub result_cache: bool,
     /// Whether a result is written to the cache after the answer instead of before: for a server that
-    /// keeps running after it answers (`mogr serve`); a Lambda function is frozen once it answers.
+    /// keeps running after it answers (`mogr serve`), and a Lambda function whose environment is held
+    /// until the writes end (`bootstrap::hold_for_background`; Lambda freezes it once it answers).
     pub detached_cache_writes: bool,
     /// Default Pic-Operations per key prefix, applied on upload when the object carries none.
     pub default_rules: Vec<(String, PicOperations)>,

@@ -13,8 +13,10 @@
 //! - `hook`: the bucket-notification hook (an object put straight into the bucket);
 //! - `list`: ListObjects over any store; [`multipart`]: multipart uploads over any store;
 //! - `content_type`: stored types, inert types, a body's type by its bytes;
+//! - [`Background`]: work left running after its answer;
 //! - [`sign`]: signed downloads (`MOGR_SIGNING_KEYS`); `work`: the work queue and the memory budget.
 
+mod background;
 mod cache;
 mod commit;
 pub mod config;
@@ -34,6 +36,7 @@ pub use self::http::{
     check_body_digests, check_implemented, error_response, is_s3_request, request_id,
     user_metadata, AccessLog, Addressed, Routes,
 };
+pub use background::Background;
 pub use cache::{CACHE_PREFIX, OUTPUT_VERSION};
 pub use config::Config;
 pub use download::{Answer, Download, Query};
@@ -61,6 +64,8 @@ pub struct Service {
     /// The access keys signatures are checked against: `config.access_keys` and a secret's (see
     /// [`keys`]).
     keys: Arc<keys::Keys>,
+    /// Work left running after its answer (see [`Service::background`]).
+    background: Background,
 }
 
 impl Service {
@@ -77,6 +82,7 @@ impl Service {
             others: BTreeMap::new(),
             any_name: false,
             uploads: Arc::default(),
+            background: Background::default(),
         }
     }
 
@@ -110,6 +116,11 @@ impl Service {
     pub fn allow_bucket(mut self, store: Arc<dyn Store>) -> Service {
         self.others.insert(store.name().to_string(), store);
         self
+    }
+
+    /// The work answers left running (with `Config::detached_cache_writes`: result-cache writes).
+    pub fn background(&self) -> &Background {
+        &self.background
     }
 
     /// The bucket this service serves.
