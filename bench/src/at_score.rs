@@ -26,7 +26,7 @@ const DOWNSCALE_ABOVE: u64 = 2_600_000;
 const DOWNSCALE_TO: f64 = 2_000_000.0;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Encoder {
+pub(crate) enum Encoder {
     Mogr(Format, Profile),
     VipsHeif,
     VipsAv1,
@@ -76,7 +76,7 @@ impl Encoder {
     }
 
     /// The command writing `input` to `out` at quality `q` (`Quality::Auto`: mogr's `quality/auto/<target>`).
-    fn command(self, exe: &Path, input: &Path, out: &Path, q: Quality) -> Command {
+    pub(crate) fn command(self, exe: &Path, input: &Path, out: &Path, q: Quality) -> Command {
         match (self, q) {
             (Encoder::Mogr(f, p), q) => {
                 let quality = match q {
@@ -107,7 +107,7 @@ impl Encoder {
 }
 
 #[derive(Clone, Copy)]
-enum Quality {
+pub(crate) enum Quality {
     Fixed(u8),
     Auto(u8),
 }
@@ -308,7 +308,7 @@ pub fn run(inputs: &[PathBuf], target: u8, only: Option<&str>) -> Result<()> {
 }
 
 /// An output file's size and its score against `reference` (the same size).
-fn score(reference: &Reference, out: &Path) -> Result<(usize, f64)> {
+pub(crate) fn score(reference: &Reference, out: &Path) -> Result<(usize, f64)> {
     let bytes = std::fs::read(out)?;
     let pic = codec::probe_and_decode(&bytes, &Limits::default(), Frames::First)?;
     Ok((bytes.len(), reference.score(pic.first())?))

@@ -5,6 +5,7 @@
 mod at_score;
 mod bench;
 mod cache;
+mod stored;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -63,6 +64,19 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// What a stored rule without a quality writes at each input's own size (quality, bytes,
+    /// SSIMULACRA2, time, peak memory) beside `quality/auto/<target>` and one encode at its quality.
+    #[command(
+        after_help = "Example:\n  mogr-bench stored \"$(bash scripts/bench-corpus.sh)\"/nature/TwoWings.jpg"
+    )]
+    Stored {
+        /// The score a stored output should reach (and not pass by more than 3).
+        #[arg(long, default_value_t = 70, value_parser = clap::value_parser!(u8).range(1..=100))]
+        target: u8,
+        /// The images, converted at their own size.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
     /// Time a download-time conversion the first time, from its kept copy and as a 304, over a
     /// folder and over S3 (the S3-protocol test server), with the storage calls each makes.
     #[command(after_help = "Example:\n  mogr-bench cache --runs 5 examples/photo.jpg")]
@@ -85,6 +99,7 @@ fn main() {
             inputs,
         }) => calibrate(&format, profile, &inputs),
         Some(Command::Cache { runs, input }) => cache::run(&input, runs.max(1)),
+        Some(Command::Stored { target, inputs }) => stored::run(&inputs, target),
         None => match cli.at_score {
             Some(target) => at_score::run(&cli.inputs, target, cli.only.as_deref()),
             None => bench::run(&cli.inputs, cli.runs, cli.profile),
