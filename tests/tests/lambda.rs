@@ -236,17 +236,24 @@ async fn lambda_download_answers_before_its_cache_write_and_holds_until_it_ends(
             ("AWS_LAMBDA_RUNTIME_API", &api),
         ],
     );
-    const NEXT_EVENT: &str = "GET /.rt/2020-01-01/extension/event/next";
-    let asked = |n: usize| {
-        let seen = runtime.seen_at();
-        let mut next = seen.iter().filter(|(_, r)| r == NEXT_EVENT);
-        next.nth(n - 1).map(|(at, _)| *at)
+    // when the extension asked for its `n`-th event, waiting `limit` for it
+    let asked = |n: usize, limit: Duration, what: &'static str| {
+        let runtime = &runtime;
+        async move {
+            const NEXT_EVENT: &str = "GET /.rt/2020-01-01/extension/event/next";
+            let deadline = Instant::now() + limit;
+            loop {
+                let seen = runtime.seen_at();
+                let mut next = seen.iter().filter(|(_, r)| r == NEXT_EVENT);
+                if let Some((at, _)) = next.nth(n - 1) {
+                    return *at;
+                }
+                assert!(Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while asked(1).is_none() {
-        assert!(Instant::now() < deadline, "no extension registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    asked(1, Duration::from_secs(60), "no extension registered").await;
 
     let started = Instant::now();
     let resp = invoke(&download, &event("apigw-get-heif.json")).await;
@@ -256,14 +263,7 @@ async fn lambda_download_answers_before_its_cache_write_and_holds_until_it_ends(
         took < SLOW,
         "the answer waited for the cache write: {took:?}"
     );
-    let deadline = Instant::now() + SLOW * 5;
-    let held_until = loop {
-        if let Some(at) = asked(2) {
-            break at;
-        }
-        assert!(Instant::now() < deadline, "the extension never let go");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let held_until = asked(2, SLOW * 5, "the extension never let go").await;
     let cached = |method: &str| format!("{method} /{BUCKET}/{}", mogr::service::CACHE_PREFIX);
     let (seen_s3, seen_runtime) = (s3.seen_at(), runtime.seen_at());
     let put = seen_s3.iter().find(|(_, r)| r.starts_with(&cached("PUT")));
@@ -280,7 +280,7 @@ async fn lambda_download_answers_before_its_cache_write_and_holds_until_it_ends(
         "the environment was let go {:?} after the write began, before its answer ({SLOW:?})",
         held_until - *put_at
     );
-    assert!(download.logged("request").len() == 1);
+    assert_eq!(download.logged("request").len(), 1);
 
     // the next request is answered from what was kept: one GET of it, nothing written
     s3.set(None);

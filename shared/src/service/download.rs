@@ -265,29 +265,33 @@ impl Service {
         self.config.max_inline_bytes.is_some_and(|max| len > max)
     }
 
-    /// A URL a client can fetch a kept result from: the store's own (a presigned S3 URL); `None`
-    /// when the store has none (a folder's would be this service's, which serves no `_mogr/` object).
+    /// A URL a client can fetch a kept result from (see [`Service::store_url`]).
     async fn cache_url(&self, tag: &str) -> Result<Option<String>> {
-        let url = self.default_bucket.url(&cache::key(tag)).await?;
+        self.store_url(&cache::key(tag)).await
+    }
+
+    /// The store's own URL of `key` (a presigned S3 URL), to redirect to; `None` when the store has
+    /// none (a folder's is this service's, which would redirect to itself and serves no `_mogr/`
+    /// object).
+    async fn store_url(&self, key: &str) -> Result<Option<String>> {
+        let url = self.default_bucket.url(key).await?;
         Ok((!url.starts_with('/')).then_some(url))
     }
 
-    /// A presigned URL of an object too large to answer inline (`MOGR_MAX_INLINE_BYTES`: Lambda's
+    /// The store's URL of an object too large to answer inline (`MOGR_MAX_INLINE_BYTES`: Lambda's
     /// responses hold about 4.5 MB), to redirect to; `None` when it fits, or when the store has no URL
-    /// of its own (a folder's is this service's, which would redirect to itself).
+    /// of its own ([`Service::store_url`]).
     async fn large_original(&self, key: &str) -> Result<Option<String>> {
-        let Some(max) = self.config.max_inline_bytes else {
-            return Ok(None);
-        };
-        // a missing object is the GET's to report
-        let Some(head) = self.default_bucket.head(key).await? else {
-            return Ok(None);
-        };
-        if head.size <= max as u64 {
+        if self.config.max_inline_bytes.is_none() {
             return Ok(None);
         }
-        let url = self.default_bucket.url(key).await?;
-        Ok((!url.starts_with('/')).then_some(url))
+        // a missing object is the GET's to report
+        match self.default_bucket.head(key).await? {
+            Some(head) if self.too_large(usize::try_from(head.size).unwrap_or(usize::MAX)) => {
+                self.store_url(key).await
+            }
+            _ => Ok(None),
+        }
     }
 }
 

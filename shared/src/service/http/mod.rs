@@ -57,16 +57,16 @@ fn never_a_processor(name: &str) -> bool {
     NAMES.contains(&name) || name.starts_with("X-Amz-") || name.starts_with("response-")
 }
 
-/// What the query string asks for: the first `imageMogr2...`/`imageView2...`, `imageInfo`, `imageAve` or
-/// `image_process` parameter, percent-decoded; the rule is parsed here. Any other parameter without a
-/// value names a processor mogr does not implement (`?watermark/...`, `?imageSlim`): a 400 naming it,
-/// never the untouched original, so a client can tell. Signatures and the SDKs' own parameters
-/// ([`never_a_processor`]) and parameters with values (cache busters) leave the answer alone.
 /// A header's value as text (`None` when absent or not visible ASCII).
 pub(super) fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// What the query string asks for: the first `imageMogr2...`/`imageView2...`, `imageInfo`, `imageAve` or
+/// `image_process` parameter, percent-decoded; the rule is parsed here. Any other parameter without a
+/// value names a processor mogr does not implement (`?watermark/...`, `?imageSlim`): a 400 naming it,
+/// never the untouched original, so a client can tell. Signatures and the SDKs' own parameters
+/// ([`never_a_processor`]) and parameters with values (cache busters) leave the answer alone.
 pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
     let Some(q) = q else {
         return Ok(Query::Original);
