@@ -5,6 +5,7 @@
 mod at_score;
 mod bench;
 mod cache;
+mod score;
 mod stored;
 
 use anyhow::{Context, Result};
@@ -77,6 +78,23 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// SSIMULACRA2 as mogr computes it (one pass over the rows) beside `fast-ssim2`'s whole-plane
+    /// form: the score, time and memory each takes on each input and a JPEG of it at quality 50.
+    #[command(
+        after_help = "Example:\n  mogr-bench score \"$(bash scripts/bench-corpus.sh)\"/nature/TwoWings.jpg"
+    )]
+    Score {
+        /// The images (each scored against a JPEG of itself).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// One method of `mogr-bench score`, in a process of its own (its peak memory its own).
+    #[command(hide = true)]
+    ScoreOne {
+        method: String,
+        reference: PathBuf,
+        distorted: PathBuf,
+    },
     /// Time a download-time conversion the first time, from its kept copy and as a 304, over a
     /// folder and over S3 (the S3-protocol test server), with the storage calls each makes.
     #[command(after_help = "Example:\n  mogr-bench cache --runs 5 examples/photo.jpg")]
@@ -100,6 +118,12 @@ fn main() {
         }) => calibrate(&format, profile, &inputs),
         Some(Command::Cache { runs, input }) => cache::run(&input, runs.max(1)),
         Some(Command::Stored { target, inputs }) => stored::run(&inputs, target),
+        Some(Command::Score { inputs }) => score::run(&inputs),
+        Some(Command::ScoreOne {
+            method,
+            reference,
+            distorted,
+        }) => score::one(&method, &reference, &distorted),
         None => match cli.at_score {
             Some(target) => at_score::run(&cli.inputs, target, cli.only.as_deref()),
             None => bench::run(&cli.inputs, cli.runs, cli.profile),
