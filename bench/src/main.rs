@@ -89,10 +89,16 @@ enum Command {
         inputs: Vec<PathBuf>,
     },
     /// One method of `mogr-bench score`, in a process of its own (its peak memory its own).
-    #[command(hide = true)]
+    #[command(
+        hide = true,
+        after_help = "Example:\n  mogr-bench score-one one-pass photo.jpg photo-q50.jpg"
+    )]
     ScoreOne {
+        /// one-pass (mogr's) or planes (fast-ssim2's, with a prepared reference).
         method: String,
+        /// The picture scored against.
         reference: PathBuf,
+        /// The picture scored.
         distorted: PathBuf,
     },
     /// Time a download-time conversion the first time, from its kept copy and as a 304, over a
