@@ -11,7 +11,8 @@
 //! arrives, the recursive filter runs down the columns holding 11 rows, and a scale's rows feed the next
 //! scale two at a time. Besides the two 8-bit images it holds about 3 KiB per column, where the usual
 //! whole-plane form holds ~24 image-sized planes of `f32` (about 130 bytes a pixel with a prepared
-//! reference: 1.1 GB for an 8 MP photo, more than its encoder) — what kept `quality/auto` to 4 MP.
+//! reference: 1.1 GB for an 8 MP photo, more than its encoder) — what had kept a rule without a
+//! quality from `quality/auto` above 4 MP.
 //! It also takes about half the time (BENCHMARKS.md, "SSIMULACRA2 in one pass over the rows").
 
 use crate::{codec, Error, Result};

@@ -49,24 +49,45 @@ pub(super) fn auto_start(format: Format, target: u8) -> u8 {
 /// A passing try this close above the target is taken: a lower quality would save little.
 const CLOSE_ENOUGH: f64 = 1.5;
 
-/// Stills up to this many pixels written in the persistent profile without a quality in the rule get
-/// `quality/auto/70` (see [`default_auto`]); larger ones the calibrated default in one encode, since each
-/// try of the search costs seconds there (a 4 MP photo: about 1.3 s per HEIF encode on 2 cores).
-pub const AUTO_BY_DEFAULT_MAX_PIXELS: u64 = 4_000_000;
+/// Above this many pixels a try of `quality/auto` costs seconds (a 4 MP photo: about 1.3 s per HEIF
+/// encode on 2 cores), so with a deadline a rule without a quality starts its search where it passes
+/// (see [`default_auto_start`]).
+pub const SAFE_START_ABOVE_PIXELS: u64 = 4_000_000;
 
 /// The `quality/auto` target of a rule that names no quality: stored outputs (the persistent profile) in
-/// HEIF, AVIF and WebP, stills up to [`AUTO_BY_DEFAULT_MAX_PIXELS`]. The calibrated defaults are set for
-/// the hardest photo, so typical pictures came out well above the target score: on the bench corpus
-/// HEIF 52 wrote 1.87× and AVIF 70 1.58× the bytes of `quality/auto/70` (BENCHMARKS.md).
+/// HEIF, AVIF and WebP, stills of any size. The calibrated defaults are set for the hardest photo, so
+/// typical pictures came out well above the target score: on the bench corpus HEIF 52 wrote 1.87× and
+/// AVIF 70 1.58× the bytes of `quality/auto/70`, and up to 4.27× above 4 MP, where a cap on the search's
+/// memory kept the defaults until the score was computed in one pass (BENCHMARKS.md).
 /// JPEG keeps COS's rule (a JPEG input's own quality); animations keep the defaults (the search scores
 /// the first frame only).
 pub fn default_auto(format: Format, profile: Profile, pic: &Picture) -> Option<u8> {
-    let pixels = u64::from(pic.width()) * u64::from(pic.height());
     (profile == Profile::Persistent
         && matches!(format, Format::Heif | Format::Avif | Format::Webp)
-        && pic.frames.len() == 1
-        && pixels <= AUTO_BY_DEFAULT_MAX_PIXELS)
+        && pic.frames.len() == 1)
         .then_some(crate::rule::AUTO_SCORE)
+}
+
+/// Where the search of a rule without a quality ([`default_auto`]) starts: at [`auto_start`], which
+/// typical pictures bring close to the target — or, for a picture above [`SAFE_START_ABOVE_PIXELS`]
+/// under a deadline, at the calibrated default (or `auto_start`'s, if higher), set to pass on the
+/// hardest photo: a search the deadline cuts short then stores its best passing try — at worst the
+/// calibrated default's output, as before the search ran at this size — rather than a first try
+/// below the target.
+pub(super) fn default_auto_start(
+    format: Format,
+    profile: Profile,
+    pic: &Picture,
+    target: u8,
+    limits: &Limits,
+) -> u8 {
+    let start = auto_start(format, target);
+    let pixels = u64::from(pic.width()) * u64::from(pic.height());
+    if limits.deadline.is_some() && pixels > SAFE_START_ABOVE_PIXELS {
+        start.max(default_quality(format, profile, pic))
+    } else {
+        start
+    }
 }
 
 /// Whether a request with `left` before its deadline (`None`: no deadline) has time for one more
@@ -185,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn only_persistent_lossy_stills_up_to_the_cap_are_searched_by_default() {
+    fn only_persistent_lossy_stills_are_searched_by_default() {
         let still = |w, h| Picture::still(image::DynamicImage::new_rgb8(w, h), Format::Png);
         let small = still(64, 48);
         for f in [Format::Heif, Format::Avif, Format::Webp] {
@@ -195,15 +216,10 @@ mod tests {
         for f in [Format::Jpeg, Format::Png, Format::Gif] {
             assert_eq!(default_auto(f, Profile::Persistent, &small), None, "{f:?}");
         }
-        let at_cap = still(2000, 2000);
+        let large = still(5000, 3000);
         assert_eq!(
-            default_auto(Format::Heif, Profile::Persistent, &at_cap),
+            default_auto(Format::Heif, Profile::Persistent, &large),
             Some(70)
-        );
-        let above = still(2000, 2001);
-        assert_eq!(
-            default_auto(Format::Heif, Profile::Persistent, &above),
-            None
         );
         let mut animation = still(64, 48);
         animation.frames.push(animation.frames[0].clone());
@@ -211,5 +227,25 @@ mod tests {
             default_auto(Format::Webp, Profile::Persistent, &animation),
             None
         );
+    }
+
+    #[test]
+    fn under_a_deadline_a_large_picture_starts_where_it_passes() {
+        let still = |w, h| Picture::still(image::DynamicImage::new_rgb8(w, h), Format::Png);
+        let (at_cap, above) = (still(2000, 2000), still(2000, 2001));
+        let free = Limits::default();
+        let bound = Limits {
+            deadline: Some(crate::codec::Deadline::after(Duration::from_secs(15))),
+            ..Limits::default()
+        };
+        for f in [Format::Heif, Format::Avif, Format::Webp] {
+            let p = Profile::Persistent;
+            let median = auto_start(f, 70);
+            let calibrated = default_quality(f, p, &above);
+            assert!(median < calibrated, "{f:?}");
+            assert_eq!(default_auto_start(f, p, &above, 70, &free), median);
+            assert_eq!(default_auto_start(f, p, &at_cap, 70, &bound), median);
+            assert_eq!(default_auto_start(f, p, &above, 70, &bound), calibrated);
+        }
     }
 }
