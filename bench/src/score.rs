@@ -6,11 +6,14 @@
 
 use crate::bench::s;
 use anyhow::{bail, Context, Result};
-use mogr::codec::{self, EncodeOptions, Format, Frames, Picture};
+use mogr::codec::{self, Frames, Picture};
 use mogr::{Limits, Profile};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+/// What each input is scored against: itself as a JPEG at quality 50.
+const DISTORTION: &str = "imageMogr2/format/jpg/quality/50";
 
 /// The two ways of computing the score, by the name the child process is given.
 pub const METHODS: [&str; 2] = ["one-pass", "planes"];
@@ -27,19 +30,14 @@ pub fn run(inputs: &[PathBuf]) -> Result<()> {
     for input in inputs {
         let bytes =
             std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-        let pic = codec::probe_and_decode(&bytes, &limits, Frames::First)?;
+        let jpeg = mogr::convert(
+            &bytes,
+            &mogr::parse(DISTORTION)?,
+            &limits,
+            Profile::Download,
+        )?;
         let distorted = work.path().join("distorted.jpg");
-        let opts = EncodeOptions {
-            format: Format::Jpeg,
-            quality: 50,
-            interlace: false,
-            strip: true,
-            profile: Profile::Download,
-            threads: 1,
-            optimized: false,
-        };
-        let still = Picture::still(pic.first().clone(), Format::Png);
-        std::fs::write(&distorted, codec::encode(&still, &opts)?)?;
+        std::fs::write(&distorted, &jpeg.bytes)?;
         let mut got = Vec::new();
         for method in METHODS {
             let mut best: Option<(f64, f64, f64)> = None;
@@ -64,7 +62,7 @@ pub fn run(inputs: &[PathBuf]) -> Result<()> {
             got.push(best.expect("three runs"));
         }
         let (one, planes) = (got[0], got[1]);
-        let (w, h) = (pic.width(), pic.height());
+        let (w, h) = (jpeg.width, jpeg.height);
         println!(
             "| {} ({w}×{h}, {:.1} MP) | {:.2} / {:.0} / {:.0} | {:.2} / {:.0} / {:.0} | {:.2} | {:.3} |",
             input.file_name().map_or_else(|| s(input), |n| n.to_string_lossy().into()),

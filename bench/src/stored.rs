@@ -30,8 +30,8 @@ struct Out {
 
 pub fn run(inputs: &[PathBuf], target: u8) -> Result<()> {
     let exe = mogr_exe()?;
-    let work = std::env::temp_dir().join(format!("mogr-bench-stored-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
+    let dir = tempfile::tempdir()?;
+    let work = dir.path();
     let limits = Limits::default();
     println!(
         "| image | format | no quality in the rule: quality / bytes / score / ms / peak MiB | \
@@ -114,7 +114,6 @@ pub fn run(inputs: &[PathBuf], target: u8) -> Result<()> {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&work);
     let mean = costs.iter().sum::<f64>() / costs.len().max(1) as f64;
     println!();
     println!(
