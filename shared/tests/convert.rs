@@ -292,26 +292,91 @@ fn stored_outputs_without_a_quality_are_searched_for_score_70() {
             plain.quality
         );
     }
-    // Above 4 MP under a deadline the search starts from the calibrated default (the start itself is
-    // `quality`'s unit test): what it stores passes.
-    let side = (convert::SAFE_START_ABOVE_PIXELS as f64).sqrt() as u32 + 1;
-    let big = png(&image::RgbImage::from_fn(side, side, |x, y| {
-        image::Rgb([(x / 8) as u8, (y / 8) as u8, ((x + y) / 16) as u8])
-    }));
-    let rule = mogr::parse("imageMogr2/format/webp").unwrap();
-    let bound = Limits {
-        deadline: Some(mogr::codec::Deadline::after(
-            std::time::Duration::from_secs(600),
-        )),
+}
+
+/// A `w`×`h` picture made like a photo at any size: a sky-like gradient, a textured ground whose grain
+/// varies across it (value noise on a grid scaled with the picture, plus fine grain), and sharp-edged
+/// discs; as a BMP (cheap to write and read at 16 MP).
+fn photo_like(w: u32, h: u32) -> Vec<u8> {
+    let hash = |x: u32, y: u32, k: u32| {
+        let mut v = x.wrapping_mul(0x9e37_79b1) ^ y.wrapping_mul(0x85eb_ca77) ^ k;
+        v ^= v >> 15;
+        v = v.wrapping_mul(0x2c1b_3c6d);
+        v ^= v >> 12;
+        (v % 256) as f32 / 255.0
+    };
+    let cell = (w / 160).max(2);
+    let value_noise = |x: u32, y: u32| {
+        let (cx, cy) = (x / cell, y / cell);
+        let (fx, fy) = (
+            (x % cell) as f32 / cell as f32,
+            (y % cell) as f32 / cell as f32,
+        );
+        let top = hash(cx, cy, 1) * (1.0 - fx) + hash(cx + 1, cy, 1) * fx;
+        let bottom = hash(cx, cy + 1, 1) * (1.0 - fx) + hash(cx + 1, cy + 1, 1) * fx;
+        top * (1.0 - fy) + bottom * fy
+    };
+    let discs = [(0.3, 0.6, 0.08), (0.7, 0.45, 0.12), (0.55, 0.8, 0.05)];
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
+        let mut rgb = if v < 0.4 {
+            [90.0 + 80.0 * v, 140.0 + 60.0 * v, 230.0 - 40.0 * u]
+        } else {
+            let grain = 40.0 * (0.3 + u) * (value_noise(x, y) - 0.5) + 12.0 * (hash(x, y, 2) - 0.5);
+            [
+                70.0 + 40.0 * u + grain,
+                110.0 + 30.0 * v + grain,
+                40.0 + grain * 0.5,
+            ]
+        };
+        for (i, (cx, cy, r)) in discs.iter().enumerate() {
+            let (dx, dy) = (u - cx, (v - cy) * h as f32 / w as f32);
+            if dx * dx + dy * dy < r * r {
+                rgb = [
+                    200.0 - 60.0 * i as f32,
+                    60.0 + 50.0 * i as f32,
+                    80.0 + 40.0 * v,
+                ];
+            }
+        }
+        image::Rgb(rgb.map(|c| c.clamp(0.0, 255.0) as u8))
+    });
+    let mut bmp = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bmp), image::ImageFormat::Bmp)
+        .unwrap();
+    bmp
+}
+
+/// Issue 35: a stored HEIF output without a quality scores 70–73 at 1, 6 and 16 MP (searched on a
+/// sample of the picture, then checked at full size); under a deadline the first full-size try aims
+/// higher, and still lands in the band.
+#[test]
+fn stored_outputs_land_within_the_band_at_every_size() {
+    let rule = mogr::parse("imageMogr2/format/heif").unwrap();
+    // a 16 MP BMP is 48 MB, over the default input limit
+    let free = Limits {
+        max_input_bytes: 64 << 20,
         ..Limits::default()
     };
-    let out = mogr::convert(&big, &rule, &bound, Profile::Persistent).unwrap();
-    let score = mogr::score::ssimulacra2(
-        decode(&big, Frames::First).first(),
-        decode(&out.bytes, Frames::First).first(),
-    )
-    .unwrap();
-    assert!(score >= 70.0, "{score:.1}");
+    let bound = Limits {
+        deadline: Some(mogr::codec::Deadline::after(
+            std::time::Duration::from_secs(1200),
+        )),
+        ..free
+    };
+    for (w, h, limits) in [(1280, 960, free), (3000, 2000, bound), (4896, 3264, free)] {
+        let input = photo_like(w, h);
+        let out = mogr::convert(&input, &rule, &limits, Profile::Persistent).unwrap();
+        let decode = |bytes: &[u8]| codec::probe_and_decode(bytes, &free, Frames::First).unwrap();
+        let score =
+            mogr::score::ssimulacra2(decode(&input).first(), decode(&out.bytes).first()).unwrap();
+        eprintln!(
+            "{w}×{h}: quality {}, {} bytes, score {score:.1}",
+            out.quality,
+            out.bytes.len()
+        );
+        assert!((70.0..=73.0).contains(&score), "{w}×{h}: {score:.1}");
+    }
 }
 
 #[test]

@@ -4,13 +4,14 @@
 
 mod fit;
 mod quality;
+mod sample;
 
 pub use quality::{default_auto, default_quality, SAFE_START_ABOVE_PIXELS};
 
 use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture, Probe, Profile};
 use crate::rule::{Quality, Rule};
 use crate::{pipeline, Result};
-use quality::{auto_quality, auto_start, default_auto_start};
+use quality::{auto_quality, auto_start};
 
 /// The result of a conversion.
 #[derive(Debug, Clone)]
@@ -201,10 +202,7 @@ fn convert_picture(
         }
         Some(q) => (None, q.resolve(pic.quality.unwrap_or(100))),
         None => match default_auto(format, profile, &pic) {
-            Some(target) => (
-                Some(target),
-                default_auto_start(format, profile, &pic, target, limits),
-            ),
+            Some(target) => (Some(target), auto_start(format, target)),
             None => (None, default_quality(format, profile, &pic)),
         },
     };
