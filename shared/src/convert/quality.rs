@@ -50,7 +50,7 @@ pub(super) fn auto_start(format: Format, target: u8) -> u8 {
 /// A passing try this close above the target is taken: a lower quality would save little.
 const CLOSE_ENOUGH: f64 = 1.5;
 
-/// The same on a [`sample`], whose tries cost a sixteenth as much: it decides the full-size try.
+/// The same on a [`sample`], whose tries cost a fraction as much: it decides the full-size try.
 const CLOSE_ON_SAMPLE: f64 = 0.75;
 
 /// Above this many pixels a try of `quality/auto` costs seconds (a 4 MP photo: about 1.3 s per HEIF
@@ -167,13 +167,14 @@ struct Found {
 /// `opts.quality` ([`auto_start`]'s, or the sample's), which typical pictures bring close to the
 /// target; from there each try steps toward the middle of the scores it takes (`target + close / 2`)
 /// by the score it missed that by (over `slope`, or else the format's [`score_per_step`]), then
-/// between the closest passing and failing tries in proportion to their scores, passing over qualities whose encoder step
-/// ([`codec::quality_step`]) was tried already: they would write the same file. It stops at a try that
-/// passes by less than `close`, when the closest passing and failing tries are at most two
-/// qualities apart or no untried step lies between them, after eight tries, or when the request's
-/// deadline leaves less than twice the last try's time. Each try is an encode, a decode and a score.
-/// When no try reaches the target (it is above what the format gives, or the deadline came first), the
-/// best one. The quality reported is the lowest that writes the chosen file.
+/// between the closest passing and failing tries in proportion to their scores, passing over
+/// qualities whose encoder step ([`codec::quality_step`]) was tried already: they would write the
+/// same file. It stops at a try that passes by less than `close`, when the closest passing and
+/// failing tries are at most two qualities apart or no untried step lies between them, after eight
+/// tries, or when the request's deadline leaves less than twice the last try's time. Each try is an
+/// encode, a decode and a score. When no try reaches the target (it is above what the format gives,
+/// or the deadline came first), the best one. The quality reported is the lowest that writes the
+/// chosen file.
 fn search(
     pic: &Picture,
     opts: &mut EncodeOptions,
