@@ -1,7 +1,8 @@
 //! A small picture standing in for a large one in `quality/auto`'s search: tiles at the picture's own
 //! scale, taken on an even grid across it and laid side by side in the same order. Tiles rather than a
-//! downscale: the encoder and the score see the photo's own detail per pixel (a downscaled photo is
-//! denser in detail and needs a higher quality for the same score).
+//! downscale: the encoder and the score see the photo's own detail per pixel. Measured at the same
+//! quality (BENCHMARKS.md), a sample of tiles scores 1.4–5.3 points above its picture — an optimism
+//! `quality/auto` allows for — where a downscale scored anywhere from 4.3 below to 8.7 above.
 
 use crate::codec::Picture;
 use image::{DynamicImage, ImageBuffer, Pixel};
