@@ -622,15 +622,20 @@ mod tests {
         .unwrap()
     }
 
-    fn photo() -> DynamicImage {
-        image::open(PHOTO).unwrap()
+    /// The shipped sample photo, found at run time (a binary reused from a checkout elsewhere must
+    /// not read that checkout's path).
+    fn photo_path() -> std::path::PathBuf {
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        std::path::Path::new(&dir).join("../examples/photo.jpg")
     }
 
-    const PHOTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/photo.jpg");
+    fn photo() -> DynamicImage {
+        image::open(photo_path()).unwrap()
+    }
 
     /// The photo through a conversion (`imageMogr2/format/…/quality/…`), decoded.
     fn round_trip(rule: &str) -> DynamicImage {
-        let input = std::fs::read(PHOTO).unwrap();
+        let input = std::fs::read(photo_path()).unwrap();
         let rule = crate::parse(rule).unwrap();
         let out = crate::convert(&input, &rule, &Limits::default(), Profile::Download).unwrap();
         let got = codec::probe_and_decode(&out.bytes, &Limits::default(), Frames::First).unwrap();

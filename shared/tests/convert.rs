@@ -241,14 +241,14 @@ fn gradient_and_texture() -> Vec<u8> {
         let c = |v: u32| (v as i32 + noise).clamp(0, 255) as u8;
         image::Rgb([c(x), c(y * 255 / 191), c((x + y) / 2)])
     });
-    png(&img)
+    encoded(&img, image::ImageFormat::Png)
 }
 
-fn png(img: &image::RgbImage) -> Vec<u8> {
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+fn encoded(img: &image::RgbImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
         .unwrap();
-    png
+    bytes
 }
 
 /// A stored output whose rule names no quality is `quality/auto/70`'s output, at any size; downloads
@@ -341,10 +341,7 @@ fn photo_like(w: u32, h: u32) -> Vec<u8> {
         }
         image::Rgb(rgb.map(|c| c.clamp(0.0, 255.0) as u8))
     });
-    let mut bmp = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bmp), image::ImageFormat::Bmp)
-        .unwrap();
-    bmp
+    encoded(&img, image::ImageFormat::Bmp)
 }
 
 /// Issue 35: a stored HEIF output without a quality scores 70–73 at 1, 6 and 16 MP (searched on a

@@ -6,7 +6,7 @@ mod fit;
 mod quality;
 mod sample;
 
-pub use quality::{default_auto, default_quality, SAFE_START_ABOVE_PIXELS};
+pub use quality::{default_auto, default_quality};
 
 use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture, Probe, Profile};
 use crate::rule::{Quality, Rule};

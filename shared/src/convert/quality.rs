@@ -56,7 +56,7 @@ const CLOSE_ON_SAMPLE: f64 = 0.75;
 /// Above this many pixels a try of `quality/auto` costs seconds (a 4 MP photo: about 1.3 s per HEIF
 /// encode on 2 cores), so under a deadline the search aims its first full-size try higher (see
 /// [`auto_quality`]).
-pub const SAFE_START_ABOVE_PIXELS: u64 = 4_000_000;
+const SAFE_START_ABOVE_PIXELS: u64 = 4_000_000;
 
 /// The `quality/auto` target of a rule that names no quality: stored outputs (the persistent profile) in
 /// HEIF, AVIF and WebP, stills of any size. The calibrated defaults are set for the hardest photo, so
@@ -101,43 +101,41 @@ pub(super) fn auto_quality(
         Format::Heif | Format::Avif => sample::sample(pic),
         _ => None,
     };
-    let Some(sample) = sample else {
-        let found = search(pic, opts, target, CLOSE_ENOUGH, None, limits)?;
-        tracing::debug!(
-            target,
-            quality = opts.quality,
-            score = found.score,
-            tries = found.tries,
-            "quality/auto"
-        );
-        return Ok(found.bytes);
+    // the sample's search, when there is one, decides the first full-size try and its slope
+    let guess = match sample {
+        None => None,
+        Some(sample) => {
+            let pixels = u64::from(pic.width()) * u64::from(pic.height());
+            let cautious = limits.deadline.is_some() && pixels > SAFE_START_ABOVE_PIXELS;
+            let caution = if cautious { 1.0 } else { 0.0 };
+            // the sample's tries are taken within CLOSE_ON_SAMPLE of its target: centre that on the
+            // band's middle plus the sample's optimism
+            let middle = target + BAND / 2.0 + SAMPLE_OPTIMISM + caution;
+            let on_target = middle - CLOSE_ON_SAMPLE / 2.0;
+            let mut on_sample = opts.clone();
+            let guess = search(
+                &sample,
+                &mut on_sample,
+                on_target,
+                CLOSE_ON_SAMPLE,
+                None,
+                limits,
+            )?;
+            opts.quality = guess.nearest;
+            Some(guess)
+        }
     };
-    let pixels = u64::from(pic.width()) * u64::from(pic.height());
-    let cautious = limits.deadline.is_some() && pixels > SAFE_START_ABOVE_PIXELS;
-    let caution = if cautious { 1.0 } else { 0.0 };
-    // the sample's tries are taken within CLOSE_ON_SAMPLE of its target: centre that on the band's
-    // middle plus the sample's optimism
-    let middle = target + BAND / 2.0 + SAMPLE_OPTIMISM + caution;
-    let on_target = middle - CLOSE_ON_SAMPLE / 2.0;
-    let mut on_sample = opts.clone();
-    let guess = search(
-        &sample,
-        &mut on_sample,
-        on_target,
-        CLOSE_ON_SAMPLE,
-        None,
-        limits,
-    )?;
-    opts.quality = guess.nearest;
-    let found = search(pic, opts, target, BAND, guess.slope, limits)?;
+    let close = if guess.is_some() { BAND } else { CLOSE_ENOUGH };
+    let slope = guess.as_ref().and_then(|g| g.slope);
+    let found = search(pic, opts, target, close, slope, limits)?;
     tracing::debug!(
         target,
         quality = opts.quality,
         score = found.score,
         tries = found.tries,
-        sample_tries = guess.tries,
-        sample_quality = guess.nearest,
-        sample_score = guess.score,
+        sample_tries = guess.as_ref().map(|g| g.tries),
+        sample_quality = guess.as_ref().map(|g| g.nearest),
+        sample_score = guess.as_ref().map(|g| g.score),
         "quality/auto"
     );
     Ok(found.bytes)
