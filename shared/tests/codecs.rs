@@ -368,6 +368,58 @@ fn heif_and_avif_take_odd_sizes_and_alpha_through_ycbcr() {
     }
 }
 
+/// Whether a HEIF file holds a grid item (its `infe` names the item type `grid`).
+fn has_grid(heif: &[u8]) -> bool {
+    heif.windows(4).any(|w| w == b"grid")
+}
+
+/// A HEIF picture wider or taller than 2048 is written as a grid of tiles that libheif trims to the
+/// picture's size: the decoded picture has the input's size, colour at the far edge, its ICC and
+/// EXIF, and scores as the one-piece encode does. Pictures with alpha and AVIF stay in one piece.
+#[test]
+fn large_heif_is_a_grid_trimmed_to_the_picture() {
+    let (w, h) = (4200u32, 96u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let t = ((x as f32 * 0.05).sin() * (y as f32 * 0.2).cos() * 40.0) as i32;
+        let edge = if x >= w - 8 { 255 } else { 0 };
+        image::Rgb([
+            (60 + (x / 20) as i32 + t).clamp(0, 255) as u8,
+            (40 + y as i32 * 2 - t).clamp(0, 255) as u8,
+            edge,
+        ])
+    });
+    let mut pic = Picture::still(DynamicImage::ImageRgb8(img.clone()), Format::Png);
+    let icc = b"fake-but-well-formed-enough-icc-profile-bytes".repeat(4);
+    pic.icc = Some(icc.clone());
+    pic.exif = decode(&fixture("orientation-6.jpg"), Frames::First).exif;
+    let heif = encode(&pic, Format::Heif, 80);
+    assert!(has_grid(&heif), "a 4200-px HEIF is a grid");
+    let got = decode(&heif, Frames::First);
+    assert_eq!((got.width(), got.height()), (w, h));
+    assert_eq!(got.icc.as_deref(), Some(&icc[..]), "grid dropped ICC");
+    assert!(got.exif.is_some(), "grid dropped EXIF");
+    let px = got.first().to_rgb8();
+    assert!(
+        px.get_pixel(w - 1, h / 2)[2] > 200 && px.get_pixel(w - 12, h / 2)[2] < 60,
+        "the last tile's pixels are where they were: {:?} {:?}",
+        px.get_pixel(w - 1, h / 2),
+        px.get_pixel(w - 12, h / 2)
+    );
+    let score = ssimulacra2(pic.first(), got.first()).unwrap();
+    assert!(score > 75.0, "grid scores {score:.1}");
+
+    let rgba = DynamicImage::ImageRgba8(DynamicImage::ImageRgb8(img).to_rgba8());
+    let with_alpha = Picture::still(rgba, Format::Png);
+    assert!(
+        !has_grid(&encode(&with_alpha, Format::Heif, 80)),
+        "alpha: one piece"
+    );
+    assert!(
+        !has_grid(&encode(&pic, Format::Avif, 80)),
+        "AVIF: one piece"
+    );
+}
+
 #[test]
 fn gif_dithers_smooth_gradients() {
     // a smooth two-axis gradient has far more than 256 colours: without dithering it bands (12-23)

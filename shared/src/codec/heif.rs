@@ -1,14 +1,15 @@
 //! HEIF (HEVC: x265 to write, libde265 to read) and AVIF (AV1: aom to write, dav1d to read) through
 //! libheif, compiled from source and linked statically (`libheif-rs`, feature `embedded-libheif`).
 
+use super::libheif::{self, Context, Encoder, Image, Value};
 use super::{bad_input, EncodeOptions, Format, Frame, Limits, Metadata, Picture, Profile};
 use crate::{Error, Result};
 use image::DynamicImage;
 use libheif_rs::{
-    color_profile_types, Channel, Chroma, ColorProfile, ColorProfileNCLX, ColorProfileRaw,
-    ColorSpace, CompressionFormat, DecodingOptions, EncoderParameterValue, EncoderQuality,
-    EncodingOptions, HeifContext, Image, LibHeif, RgbChroma,
+    color_profile_types, ColorProfile, ColorSpace, DecodingOptions, HeifContext, LibHeif, RgbChroma,
 };
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
 
 fn heif_err(format: Format, e: libheif_rs::HeifError) -> Error {
     bad_input(format, e.message.trim())
@@ -119,19 +120,19 @@ const AV1_FASTEST_ABOVE_PIXELS: u64 = 8_000_000;
 /// Persistent HEIF evaluates x265's transform skip (`tskip`: 4×4 blocks coded without the DCT) unless
 /// the source is a JPEG: at SSIMULACRA2 70 it cut the bytes of the noisy Ubuntu MATE renders to
 /// 0.58–0.63× and cost photos 0.8–1.8 % (BENCHMARKS.md); JPEG sources are photos.
-fn tune(encoder: &libheif_rs::Encoder<'_>, opts: &EncodeOptions, pic: &Picture) -> Result<()> {
+fn tune(encoder: &mut Encoder, opts: &EncodeOptions, pic: &Picture) -> Result<()> {
     let pixels = u64::from(pic.width()) * u64::from(pic.height());
-    let set = |name: &str, v: EncoderParameterValue| {
-        encoder.set_parameter_value(name, v).map_err(|e| {
-            Error::internal(format!("libheif encoder parameter {name}: {}", e.message))
-        })
+    let mut set = |name: &str, v: Value<'_>| {
+        encoder
+            .set(name, v)
+            .map_err(|e| Error::internal(format!("libheif encoder {e}")))
     };
-    use EncoderParameterValue::{Int, String as Str};
+    use Value::{Int, Str};
     let threads = opts.threads.max(1);
     match opts.format {
         Format::Heif => {
-            set("x265:pools", Str(threads.to_string()))?;
-            set("x265:frame-threads", Str("1".into()))?;
+            set("x265:pools", Str(&threads.to_string()))?;
+            set("x265:frame-threads", Str("1"))?;
         }
         _ => {
             set("threads", Int(threads as i32))?;
@@ -139,15 +140,15 @@ fn tune(encoder: &libheif_rs::Encoder<'_>, opts: &EncodeOptions, pic: &Picture) 
             // `ssim` keeps the linear mapping the calibrated defaults were measured on, and at score 70
             // with aom 3.14 wrote 0.7–2.9 % fewer bytes than `iq` on five of six images (5.3 % more on
             // photo.png; BENCHMARKS.md).
-            set("tune", Str("ssim".into()))?
+            set("tune", Str("ssim"))?
         }
     }
     match (opts.format, opts.profile) {
-        (Format::Heif, Profile::Download) => set("preset", Str("ultrafast".into())),
+        (Format::Heif, Profile::Download) => set("preset", Str("ultrafast")),
         (Format::Heif, Profile::Persistent) => {
-            set("preset", Str("slow".into()))?;
+            set("preset", Str("slow"))?;
             if pic.format != Format::Jpeg {
-                set("x265:tskip", Str("1".into()))?;
+                set("x265:tskip", Str("1"))?;
             }
             Ok(())
         }
@@ -171,66 +172,54 @@ pub(super) fn quality_step(format: Format, quality: u8) -> u32 {
     }
 }
 
-/// 8-bit YCbCr 4:2:0 (BT.601 full range, the sRGB default nclx libheif writes) plus alpha, the layout
-/// the encoders take, so libheif does no colour conversion of its own. Scores are the same as with
-/// libheif's conversion; peak memory is lower (no RGB copy for libheif).
-fn ycbcr420_image(img: &DynamicImage) -> std::result::Result<Image, libheif_rs::HeifError> {
-    let (w, h) = (img.width(), img.height());
-    let alpha = img.color().has_alpha();
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    let mut himg = Image::new(w, h, ColorSpace::YCbCr(Chroma::C420))?;
-    himg.create_plane(Channel::Y, w, h, 8)?;
-    himg.create_plane(Channel::Cb, cw, ch, 8)?;
-    himg.create_plane(Channel::Cr, cw, ch, 8)?;
-    if alpha {
-        himg.create_plane(Channel::Alpha, w, h, 8)?;
+/// The picture's 8-bit RGB or RGBA samples and the bytes a pixel: 8-bit pixels are read in place,
+/// other layouts converted once.
+fn rgb8(img: &DynamicImage) -> (Cow<'_, [u8]>, usize) {
+    match img {
+        DynamicImage::ImageRgb8(b) => (Cow::Borrowed(b.as_raw()), 3),
+        DynamicImage::ImageRgba8(b) => (Cow::Borrowed(b.as_raw()), 4),
+        _ if img.color().has_alpha() => (Cow::Owned(img.to_rgba8().into_raw()), 4),
+        _ => (Cow::Owned(img.to_rgb8().into_raw()), 3),
     }
-    if let Some(nclx) = ColorProfileNCLX::new() {
-        himg.set_color_profile_nclx(&nclx)?;
-    }
-    // 8-bit pixels are read in place; other layouts are converted once.
-    let converted;
-    let (src, n): (&[u8], usize) = match img {
-        DynamicImage::ImageRgb8(b) => (b.as_raw(), 3),
-        DynamicImage::ImageRgba8(b) => (b.as_raw(), 4),
-        _ if alpha => {
-            converted = img.to_rgba8().into_raw();
-            (&converted, 4)
-        }
-        _ => {
-            converted = img.to_rgb8().into_raw();
-            (&converted, 3)
-        }
-    };
-    fill_ycbcr420(&mut himg, src, n, w as usize, h as usize);
-    Ok(himg)
 }
 
-/// Writes `src` (8-bit RGB or RGBA, `n` bytes a pixel) into the planes of `himg`: luma on a second
-/// thread while this one does chroma (the encoder's threads are idle until the planes are ready).
-fn fill_ycbcr420(himg: &mut Image, src: &[u8], n: usize, w: usize, h: usize) {
-    let planes = himg.planes_mut();
-    let (Some(yp), Some(cbp), Some(crp)) = (planes.y, planes.cb, planes.cr) else {
-        return;
-    };
+/// 8-bit YCbCr 4:2:0 (BT.601 full range, the sRGB default nclx libheif writes) plus alpha, the layout
+/// the encoders take, so libheif does no colour conversion of its own. Scores are the same as with
+/// libheif's conversion; peak memory is lower (no RGB copy for libheif). `src` is `w`×`h` pixels of
+/// `n` bytes (3: RGB, 4: RGBA).
+fn ycbcr420_image(
+    src: &[u8],
+    n: usize,
+    (w, h): (u32, u32),
+    icc: Option<&[u8]>,
+) -> libheif::Result<Image> {
+    let mut image = Image::ycbcr420(w, h, n == 4)?;
+    if let Some(icc) = icc {
+        image.set_icc(icc)?;
+    }
+    let (w, h) = (w as usize, h as usize);
+    let planes = image.planes()?;
+    // Luma on a second thread while this one does chroma (the encoder's threads are idle until the
+    // planes are ready).
     std::thread::scope(|scope| {
-        scope.spawn(|| match n {
-            3 => luma::<3>(yp.data, yp.stride, src, w),
-            _ => luma::<4>(yp.data, yp.stride, src, w),
+        let (y, y_stride) = planes.y;
+        scope.spawn(move || match n {
+            3 => luma::<3>(y, y_stride, src, w),
+            _ => luma::<4>(y, y_stride, src, w),
         });
-        let (cb, cr) = ((cbp.data, cbp.stride), (crp.data, crp.stride));
         match n {
-            3 => chroma420::<3>(cb, cr, src, w, h),
-            _ => chroma420::<4>(cb, cr, src, w, h),
+            3 => chroma420::<3>(planes.cb, planes.cr, src, w, h),
+            _ => chroma420::<4>(planes.cb, planes.cr, src, w, h),
         }
     });
-    if let Some(ap) = planes.a {
-        for (line, out) in src.chunks_exact(w * n).zip(ap.data.chunks_mut(ap.stride)) {
+    if let Some((a, a_stride)) = planes.alpha {
+        for (line, out) in src.chunks_exact(w * n).zip(a.chunks_mut(a_stride)) {
             for (o, p) in out[..w].iter_mut().zip(line.chunks_exact(n)) {
                 *o = p[3];
             }
         }
     }
+    Ok(image)
 }
 
 /// BT.601 full-range luma of every pixel; `N` bytes a pixel, so the loop is unrolled and vectorised.
@@ -281,57 +270,151 @@ fn chroma420<const N: usize>(
     }
 }
 
-/// The first frame, converted to YCbCr 4:2:0 here and handed to libheif's encoder.
+/// HEVC pictures wider or taller than this are written as a grid of tiles (as phones write their
+/// photos), each tile at most this size and encoded on its own: x265's memory follows the pixels it
+/// encodes at once (~13 bytes a pixel), so a 17.9 MP photo peaked at 320–332 MiB in one piece and at
+/// 166–168 MiB in four, at the same bytes (±0.3 %) and score (±0.1) and 1–2 % more time
+/// (BENCHMARKS.md). AVIF is not tiled: Firefox does not show grid AVIFs.
+const GRID_TILE_MAX: u32 = 2048;
+
+/// How a grid covers a picture: `columns`×`rows` tiles of `width`×`height`. Tiles are multiples of 64
+/// (MIAF's recommendation; x265's coding blocks) where there is more than one a row or column, so
+/// the last ones reach past the edge, which libheif's grid trims; one per row or column fits exactly.
+#[derive(Debug, PartialEq)]
+struct Tiling {
+    columns: u32,
+    rows: u32,
+    width: u32,
+    height: u32,
+}
+
+fn tiling(w: u32, h: u32) -> Tiling {
+    let side = |n: u32| {
+        let k = n.div_ceil(GRID_TILE_MAX).max(1);
+        (
+            k,
+            if k == 1 {
+                n
+            } else {
+                n.div_ceil(k).next_multiple_of(64)
+            },
+        )
+    };
+    let ((columns, width), (rows, height)) = (side(w), side(h));
+    Tiling {
+        columns,
+        rows,
+        width,
+        height,
+    }
+}
+
+/// The `tw`×`th` pixels at (`x0`, `y0`) of a `w`×`h` picture of `n`-byte pixels into `out`, the last
+/// column and row repeated where the tile reaches past the edge.
+#[allow(clippy::too_many_arguments)]
+fn copy_tile(
+    src: &[u8],
+    n: usize,
+    (w, h): (usize, usize),
+    (x0, y0): (usize, usize),
+    (tw, th): (usize, usize),
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    let row = w * n;
+    let x_end = (x0 + tw).min(w);
+    for y in y0..y0 + th {
+        let line = &src[y.min(h - 1) * row..][..row];
+        out.extend_from_slice(&line[x0 * n..x_end * n]);
+        let last = &line[row - n..];
+        for _ in x_end..x0 + tw {
+            out.extend_from_slice(last);
+        }
+    }
+}
+
+/// The first frame, converted to YCbCr 4:2:0 here and handed to libheif's encoder: whole, or as a
+/// grid of tiles (HEVC without alpha, larger than [`GRID_TILE_MAX`] a side).
 pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) -> Result<Vec<u8>> {
     let img = pic.first();
-    let fail = |what: &str, e: libheif_rs::HeifError| {
-        Error::internal(format!(
-            "{} encoding ({what}) failed: {}",
-            opts.format.name(),
-            e.message
-        ))
+    let fail = |what: &'static str| {
+        move |e: String| {
+            Error::internal(format!(
+                "{} encoding ({what}) failed: {e}",
+                opts.format.name()
+            ))
+        }
     };
-    let lib = LibHeif::new();
-    let compression = if opts.format == Format::Avif {
-        CompressionFormat::Av1
-    } else {
-        CompressionFormat::Hevc
-    };
-    let mut encoder = lib
-        .encoder_for_format(compression)
-        .map_err(|e| fail("no encoder", e))?;
-    encoder
-        .set_quality(EncoderQuality::Lossy(opts.quality.min(100)))
-        .map_err(|e| fail("quality", e))?;
-    tune(&encoder, opts, pic)?;
+    // Keeps libheif initialised (its encoders registered) while this encodes.
+    let _lib = LibHeif::new();
+    let mut ctx = Context::new().map_err(fail("context"))?;
+    let mut encoder = ctx
+        .encoder(if opts.format == Format::Avif {
+            libheif_sys::heif_compression_format_heif_compression_AV1
+        } else {
+            libheif_sys::heif_compression_format_heif_compression_HEVC
+        })
+        .map_err(fail("no encoder"))?;
+    encoder.set_quality(opts.quality).map_err(fail("quality"))?;
+    tune(&mut encoder, opts, pic)?;
 
-    let started = std::time::Instant::now();
-    let mut himg = ycbcr420_image(img).map_err(|e| fail("image", e))?;
-    let converted = std::time::Instant::now();
-    if let Some(icc) = meta.icc {
-        himg.set_color_profile_raw(&ColorProfileRaw::new(
-            color_profile_types::PROF,
-            icc.to_vec(),
-        ))
-        .map_err(|e| fail("icc", e))?;
-    }
-    let mut ctx = HeifContext::new().map_err(|e| fail("context", e))?;
-    let mut enc_opts = EncodingOptions::new().map_err(|e| fail("options", e))?;
-    enc_opts.set_save_alpha_channel(true);
-    let handle = ctx
-        .encode_image(&himg, &mut encoder, Some(enc_opts))
-        .map_err(|e| fail("encode", e))?;
+    let (w, h) = (img.width(), img.height());
+    let (src, n) = rgb8(img);
+    let grid = tiling(w, h);
+    let (mut converting, mut encoding) = (Duration::ZERO, Duration::ZERO);
+    let timed = |total: &mut Duration, started: Instant| {
+        *total += started.elapsed();
+        Instant::now()
+    };
+    let tiles = if opts.format == Format::Heif && n == 3 {
+        grid.columns * grid.rows
+    } else {
+        1
+    };
+    let started = Instant::now();
+    let handle = if tiles > 1 {
+        let handle = ctx
+            .add_grid(w, h, grid.columns, grid.rows)
+            .map_err(fail("grid"))?;
+        let (mut tile, mut at) = (Vec::new(), started);
+        for row in 0..grid.rows {
+            for column in 0..grid.columns {
+                let (tw, th) = (grid.width, grid.height);
+                let origin = ((column * tw) as usize, (row * th) as usize);
+                copy_tile(
+                    &src,
+                    n,
+                    (w as usize, h as usize),
+                    origin,
+                    (tw as usize, th as usize),
+                    &mut tile,
+                );
+                let image = ycbcr420_image(&tile, n, (tw, th), meta.icc).map_err(fail("image"))?;
+                at = timed(&mut converting, at);
+                ctx.add_tile(&handle, (column, row), &image, &mut encoder)
+                    .map_err(fail("encode"))?;
+                at = timed(&mut encoding, at);
+            }
+        }
+        handle
+    } else {
+        let image = ycbcr420_image(&src, n, (w, h), meta.icc).map_err(fail("image"))?;
+        let at = timed(&mut converting, started);
+        let handle = ctx.encode(&image, &mut encoder).map_err(fail("encode"))?;
+        timed(&mut encoding, at);
+        handle
+    };
     tracing::debug!(
         format = opts.format.name(),
-        ycbcr_ms = (converted - started).as_secs_f64() * 1e3,
-        encoder_ms = converted.elapsed().as_secs_f64() * 1e3,
+        tiles,
+        ycbcr_ms = converting.as_secs_f64() * 1e3,
+        encoder_ms = encoding.as_secs_f64() * 1e3,
         "libheif encoded"
     );
     if let Some(exif) = meta.exif {
-        ctx.add_exif_metadata(&handle, exif)
-            .map_err(|e| fail("exif", e))?;
+        ctx.add_exif(&handle, exif).map_err(fail("exif"))?;
     }
-    ctx.write_to_bytes().map_err(|e| fail("write", e))
+    ctx.write().map_err(fail("write"))
 }
 
 #[cfg(test)]
@@ -345,7 +428,7 @@ mod tests {
     fn av1_encoder_is_libaom_3_13_or_later() {
         let lib = LibHeif::new();
         let name = lib
-            .encoder_for_format(CompressionFormat::Av1)
+            .encoder_for_format(libheif_rs::CompressionFormat::Av1)
             .unwrap()
             .name();
         let version: Vec<u32> = name
@@ -394,6 +477,40 @@ mod tests {
             }
         }
         (luma, cb, cr)
+    }
+
+    #[test]
+    fn grids_cover_the_picture_with_tiles_of_at_most_2048() {
+        let t = |columns, width, rows, height| Tiling {
+            columns,
+            rows,
+            width,
+            height,
+        };
+        assert_eq!(tiling(2048, 2048), t(1, 2048, 1, 2048));
+        assert_eq!(tiling(2560, 1600), t(2, 1280, 1, 1600));
+        assert_eq!(tiling(5640, 3172), t(3, 1920, 2, 1600));
+        assert_eq!(tiling(4032, 3024), t(2, 2048, 2, 1536));
+        for n in (1..40_000).step_by(7) {
+            let g = tiling(n, 1);
+            let (k, side) = (g.columns, g.width);
+            assert!(side <= GRID_TILE_MAX && k * side >= n, "{n}: {g:?}");
+            assert!(
+                k == 1 || ((k - 1) * side < n && side % 64 == 0),
+                "{n}: {g:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tiles_past_the_edge_repeat_the_last_column_and_row() {
+        // 3×2 pixels of one byte each ("n" = 1 keeps the picture readable).
+        let src = [1, 2, 3, 4, 5, 6];
+        let mut out = Vec::new();
+        copy_tile(&src, 1, (3, 2), (1, 0), (4, 3), &mut out);
+        assert_eq!(out, [2, 3, 3, 3, 5, 6, 6, 6, 5, 6, 6, 6]);
+        copy_tile(&src, 1, (3, 2), (0, 0), (3, 2), &mut out);
+        assert_eq!(out, src);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod format;
 mod gif;
 mod heif;
 pub mod jpeg;
+mod libheif;
 mod limits;
 mod picture;
 mod png;
