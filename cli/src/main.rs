@@ -113,6 +113,8 @@ enum Command {
 }
 
 fn main() {
+    // as the server and the functions do, so a conversion here costs the memory it costs there
+    mogr::bootstrap::tune_malloc();
     let cli = Cli::parse();
     mogr::bootstrap::init_tracing(false);
     let result = match cli.command {

@@ -130,7 +130,6 @@ pub async fn run(
             root.display()
         );
     }
-    mogr::bootstrap::limit_malloc_arenas();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

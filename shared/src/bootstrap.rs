@@ -42,20 +42,34 @@ pub fn init_tracing(json: bool) {
 /// and a conversion runs on blocking-pool threads and the encoders' own threads: under load the
 /// freed buffers stay spread over many arenas and the resident set creeps up. Measured with the load
 /// test (10,000 requests, 32 clients, 2 cores): default arenas, RSS 73 MB → 132 MB and 1,281 req/s;
-/// two arenas, flat at 53–59 MB and 1,478 req/s. `MALLOC_ARENA_MAX` in the environment still wins.
-pub fn limit_malloc_arenas() {
+/// two arenas, flat at 53–59 MB and 1,478 req/s.
+///
+/// And allocations of 256 KiB and more are mapped from the system and given back when freed (glibc's
+/// threshold, 128 KiB at first, otherwise climbs to 32 MiB as large blocks are freed, after which
+/// picture-sized buffers come from the heap and their freed space stays resident): storing a 17.9 MP
+/// photo as HEIF peaked at 247 MiB with two arenas alone, 172 MiB with this; 8.3 MP 127 → 104 MiB
+/// (BENCHMARKS.md). `MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_` in the environment still win.
+pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; it is called before the work starts.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            // SAFETY: mallopt only sets an allocator parameter; it is called before the work starts.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 2);
+            }
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            // SAFETY: as above.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+            }
         }
     }
 }
 
 /// A service over S3 built from the environment.
 pub async fn service_from_env() -> Result<Service> {
-    limit_malloc_arenas();
+    tune_malloc();
     let bucket = std::env::var("MOGR_BUCKET").map_err(|_| {
         Error::internal("MOGR_BUCKET is not set: name the bucket this function serves")
     })?;

@@ -15,9 +15,11 @@
 //! quality from `quality/auto` above 4 MP.
 //! It also takes about half the time (BENCHMARKS.md, "SSIMULACRA2 in one pass over the rows").
 
-use crate::{codec, Error, Result};
+use crate::codec::{self, RgbRows};
+use crate::{Error, Result};
 use image::{DynamicImage, GenericImageView, RgbImage};
 use multiversion::multiversion;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 /// Scales the metric is computed at; fewer when a side drops below 8 pixels.
@@ -502,7 +504,7 @@ fn combine(scales: &[Scale]) -> f64 {
 }
 
 /// Mirrors an image smaller than 8 pixels a side up to 8 (reflect-101), as `fast-ssim2` does.
-fn padded(img: RgbImage) -> RgbImage {
+fn padded(img: Cow<'_, RgbImage>) -> Cow<'_, RgbImage> {
     let (w, h) = img.dimensions();
     if w >= MIN_SIDE && h >= MIN_SIDE {
         return img;
@@ -519,13 +521,15 @@ fn padded(img: RgbImage) -> RgbImage {
             k
         }
     };
-    RgbImage::from_fn(w.max(MIN_SIDE), h.max(MIN_SIDE), |x, y| {
-        *img.get_pixel(reflect(x, w), reflect(y, h))
-    })
+    Cow::Owned(RgbImage::from_fn(
+        w.max(MIN_SIDE),
+        h.max(MIN_SIDE),
+        |x, y| *img.get_pixel(reflect(x, w), reflect(y, h)),
+    ))
 }
 
-fn score_rgb(reference: &RgbImage, distorted: &RgbImage) -> f64 {
-    let (w, h) = (reference.width() as usize, reference.height() as usize);
+fn score_rgb(reference: RgbRows<'_>, distorted: RgbRows<'_>) -> f64 {
+    let (w, h) = (reference.width as usize, reference.height as usize);
     // A scale is computed when the one before it is at least 8 a side (so the last may be smaller), as
     // in the reference implementation.
     let mut scales = vec![Scale::new(w, h)];
@@ -545,9 +549,12 @@ fn score_rgb(reference: &RgbImage, distorted: &RgbImage) -> f64 {
             })
             .collect()
     };
-    let (a, b) = (reference.as_raw(), distorted.as_raw());
-    for (a, b) in a.chunks_exact(3 * w).zip(b.chunks_exact(3 * w)) {
-        push(&mut scales, &linear(a), &linear(b));
+    for y in 0..h {
+        push(
+            &mut scales,
+            &linear(reference.row(y)),
+            &linear(distorted.row(y)),
+        );
     }
     for scale in &mut scales {
         scale.finish();
@@ -575,15 +582,16 @@ pub fn ssimulacra2(reference: &DynamicImage, distorted: &DynamicImage) -> Result
 }
 
 /// A reference to score several candidates against: its pixels composited and in 8-bit RGB once
-/// (3 bytes a pixel); each [`Reference::score`] is one pass over both images.
-pub struct Reference {
+/// (3 bytes a pixel; an 8-bit RGB picture is read in place); each [`Reference::score`] is one pass
+/// over both images.
+pub struct Reference<'a> {
     /// The picture's own size (before [`padded`]).
     size: (u32, u32),
-    rgb: RgbImage,
+    rgb: Cow<'a, RgbImage>,
 }
 
-impl Reference {
-    pub fn new(image: &DynamicImage) -> Result<Self> {
+impl<'a> Reference<'a> {
+    pub fn new(image: &'a DynamicImage) -> Result<Self> {
         let size = image.dimensions();
         sized(size, size)?;
         Ok(Reference {
@@ -594,8 +602,24 @@ impl Reference {
 
     /// The score of `distorted` (the reference's size) against the reference.
     pub fn score(&self, distorted: &DynamicImage) -> Result<f64> {
-        sized(self.size, distorted.dimensions())?;
-        Ok(score_rgb(&self.rgb, &padded(codec::flatten(distorted))))
+        self.score_rows(RgbRows::of(&codec::flatten(distorted)))
+    }
+
+    /// The same for pixels lent by a decoder ([`codec::with_rgb8`]).
+    pub fn score_rows(&self, distorted: RgbRows<'_>) -> Result<f64> {
+        sized(self.size, (distorted.width, distorted.height))?;
+        let padded_copy;
+        let distorted = if distorted.width < MIN_SIDE || distorted.height < MIN_SIDE {
+            let rows =
+                (0..distorted.height as usize).flat_map(|y| distorted.row(y).iter().copied());
+            let rgb = RgbImage::from_raw(distorted.width, distorted.height, rows.collect())
+                .ok_or_else(|| Error::internal("ssimulacra2: rows of the wrong size"))?;
+            padded_copy = padded(Cow::Owned(rgb));
+            RgbRows::of(&padded_copy)
+        } else {
+            distorted
+        };
+        Ok(score_rgb(RgbRows::of(&self.rgb), distorted))
     }
 }
 
@@ -684,6 +708,37 @@ mod tests {
             assert!(
                 (ours - theirs).abs() < tolerance,
                 "{name}: one pass {ours:.4}, whole planes {theirs:.4}"
+            );
+        }
+    }
+
+    /// Rows lent with a stride wider than the picture (as libheif lends its planes) score as the
+    /// picture does, small pictures (mirrored up to 8 px) included.
+    #[test]
+    fn lent_rows_score_as_the_picture() {
+        for (w, h) in [(64u32, 48u32), (5, 3)] {
+            let a = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 90]));
+            let b = RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([(x * 3 + y % 3) as u8, (y * 5) as u8, 92])
+            });
+            let stride = 3 * w as usize + 7;
+            let mut data = vec![0u8; stride * h as usize];
+            for y in 0..h as usize {
+                data[y * stride..][..3 * w as usize]
+                    .copy_from_slice(&b.as_raw()[y * 3 * w as usize..][..3 * w as usize]);
+            }
+            let rows = RgbRows {
+                data: &data,
+                stride,
+                width: w,
+                height: h,
+            };
+            let (a, b) = (DynamicImage::from(a), DynamicImage::from(b));
+            let reference = Reference::new(&a).unwrap();
+            assert_eq!(
+                reference.score_rows(rows).unwrap(),
+                reference.score(&b).unwrap(),
+                "{w}x{h}"
             );
         }
     }

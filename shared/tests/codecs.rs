@@ -420,6 +420,49 @@ fn large_heif_is_a_grid_trimmed_to_the_picture() {
     );
 }
 
+/// `codec::with_rgb8` lends the pixels a decode gives, alpha composited onto white: from libheif's
+/// own buffer for HEIF/AVIF without alpha, from a decode otherwise.
+#[test]
+fn lent_rgb_rows_are_the_decoded_pixels() {
+    let limits = Limits::default();
+    let opaque = Picture::still(generated(false), Format::Png);
+    let alpha = Picture::still(generated(true), Format::Png);
+    for (pic, format) in [
+        (&opaque, Format::Heif),
+        (&opaque, Format::Avif),
+        (&alpha, Format::Heif),
+        (&opaque, Format::Jpeg),
+        (&alpha, Format::Png),
+    ] {
+        let bytes = encode(pic, format, 80);
+        let decoded = decode(&bytes, Frames::First);
+        // composited onto white as mogr flattens: (c·a + 255·(255 − a) + 127) / 255
+        let rgba = decoded.first().to_rgba8();
+        let want = image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+            let p = rgba.get_pixel(x, y);
+            let a = u32::from(p[3]);
+            image::Rgb(
+                [0, 1, 2].map(|c| ((u32::from(p[c]) * a + 255 * (255 - a) + 127) / 255) as u8),
+            )
+        });
+        let lent = codec::with_rgb8(&bytes, &limits, |rows| {
+            let (w, h) = (rows.width as usize, rows.height as usize);
+            let mut px = Vec::with_capacity(3 * w * h);
+            for y in 0..h {
+                px.extend_from_slice(rows.row(y));
+            }
+            (rows.width, rows.height, px)
+        })
+        .unwrap();
+        assert_eq!(
+            lent,
+            (want.width(), want.height(), want.into_raw()),
+            "{format:?}, alpha {}",
+            pic.first().color().has_alpha()
+        );
+    }
+}
+
 #[test]
 fn gif_dithers_smooth_gradients() {
     // a smooth two-axis gradient has far more than 256 colours: without dithering it bands (12-23)

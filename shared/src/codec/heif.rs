@@ -2,13 +2,14 @@
 //! libheif, compiled from source and linked statically (`libheif-rs`, feature `embedded-libheif`).
 
 use super::libheif::{self, Context, Encoder, Image, Value};
-use super::{bad_input, EncodeOptions, Format, Frame, Limits, Metadata, Picture, Profile};
+use super::{
+    bad_input, samples8, EncodeOptions, Format, Frame, Limits, Metadata, Picture, Profile, RgbRows,
+};
 use crate::{Error, Result};
 use image::DynamicImage;
 use libheif_rs::{
     color_profile_types, ColorProfile, ColorSpace, DecodingOptions, HeifContext, LibHeif, RgbChroma,
 };
-use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 fn heif_err(format: Format, e: libheif_rs::HeifError) -> Error {
@@ -39,26 +40,67 @@ pub(super) fn dimensions(bytes: &[u8], format: Format, limits: &Limits) -> Resul
     Ok((handle.width(), handle.height()))
 }
 
-pub(super) fn decode(bytes: &[u8], format: Format, limits: &Limits) -> Result<Picture> {
-    let lib = LibHeif::new();
-    let ctx = read(bytes, format, limits)?;
-    let handle = ctx
-        .primary_image_handle()
-        .map_err(|e| heif_err(format, e))?;
-    let (w, h) = (handle.width(), handle.height());
-    limits.check_dimensions(w, h)?;
-    let alpha = handle.has_alpha_channel();
+/// The primary image of `handle` decoded by libheif to interleaved 8-bit RGB, or RGBA when it has alpha.
+fn decode_rgb(
+    handle: &libheif_rs::ImageHandle,
+    format: Format,
+    limits: &Limits,
+) -> Result<libheif_rs::Image> {
+    limits.check_dimensions(handle.width(), handle.height())?;
     let mut opts =
         DecodingOptions::new().ok_or_else(|| Error::internal("libheif: decoding options"))?;
     opts.set_convert_hdr_to_8bit(true);
-    let chroma = if alpha {
+    let chroma = if handle.has_alpha_channel() {
         RgbChroma::Rgba
     } else {
         RgbChroma::Rgb
     };
-    let img = lib
-        .decode(&handle, ColorSpace::Rgb(chroma), Some(opts))
+    LibHeif::new()
+        .decode(handle, ColorSpace::Rgb(chroma), Some(opts))
+        .map_err(|e| heif_err(format, e))
+}
+
+/// `f` on the primary image's RGB rows in libheif's own buffer, without a copy; `Err(f)` back when the
+/// image has alpha (the caller composites it).
+pub(super) fn with_rgb8<R, F: FnOnce(RgbRows<'_>) -> R>(
+    bytes: &[u8],
+    format: Format,
+    limits: &Limits,
+    f: F,
+) -> Result<std::result::Result<R, F>> {
+    let ctx = read(bytes, format, limits)?;
+    let handle = ctx
+        .primary_image_handle()
         .map_err(|e| heif_err(format, e))?;
+    if handle.has_alpha_channel() {
+        return Ok(Err(f));
+    }
+    let img = decode_rgb(&handle, format, limits)?;
+    let planes = img.planes();
+    let plane = planes
+        .interleaved
+        .ok_or_else(|| bad_input(format, "no interleaved RGB plane after decoding"))?;
+    let rows = RgbRows {
+        data: plane.data,
+        stride: plane.stride,
+        width: plane.width,
+        height: plane.height,
+    };
+    if rows.data.len()
+        < rows.stride * (rows.height as usize).saturating_sub(1) + 3 * rows.width as usize
+    {
+        return Err(bad_input(format, "decoded plane has an unexpected size"));
+    }
+    Ok(Ok(f(rows)))
+}
+
+pub(super) fn decode(bytes: &[u8], format: Format, limits: &Limits) -> Result<Picture> {
+    let ctx = read(bytes, format, limits)?;
+    let handle = ctx
+        .primary_image_handle()
+        .map_err(|e| heif_err(format, e))?;
+    let alpha = handle.has_alpha_channel();
+    let img = decode_rgb(&handle, format, limits)?;
     let planes = img.planes();
     let plane = planes
         .interleaved
@@ -169,17 +211,6 @@ pub(super) fn quality_step(format: Format, quality: u8) -> u32 {
     match format {
         Format::Avif => ((100 - q) * 63 + 50) / 100,
         _ => (100 - q) / 2,
-    }
-}
-
-/// The picture's 8-bit RGB or RGBA samples and the bytes a pixel: 8-bit pixels are read in place,
-/// other layouts converted once.
-fn rgb8(img: &DynamicImage) -> (Cow<'_, [u8]>, usize) {
-    match img {
-        DynamicImage::ImageRgb8(b) => (Cow::Borrowed(b.as_raw()), 3),
-        DynamicImage::ImageRgba8(b) => (Cow::Borrowed(b.as_raw()), 4),
-        _ if img.color().has_alpha() => (Cow::Owned(img.to_rgba8().into_raw()), 4),
-        _ => (Cow::Owned(img.to_rgb8().into_raw()), 3),
     }
 }
 
@@ -359,7 +390,7 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
     tune(&mut encoder, opts, pic)?;
 
     let (w, h) = (img.width(), img.height());
-    let (src, n) = rgb8(img);
+    let (src, n) = samples8(img);
     let grid = tiling(w, h);
     let (mut converting, mut encoding) = (Duration::ZERO, Duration::ZERO);
     let timed = |total: &mut Duration, started: Instant| {

@@ -2,6 +2,7 @@
 
 use super::Format;
 use image::DynamicImage;
+use std::borrow::Cow;
 
 /// One frame of a picture, with its display time (0 for stills).
 #[derive(Debug, Clone)]
@@ -128,10 +129,50 @@ pub(crate) struct Metadata<'a> {
     pub exif: Option<&'a [u8]>,
 }
 
-/// Composites an image with alpha onto white, for formats without alpha.
-pub(crate) fn flatten(img: &DynamicImage) -> image::RgbImage {
-    if !img.color().has_alpha() {
-        return img.to_rgb8();
+/// 8-bit RGB pixels lent by their owner (a decoded picture, or a decoder's own buffer): `height` rows
+/// of `width` pixels, each row `stride` bytes after the one before.
+#[derive(Debug, Clone, Copy)]
+pub struct RgbRows<'a> {
+    pub data: &'a [u8],
+    pub stride: usize,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl<'a> RgbRows<'a> {
+    pub fn of(rgb: &'a image::RgbImage) -> Self {
+        RgbRows {
+            data: rgb.as_raw(),
+            stride: 3 * rgb.width() as usize,
+            width: rgb.width(),
+            height: rgb.height(),
+        }
+    }
+
+    /// Row `y`'s `3 · width` bytes.
+    pub fn row(&self, y: usize) -> &'a [u8] {
+        &self.data[y * self.stride..][..3 * self.width as usize]
+    }
+}
+
+/// The picture's 8-bit RGB or RGBA samples and the bytes a pixel (3 or 4), for encoders that take
+/// either: 8-bit pixels are read in place, other layouts converted once.
+pub(crate) fn samples8(img: &DynamicImage) -> (Cow<'_, [u8]>, usize) {
+    match img {
+        DynamicImage::ImageRgb8(b) => (Cow::Borrowed(b.as_raw()), 3),
+        DynamicImage::ImageRgba8(b) => (Cow::Borrowed(b.as_raw()), 4),
+        _ if img.color().has_alpha() => (Cow::Owned(img.to_rgba8().into_raw()), 4),
+        _ => (Cow::Owned(img.to_rgb8().into_raw()), 3),
+    }
+}
+
+/// Composites an image with alpha onto white, for formats without alpha; 8-bit RGB is read in place
+/// (a 17.9 MP photo's copy is 54 MB).
+pub(crate) fn flatten(img: &DynamicImage) -> Cow<'_, image::RgbImage> {
+    match img {
+        DynamicImage::ImageRgb8(rgb) => return Cow::Borrowed(rgb),
+        _ if !img.color().has_alpha() => return Cow::Owned(img.to_rgb8()),
+        _ => {}
     }
     let rgba = img.to_rgba8();
     let mut out = image::RgbImage::new(rgba.width(), rgba.height());
@@ -141,5 +182,5 @@ pub(crate) fn flatten(img: &DynamicImage) -> image::RgbImage {
             o[c] = ((p[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
         }
     }
-    out
+    Cow::Owned(out)
 }

@@ -3,7 +3,7 @@
 //! ICC and EXIF are carried in a VP8X container.
 
 use super::via_image::{collect_frames, still_with_metadata};
-use super::{EncodeOptions, Format, Frames, Limits, Metadata, Picture, Profile};
+use super::{samples8, EncodeOptions, Format, Frames, Limits, Metadata, Picture, Profile};
 use crate::{Error, Result};
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, DynamicImage, ImageDecoder};
@@ -88,13 +88,9 @@ pub(super) fn encode(pic: &Picture, opts: &EncodeOptions, meta: Metadata<'_>) ->
             .map_err(|e| Error::internal(format!("animated WebP encoding failed: {e:?}")))?;
         return Ok(out.to_vec());
     }
-    let img = pic.first();
-    let mem = if img.color().has_alpha() {
-        let rgba = img.to_rgba8();
-        webp::Encoder::from_rgba(rgba.as_raw(), w, h).encode_advanced(&cfg)
-    } else {
-        let rgb = img.to_rgb8();
-        webp::Encoder::from_rgb(rgb.as_raw(), w, h).encode_advanced(&cfg)
+    let mem = match samples8(pic.first()) {
+        (rgba, 4) => webp::Encoder::from_rgba(&rgba, w, h).encode_advanced(&cfg),
+        (rgb, _) => webp::Encoder::from_rgb(&rgb, w, h).encode_advanced(&cfg),
     }
     .map_err(|e| Error::internal(format!("WebP encoding failed: {e:?}")))?;
     Ok(with_metadata(&mem, w, h, meta))

@@ -2,7 +2,7 @@
 //! `quality/auto/70` for stored stills), and the `quality/auto` search itself.
 
 use super::sample;
-use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture, Profile};
+use crate::codec::{self, EncodeOptions, Format, Limits, Picture, Profile};
 use crate::Result;
 
 /// Default quality when a rule gives none. HEIF and AVIF values are calibrated per profile so that typical
@@ -183,8 +183,7 @@ fn search(
 ) -> Result<Found> {
     let reference = crate::score::Reference::new(pic.first())?;
     let score = |bytes: &[u8]| -> Result<f64> {
-        let out = codec::probe_and_decode(bytes, limits, Frames::First)?;
-        reference.score(out.first())
+        codec::with_rgb8(bytes, limits, |rows| reference.score_rows(rows))?
     };
     // where the tries aim: the middle of the scores a passing try is taken at
     let aim = target + close / 2.0;
