@@ -47,8 +47,9 @@ pub fn init_tracing(json: bool) {
 /// And allocations of 256 KiB and more are mapped from the system and given back when freed (glibc's
 /// threshold, 128 KiB at first, otherwise climbs to 32 MiB as large blocks are freed, after which
 /// picture-sized buffers come from the heap and their freed space stays resident): storing a 17.9 MP
-/// photo as HEIF peaked at 247 MiB with two arenas alone, 172 MiB with this; 8.3 MP 127 → 104 MiB
-/// (BENCHMARKS.md). `MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_` in the environment still win.
+/// photo as HEIF peaked at 247 MiB with two arenas alone, 168 MiB with this, for 9 % fewer requests a
+/// second on the load test's small pictures (BENCHMARKS.md "Peak memory"). `MALLOC_ARENA_MAX` and
+/// `MALLOC_MMAP_THRESHOLD_` in the environment still win.
 pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -342,7 +342,6 @@ fn tiling(w: u32, h: u32) -> Tiling {
 
 /// The `tw`×`th` pixels at (`x0`, `y0`) of a `w`×`h` picture of `n`-byte pixels into `out`, the last
 /// column and row repeated where the tile reaches past the edge.
-#[allow(clippy::too_many_arguments)]
 fn copy_tile(
     src: &[u8],
     n: usize,
