@@ -32,11 +32,21 @@ fn read<'a>(bytes: &'a [u8], format: Format, limits: &Limits) -> Result<HeifCont
     Ok(ctx)
 }
 
-pub(super) fn dimensions(bytes: &[u8], format: Format, limits: &Limits) -> Result<(u32, u32)> {
+/// The context reading `bytes` and its primary image.
+fn primary<'a>(
+    bytes: &'a [u8],
+    format: Format,
+    limits: &Limits,
+) -> Result<(HeifContext<'a>, libheif_rs::ImageHandle)> {
     let ctx = read(bytes, format, limits)?;
     let handle = ctx
         .primary_image_handle()
         .map_err(|e| heif_err(format, e))?;
+    Ok((ctx, handle))
+}
+
+pub(super) fn dimensions(bytes: &[u8], format: Format, limits: &Limits) -> Result<(u32, u32)> {
+    let (_ctx, handle) = primary(bytes, format, limits)?;
     Ok((handle.width(), handle.height()))
 }
 
@@ -60,6 +70,25 @@ fn decode_rgb(
         .map_err(|e| heif_err(format, e))
 }
 
+/// The interleaved plane of an image [`decode_rgb`] made, checked to hold `channels` bytes for each
+/// pixel of every row, so its rows can be sliced without a panic.
+fn interleaved(
+    img: &libheif_rs::Image,
+    channels: usize,
+    format: Format,
+) -> Result<libheif_rs::Plane<&[u8]>> {
+    let plane = img
+        .planes()
+        .interleaved
+        .ok_or_else(|| bad_input(format, "no interleaved RGB plane after decoding"))?;
+    let rows = plane.height as usize;
+    let row = plane.width as usize * channels;
+    if rows > 0 && (plane.stride < row || plane.data.len() < plane.stride * (rows - 1) + row) {
+        return Err(bad_input(format, "decoded plane has an unexpected size"));
+    }
+    Ok(plane)
+}
+
 /// `f` on the primary image's RGB rows in libheif's own buffer, without a copy; `Err(f)` back when the
 /// image has alpha (the caller composites it).
 pub(super) fn with_rgb8<R, F: FnOnce(RgbRows<'_>) -> R>(
@@ -68,48 +97,30 @@ pub(super) fn with_rgb8<R, F: FnOnce(RgbRows<'_>) -> R>(
     limits: &Limits,
     f: F,
 ) -> Result<std::result::Result<R, F>> {
-    let ctx = read(bytes, format, limits)?;
-    let handle = ctx
-        .primary_image_handle()
-        .map_err(|e| heif_err(format, e))?;
+    let (_ctx, handle) = primary(bytes, format, limits)?;
     if handle.has_alpha_channel() {
         return Ok(Err(f));
     }
     let img = decode_rgb(&handle, format, limits)?;
-    let planes = img.planes();
-    let plane = planes
-        .interleaved
-        .ok_or_else(|| bad_input(format, "no interleaved RGB plane after decoding"))?;
-    let rows = RgbRows {
+    let plane = interleaved(&img, 3, format)?;
+    Ok(Ok(f(RgbRows {
         data: plane.data,
         stride: plane.stride,
         width: plane.width,
         height: plane.height,
-    };
-    if rows.data.len()
-        < rows.stride * (rows.height as usize).saturating_sub(1) + 3 * rows.width as usize
-    {
-        return Err(bad_input(format, "decoded plane has an unexpected size"));
-    }
-    Ok(Ok(f(rows)))
+    })))
 }
 
 pub(super) fn decode(bytes: &[u8], format: Format, limits: &Limits) -> Result<Picture> {
-    let ctx = read(bytes, format, limits)?;
-    let handle = ctx
-        .primary_image_handle()
-        .map_err(|e| heif_err(format, e))?;
+    let (_ctx, handle) = primary(bytes, format, limits)?;
     let alpha = handle.has_alpha_channel();
     let img = decode_rgb(&handle, format, limits)?;
-    let planes = img.planes();
-    let plane = planes
-        .interleaved
-        .ok_or_else(|| bad_input(format, "no interleaved RGB plane after decoding"))?;
     let channels = if alpha { 4 } else { 3 };
+    let plane = interleaved(&img, channels, format)?;
     let row = plane.width as usize * channels;
     let mut px = Vec::with_capacity(row * plane.height as usize);
     for y in 0..plane.height as usize {
-        px.extend_from_slice(&plane.data[y * plane.stride..y * plane.stride + row]);
+        px.extend_from_slice(&plane.data[y * plane.stride..][..row]);
     }
     let (pw, ph) = (plane.width, plane.height);
     let image = if alpha {
