@@ -425,3 +425,77 @@ fn quality_auto_meets_its_target_score() {
     .unwrap();
     assert_eq!(png.quality, 100);
 }
+
+/// A GIF of `n` 8×8 frames, frame i filled with palette entry i (grey level 20·i), 10·(i+1) cs each.
+fn grey_steps_gif(n: u8) -> Vec<u8> {
+    let palette: Vec<u8> = (0..n).flat_map(|i| [20 * i; 3]).collect();
+    let mut gif = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut gif, 8, 8, &palette).unwrap();
+        enc.set_repeat(gif::Repeat::Infinite).unwrap();
+        for i in 0..n {
+            let mut frame = gif::Frame::from_indexed_pixels(8, 8, vec![i; 64], None);
+            frame.delay = 10 * (i as u16 + 1);
+            enc.write_frame(&frame).unwrap();
+        }
+    }
+    gif
+}
+
+fn run_rule(input: &[u8], rule: &str) -> mogr::Result<convert::Output> {
+    mogr::convert(
+        input,
+        &mogr::parse(rule).unwrap(),
+        &Limits::default(),
+        Profile::Download,
+    )
+}
+
+#[test]
+fn frame_and_cgif_pick_frames_of_an_animation() {
+    let gif = grey_steps_gif(10);
+    let level = |bytes: &[u8]| {
+        decode(bytes, Frames::First)
+            .first()
+            .to_rgba8()
+            .get_pixel(4, 4)[0]
+    };
+
+    let out = run_rule(&gif, "imageMogr2/frame/3/format/png").unwrap();
+    assert_eq!(out.format, Format::Png);
+    assert_eq!(level(&out.bytes), 40, "the third frame's pixels");
+    assert_eq!(out.warning(), None, "a frame picked is not a frame lost");
+
+    let out = run_rule(&gif, "imageMogr2/frame/10").unwrap();
+    assert_eq!(out.format, Format::Gif);
+    let pic = decode(&out.bytes, Frames::All);
+    assert_eq!(pic.frames.len(), 1);
+    assert_eq!(level(&out.bytes), 180);
+
+    let out = run_rule(&gif, "imageMogr2/cgif/4").unwrap();
+    let pic = decode(&out.bytes, Frames::All);
+    let levels: Vec<u8> = pic
+        .frames
+        .iter()
+        .map(|f| f.image.to_rgba8().get_pixel(4, 4)[0])
+        .collect();
+    assert_eq!(levels, [0, 40, 100, 140]);
+    let lasts: u32 = pic.frames.iter().map(|f| f.delay_ms).sum();
+    assert_eq!(
+        lasts,
+        (1..=10).map(|i| 100 * i).sum::<u32>(),
+        "as long as before"
+    );
+
+    let e = run_rule(&gif, "imageMogr2/frame/11/format/png").unwrap_err();
+    assert!(e.is_client_error());
+    assert!(
+        e.to_string()
+            .contains("asks for frame 11, but the picture is an animation of 10 frames"),
+        "{e}"
+    );
+    let still = run_rule(&gif, "imageMogr2/frame/1/format/jpg").unwrap();
+    let e = run_rule(&still.bytes, "imageMogr2/frame/2").unwrap_err();
+    assert!(e.to_string().contains("a still image"), "{e}");
+    assert!(run_rule(&still.bytes, "imageMogr2/frame/1/cgif/5").is_ok());
+}

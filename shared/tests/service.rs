@@ -469,3 +469,71 @@ async fn the_reserved_prefix_and_its_folders_are_not_keys_and_a_stored_type_is_o
     assert_eq!(resp.headers()["content-disposition"], "attachment");
     assert_eq!(resp.headers()["content-security-policy"], "sandbox");
 }
+
+/// Adjustments and frame picks are operations like any other: in a download, in a `|` pipeline and
+/// in a Pic-Operations rule.
+#[tokio::test]
+async fn adjustments_and_frames_in_downloads_pipelines_and_pic_operations() {
+    let (dir, service) = setup(Config::default()).await;
+    let pixels = |bytes: &[u8]| {
+        mogr::codec::probe_and_decode(bytes, &Limits::default(), mogr::codec::Frames::First)
+            .unwrap()
+            .first()
+            .to_rgb8()
+    };
+    let mean = |img: &image::RgbImage| {
+        img.pixels().map(|p| p[0] as f64).sum::<f64>() / (img.width() * img.height()) as f64
+    };
+    let original = pixels(&example("photo.jpg"));
+
+    let resp = service
+        .download(get("imageMogr2/grayscale/1/format/png"))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let grey = pixels(resp.body());
+    assert!(grey.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+
+    let resp = service
+        .download(get(
+            "imageMogr2/bright/30|imageMogr2/contrast/-20/format/png",
+        ))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    assert!(mean(&pixels(resp.body())) > mean(&original) + 30.0);
+
+    let resp = service.download(get("imageMogr2/bright/300")).await;
+    assert_eq!(resp.status(), 400);
+    assert!(
+        text(resp.body()).contains("at offset 18: expected a whole number from -100 to 100"),
+        "{}",
+        text(resp.body())
+    );
+
+    let resp = service
+        .download(request(
+            "GET",
+            "/anim/animated.gif?imageMogr2/frame/2/format/png",
+            &[],
+            vec![],
+        ))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    assert_eq!(facts(resp.body()).0, Format::Png);
+
+    let ops = r#"{"rules":[{"fileid":"grey.jpg","rule":"imageMogr2/thumbnail/100x|imageMogr2/grayscale/1"}]}"#;
+    let resp = service
+        .process(request(
+            "PUT",
+            "/p.jpg",
+            &[("pic-operations", ops)],
+            example("photo.jpg"),
+        ))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let stored = pixels(&std::fs::read(dir.path().join("grey.jpg")).unwrap());
+    assert_eq!(stored.width(), 100);
+    // a JPEG's chroma rounds: grey within one level
+    assert!(stored
+        .pixels()
+        .all(|p| p[0].abs_diff(p[1]) <= 2 && p[1].abs_diff(p[2]) <= 2));
+}

@@ -17,7 +17,9 @@ pub(super) fn decode(bytes: &[u8], limits: &Limits, frames: Frames) -> Result<Pi
     dec.set_limits(limits.image_limits()).map_err(header)?;
     let (w, h) = dec.dimensions();
     limits.check_dimensions(w, h)?;
-    let frames = via_image::collect_frames(dec.into_frames(), Format::Gif, w, h, limits)?;
+    let keep = frames.count(u32::MAX) as usize;
+    let frames =
+        via_image::collect_frames(dec.into_frames().take(keep), Format::Gif, w, h, limits)?;
     Ok(Picture {
         frames,
         ..Picture::still(DynamicImage::new_rgba8(1, 1), Format::Gif)

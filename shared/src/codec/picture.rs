@@ -54,10 +54,7 @@ impl Picture {
     /// A copy holding only the frames `frames` asks for: a still output from an animated input copies
     /// one frame, not all of them.
     pub fn copy(&self, frames: Frames) -> Picture {
-        let n = match frames {
-            Frames::First => 1,
-            Frames::All => self.frames.len(),
-        };
+        let n = frames.count(self.frames.len() as u32) as usize;
         Picture {
             frames: self.frames[..n].to_vec(),
             format: self.format,
@@ -74,16 +71,27 @@ impl Picture {
 pub enum Frames {
     /// The first frame only (for still outputs): later frames are never decoded.
     First,
+    /// The first n frames (`frame/<n>`): decoding stops after the n-th.
+    Upto(u32),
     All,
 }
 
 impl Frames {
-    /// What two consumers of one decode need together: all frames if either needs them.
+    /// What two consumers of one decode need together: the more frames of the two.
     pub fn or(self, other: Frames) -> Frames {
-        if self == Frames::All || other == Frames::All {
-            Frames::All
-        } else {
-            Frames::First
+        match (self, other) {
+            (Frames::All, _) | (_, Frames::All) => Frames::All,
+            (Frames::First, f) | (f, Frames::First) => f,
+            (Frames::Upto(a), Frames::Upto(b)) => Frames::Upto(a.max(b)),
+        }
+    }
+
+    /// How many frames of an animation of `total` this keeps.
+    pub fn count(self, total: u32) -> u32 {
+        match self {
+            Frames::First => 1,
+            Frames::Upto(n) => n.clamp(1, total.max(1)),
+            Frames::All => total,
         }
     }
 }

@@ -19,10 +19,7 @@ pub(super) fn decode(bytes: &[u8], limits: &Limits, frames: Frames) -> Result<Pi
     let exif = dec.exif_metadata().ok().flatten();
     if dec.has_animation() {
         // Only the frames asked for are decoded: a still output needs the first alone.
-        let keep = match frames {
-            Frames::First => 1,
-            Frames::All => usize::MAX,
-        };
+        let keep = frames.count(u32::MAX) as usize;
         let all = dec.into_frames().take(keep);
         let mut pic = Picture::still(DynamicImage::new_rgba8(1, 1), Format::Webp);
         pic.frames = collect_frames(all, Format::Webp, w, h, limits)?;

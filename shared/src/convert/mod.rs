@@ -9,7 +9,7 @@ mod sample;
 pub use quality::{default_auto, default_quality};
 
 use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture, Probe, Profile};
-use crate::rule::{Quality, Rule};
+use crate::rule::{Op, Quality, Rule};
 use crate::{pipeline, Result};
 use quality::{auto_quality, auto_start};
 
@@ -61,8 +61,18 @@ impl Source {
     }
 }
 
-/// The frames a rule's output needs from an input in `input` format: all of them when it animates.
+/// The frames a rule's output needs from an input in `input` format: all of them when it animates,
+/// those up to the one `frame/<n>` picks (all when `cgif` picks from them first).
 pub fn frames_for(rule: &Rule, input: Format) -> Frames {
+    let mut cgif = false;
+    for op in &rule.ops {
+        match *op {
+            Op::Frame(_) if cgif => return Frames::All,
+            Op::Frame(n) => return Frames::Upto(n),
+            Op::Cgif(_) => cgif = true,
+            _ => {}
+        }
+    }
     if rule.format.unwrap_or(input).is_animated() {
         Frames::All
     } else {
@@ -73,10 +83,7 @@ pub fn frames_for(rule: &Rule, input: Format) -> Frames {
 /// Sizes every step of `rule` from the header, before any pixel is decoded (see [`pipeline::plan`]):
 /// with as many frames as the output keeps.
 pub fn plan(rule: &Rule, probe: &Probe, limits: &Limits) -> Result<()> {
-    let frames = match frames_for(rule, probe.format) {
-        Frames::All => probe.frames,
-        Frames::First => 1,
-    };
+    let frames = frames_for(rule, probe.format).count(probe.frames);
     pipeline::plan(&rule.ops, probe.upright(), frames, limits).map(|_| ())
 }
 
@@ -238,7 +245,10 @@ fn convert_picture(
         height: pic.height(),
         quality: opts.quality,
         is_original: false,
-        frames_dropped: if format.is_animated() {
+        // a frame the rule picked is not a loss to warn of
+        frames_dropped: if format.is_animated()
+            || rule.ops.iter().any(|o| matches!(o, Op::Frame(_)))
+        {
             0
         } else {
             probe.frames.saturating_sub(1)

@@ -2,14 +2,30 @@
 //! an animation gets the same steps. Sizes are computed and checked against the output limit before any
 //! new buffer is allocated.
 
-use crate::codec::{Limits, Picture};
-use crate::rule::{Flip, Gravity, Op, Scale};
+mod adjust;
+
+use crate::codec::{Frame, Limits, Picture};
+use crate::rule::{Flip, Gravity, Op, Scale, CGIF_FIRST};
 use crate::{Error, Result};
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{imageops, DynamicImage, GenericImageView, Rgba, RgbaImage};
 
 pub fn run(pic: &mut Picture, ops: &[Op], limits: &Limits) -> Result<()> {
     for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Frame(n) => {
+                check_frame(i, n, pic.frames.len() as u32)?;
+                let mut one = pic.frames.swap_remove(n as usize - 1);
+                one.delay_ms = 0;
+                pic.frames = vec![one];
+                continue;
+            }
+            Op::Cgif(n) => {
+                pic.frames = fewer_frames(std::mem::take(&mut pic.frames), n);
+                continue;
+            }
+            _ => {}
+        }
         for frame in &mut pic.frames {
             limits.check_deadline()?;
             if let Some(next) = step(i, op, &frame.image, limits)? {
@@ -21,16 +37,76 @@ pub fn run(pic: &mut Picture, ops: &[Op], limits: &Limits) -> Result<()> {
 }
 
 /// Every step's result size from the input's size alone, checked as [`run`] would check it: with
-/// `frames` frames going through the steps, no stage may hold more than the pixel limit, and no step
-/// that makes an image larger may pass the output side limit. Called before decoding, so that a rule
-/// is refused before any pixel is decoded rather than after 100 MP of work. Returns the final size.
+/// `frames` frames going into the steps (`frame` and `cgif` steps change how many go on), no stage may
+/// hold more than the pixel limit, and no step that makes an image larger may pass the output side
+/// limit. Called before decoding, so that a rule is refused before any pixel is decoded rather than
+/// after 100 MP of work. Returns the final size.
 pub fn plan(ops: &[Op], size: (u32, u32), frames: u32, limits: &Limits) -> Result<(u32, u32)> {
-    ops.iter().enumerate().try_fold(size, |(w, h), (i, op)| {
-        let next = size_after(op, w, h)?;
-        check_step(i, op, frames, next, limits)?;
-        check_upscale(i, size, next, limits)?;
-        Ok(next)
-    })
+    let (w, h, _) =
+        ops.iter()
+            .enumerate()
+            .try_fold((size.0, size.1, frames), |(w, h, frames), (i, op)| {
+                let frames = match *op {
+                    Op::Frame(n) => {
+                        check_frame(i, n, frames)?;
+                        1
+                    }
+                    Op::Cgif(n) => kept_frames(n, frames),
+                    _ => frames,
+                };
+                let next = size_after(op, w, h)?;
+                check_step(i, op, frames, next, limits)?;
+                check_upscale(i, size, next, limits)?;
+                Ok::<_, Error>((next.0, next.1, frames))
+            })?;
+    Ok((w, h))
+}
+
+/// `frame/<n>` of a picture with `frames` frames.
+fn check_frame(i: usize, n: u32, frames: u32) -> Result<()> {
+    if n > frames {
+        let held = if frames == 1 {
+            "a still image (1 frame)".to_string()
+        } else {
+            format!("an animation of {frames} frames")
+        };
+        return Err(Error::invalid(format!(
+            "step {} of the rule asks for frame {n}, but the picture is {held}: frames count from 1",
+            i + 1
+        )));
+    }
+    Ok(())
+}
+
+/// How many of `frames` frames `cgif/<n>` keeps.
+fn kept_frames(n: u32, frames: u32) -> u32 {
+    frames.min(if n == 1 { CGIF_FIRST } else { n })
+}
+
+/// `cgif/<n>`: `n` frames picked evenly (the first always), each shown for the frames it replaces;
+/// `cgif/1`: the first [`CGIF_FIRST`] as they are.
+fn fewer_frames(mut frames: Vec<Frame>, n: u32) -> Vec<Frame> {
+    let total = frames.len();
+    let keep = kept_frames(n, total as u32) as usize;
+    if n == 1 || keep == total {
+        frames.truncate(keep);
+        return frames;
+    }
+    // total > keep, so the picks are strictly increasing
+    let picks: Vec<usize> = (0..keep).map(|k| k * total / keep).collect();
+    let delays: Vec<u32> = frames.iter().map(|f| f.delay_ms).collect();
+    frames
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, mut f)| {
+            let k = picks.binary_search(&i).ok()?;
+            let end = picks.get(k + 1).copied().unwrap_or(total);
+            f.delay_ms = delays[i..end]
+                .iter()
+                .fold(0u32, |a, d| a.saturating_add(*d));
+            Some(f)
+        })
+        .collect()
 }
 
 /// `max_upscale`: no step may make the longer side more than that many times the input's.
@@ -109,7 +185,12 @@ fn size_after(op: &Op, w: u32, h: u32) -> Result<(u32, u32)> {
         | Op::RRadius(_)
         | Op::Flip(_)
         | Op::Blur { .. }
-        | Op::Sharpen(_) => (w, h),
+        | Op::Sharpen(_)
+        | Op::Bright(_)
+        | Op::Contrast(_)
+        | Op::Grayscale
+        | Op::Frame(_)
+        | Op::Cgif(_) => (w, h),
     })
 }
 
@@ -152,6 +233,10 @@ fn step(i: usize, op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option
             Some(img.fast_blur(s.max(0.5)))
         }
         Op::Sharpen(amount) => Some(img.unsharpen(amount as f32 / 50.0, 1)),
+        Op::Bright(b) => Some(adjust::bright(img, b)),
+        Op::Contrast(c) => Some(adjust::contrast(img, c)),
+        Op::Grayscale => adjust::grayscale(img),
+        Op::Frame(_) | Op::Cgif(_) => None, // whole-picture steps: `run` does them
     })
 }
 

@@ -335,3 +335,204 @@ fn work_past_its_deadline_stops_at_the_next_step() {
     run(&mut p, &ops, &ahead).unwrap();
     assert_eq!((p.width(), p.height()), (15, 20));
 }
+
+/// A horizontal ramp over the whole range, so that curves show at both ends.
+fn ramp(alpha: bool) -> DynamicImage {
+    let img = image::RgbaImage::from_fn(256, 4, |x, y| {
+        image::Rgba([
+            x as u8,
+            255 - x as u8,
+            (x as u8) / 2,
+            if alpha { 64 * y as u8 } else { 255 },
+        ])
+    });
+    if alpha {
+        DynamicImage::ImageRgba8(img)
+    } else {
+        DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(img).to_rgb8())
+    }
+}
+
+fn after(img: &DynamicImage, ops: &[Op]) -> DynamicImage {
+    let mut p = Picture::still(img.clone(), Format::Png);
+    run(&mut p, ops, &Limits::default()).unwrap();
+    p.frames.remove(0).image
+}
+
+/// Mean and standard deviation of channel `c` (0-255) over an 8-bit RGBA view.
+fn stats(img: &DynamicImage, c: usize) -> (f64, f64) {
+    let v: Vec<f64> = img.to_rgba8().pixels().map(|p| p[c] as f64).collect();
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+    (mean, var.sqrt())
+}
+
+#[test]
+fn grayscale_makes_every_pixel_grey_of_its_luma_and_keeps_alpha_and_depth() {
+    let img = ramp(true);
+    let grey = after(&img, &[Op::Grayscale]);
+    assert_eq!(grey.color(), img.color(), "the layout stays RGBA");
+    for (p, q) in grey.to_rgba8().pixels().zip(img.to_rgba8().pixels()) {
+        assert!(p[0] == p[1] && p[1] == p[2], "{p:?}");
+        assert_eq!(p[3], q[3], "alpha kept");
+        let luma = 0.2126 * q[0] as f64 + 0.7152 * q[1] as f64 + 0.0722 * q[2] as f64;
+        assert!((p[0] as f64 - luma).abs() <= 1.0, "{p:?} from {q:?}");
+    }
+    let wide = DynamicImage::ImageRgb16(img.to_rgb16());
+    let grey16 = after(&wide, &[Op::Grayscale]).into_rgb16();
+    assert!(grey16.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+    assert_eq!(
+        after(&wide, &[Op::Grayscale]).color(),
+        image::ColorType::Rgb16
+    );
+}
+
+#[test]
+fn bright_moves_the_mean_by_its_share_of_full_scale_and_leaves_alpha() {
+    let img = ramp(true);
+    let (m0, _) = stats(&img, 0);
+    let up = after(&img, &[Op::Bright(20)]);
+    let down = after(&img, &[Op::Bright(-20)]);
+    // +20 % of 255 = 51, less what clips at white (the top 51 values of the ramp)
+    let (mu, _) = stats(&up, 0);
+    let (md, _) = stats(&down, 0);
+    assert!(mu > m0 + 40.0 && mu < m0 + 51.5, "{m0} -> {mu}");
+    assert!(md < m0 - 40.0 && md > m0 - 51.5, "{m0} -> {md}");
+    assert_eq!(up.to_rgba8().get_pixel(10, 0)[0], 61, "10 + 51");
+    assert_eq!(down.to_rgba8().get_pixel(10, 0)[0], 0, "clipped at black");
+    assert_eq!(up.to_rgba8().get_pixel(250, 0)[0], 255, "clipped at white");
+    for (p, q) in up.to_rgba8().pixels().zip(img.to_rgba8().pixels()) {
+        assert_eq!(p[3], q[3]);
+    }
+    assert_eq!(
+        after(&img, &[Op::Bright(100)]).to_rgba8().get_pixel(0, 0)[0],
+        255
+    );
+}
+
+#[test]
+fn contrast_spreads_or_gathers_values_around_mid_grey() {
+    let img = ramp(false);
+    let (m0, s0) = stats(&img, 0);
+    let more = after(&img, &[Op::Contrast(50)]);
+    let less = after(&img, &[Op::Contrast(-50)]);
+    let (mm, sm) = stats(&more, 0);
+    let (ml, sl) = stats(&less, 0);
+    assert!(sm > s0 * 1.3, "{s0} -> {sm}");
+    assert!(sl < s0 * 0.5, "{s0} -> {sl}");
+    // the ramp is symmetric about mid-grey, so its mean stays there
+    assert!(
+        (mm - m0).abs() < 1.0 && (ml - m0).abs() < 1.0,
+        "{m0}: {mm} {ml}"
+    );
+    let flat = after(&img, &[Op::Contrast(-100)]).to_rgb8();
+    assert!(
+        flat.pixels().all(|p| p[0] == 128),
+        "contrast -100 is mid-grey"
+    );
+    let hard = after(&img, &[Op::Contrast(100)]).to_rgb8();
+    assert!(
+        hard.pixels().all(|p| p[0] == 0 || p[0] == 255),
+        "contrast 100 thresholds"
+    );
+    let wide = DynamicImage::ImageRgb16(img.to_rgb16());
+    let (_, s16) = stats(&after(&wide, &[Op::Contrast(50)]), 0);
+    assert!(
+        (s16 - sm).abs() < 1.0,
+        "16-bit follows the same curve: {s16} vs {sm}"
+    );
+}
+
+/// An animation of `n` 4×4 frames, frame i filled with grey level i and shown for 10·(i+1) ms.
+fn animation(n: u32) -> Picture {
+    let mut p = pic(4, 4);
+    p.frames = (0..n)
+        .map(|i| Frame {
+            image: DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+                4,
+                4,
+                image::Rgba([i as u8, i as u8, i as u8, 255]),
+            )),
+            delay_ms: 10 * (i + 1),
+        })
+        .collect();
+    p
+}
+
+fn levels(p: &Picture) -> Vec<u8> {
+    p.frames
+        .iter()
+        .map(|f| f.image.to_rgba8().get_pixel(0, 0)[0])
+        .collect()
+}
+
+#[test]
+fn frame_picks_one_frame_and_cgif_keeps_evenly_spread_frames_for_as_long() {
+    let mut p = animation(10);
+    run(&mut p, &[Op::Frame(3)], &Limits::default()).unwrap();
+    assert_eq!(levels(&p), [2]);
+    assert_eq!(p.frames[0].delay_ms, 0, "a still");
+
+    let total: u32 = (1..=10).map(|i| 10 * i).sum();
+    let mut p = animation(10);
+    run(&mut p, &[Op::Cgif(4)], &Limits::default()).unwrap();
+    assert_eq!(levels(&p), [0, 2, 5, 7], "picks at k·10/4");
+    let delays: Vec<u32> = p.frames.iter().map(|f| f.delay_ms).collect();
+    assert_eq!(delays, [10 + 20, 30 + 40 + 50, 60 + 70, 80 + 90 + 100]);
+    assert_eq!(
+        delays.iter().sum::<u32>(),
+        total,
+        "the animation lasts as long"
+    );
+
+    let mut p = animation(40);
+    run(&mut p, &[Op::Cgif(1)], &Limits::default()).unwrap();
+    assert_eq!(
+        levels(&p),
+        (0..30).collect::<Vec<u8>>(),
+        "cgif/1: the first 30 as they are"
+    );
+    let mut p = animation(3);
+    run(&mut p, &[Op::Cgif(5)], &Limits::default()).unwrap();
+    assert_eq!(levels(&p), [0, 1, 2], "fewer frames than asked: unchanged");
+
+    // cgif first, then a frame of what it kept
+    let mut p = animation(10);
+    run(&mut p, &[Op::Cgif(4), Op::Frame(2)], &Limits::default()).unwrap();
+    assert_eq!(levels(&p), [2]);
+}
+
+#[test]
+fn the_plan_counts_frames_through_frame_and_cgif() {
+    let l = Limits::default();
+    let e = plan(&[Op::Frame(4)], (4, 4), 3, &l)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("asks for frame 4, but the picture is an animation of 3 frames"),
+        "{e}"
+    );
+    let e = plan(&[Op::Frame(2)], (4, 4), 1, &l)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a still image (1 frame)"), "{e}");
+    assert!(plan(&[Op::Frame(3)], (4, 4), 3, &l).is_ok());
+    assert!(
+        plan(&[Op::Cgif(2), Op::Frame(3)], (4, 4), 10, &l).is_err(),
+        "cgif/2 leaves 2"
+    );
+    assert!(plan(&[Op::Cgif(2), Op::Frame(2)], (4, 4), 10, &l).is_ok());
+    // memory is counted for the frames that go on: 100 frames of 1000x1000 are over a 50 MP limit,
+    // a frame of them is not
+    let small = Limits {
+        max_pixels: 50_000_000,
+        ..Limits::default()
+    };
+    let big = [Op::Thumbnail(Scale::Exact {
+        width: 1000,
+        height: 1000,
+    })];
+    assert!(plan(&big, (500, 500), 100, &small).is_err());
+    assert!(plan(&[Op::Frame(1), big[0].clone()], (500, 500), 100, &small).is_ok());
+    assert!(plan(&[Op::Cgif(10), big[0].clone()], (500, 500), 100, &small).is_ok());
+}

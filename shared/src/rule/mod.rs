@@ -80,6 +80,20 @@ pub enum Op {
     },
     /// `/sharpen/<10-300>`
     Sharpen(u32),
+    /// `/bright/<-100..100>`: every colour channel moved by that % of full scale (ImageMagick's
+    /// `-brightness-contrast B`); 0 is not an operation.
+    Bright(i32),
+    /// `/contrast/<-100..100>`: channels stretched (> 0) or flattened (< 0) around mid-grey, with
+    /// ImageMagick's `-brightness-contrast 0xC` slope, tan(π/4 · (1 + C/100)); 0 is not an operation.
+    Contrast(i32),
+    /// `/grayscale/1`: each pixel's Rec. 709 luma in all three channels (R = G = B), alpha kept.
+    Grayscale,
+    /// `/frame/<n>`: the n-th frame (1-based) of an animation, alone; frames after it are never decoded.
+    Frame(u32),
+    /// `/cgif/<n>`: an animation cut to n frames (2-100) picked evenly over its length, each kept frame
+    /// shown for as long as the frames it stands for (the animation lasts as long); `cgif/1` keeps the
+    /// first [`CGIF_FIRST`] frames as they are.
+    Cgif(u32),
     /// imageView2 mode 5: the centre `long`×`short` along the image's long and short edges.
     CropEdges {
         long: u32,
@@ -154,6 +168,9 @@ pub enum Quality {
     /// encodes is at least `score` (1-100, default [`AUTO_SCORE`]); see `convert`.
     Auto(u8),
 }
+
+/// The frames `cgif/1` keeps (COS: "cuts to the first 30").
+pub const CGIF_FIRST: u32 = 30;
 
 /// The score `quality/auto` aims at when it names none: SSIMULACRA2 70, "high quality".
 pub const AUTO_SCORE: u8 = 70;

@@ -3,7 +3,7 @@
 
 use super::token::{
     err, flag, num, number, parse_color, parse_format, parse_gravity, parse_scale,
-    parse_size_limit, sides, Tok, MAX_SIDE,
+    parse_size_limit, sides, signed, Tok, MAX_SIDE,
 };
 use super::{Flip, Gravity, Op, Quality, Rule, Scale};
 use crate::codec::Format;
@@ -15,8 +15,8 @@ pub const MAX_SEGMENTS: usize = 10;
 /// Longer rules are refused before they are parsed.
 pub const MAX_RULE_LEN: usize = 4096;
 const OPERATIONS: &str = "one of thumbnail, pad, color, cut, crop, gravity, dx, dy, iradius, rradius, rotate, \
-auto-orient, flip, format, quality, rquality, lquality, interlace, strip, blur, sharpen, size-limit, \
-ignore-error, profile";
+auto-orient, flip, bright, contrast, grayscale, frame, cgif, format, quality, rquality, lquality, interlace, strip, \
+blur, sharpen, size-limit, ignore-error, profile";
 
 /// Parses a whole rule (`imageMogr2/...|imageView2/...`). The string must already be URL-decoded.
 ///
@@ -203,6 +203,27 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
                     _ => return Err(err("flip", a, "vertical or horizontal")),
                 }));
             }
+            "bright" | "contrast" => {
+                let v = signed(arg("<-100..100>")?, name.text, -100, 100)?;
+                if v != 0 {
+                    out.ops.push(if name.text == "bright" {
+                        Op::Bright(v)
+                    } else {
+                        Op::Contrast(v)
+                    });
+                }
+            }
+            "grayscale" => {
+                if flag(arg("0 or 1")?, "grayscale")? {
+                    out.ops.push(Op::Grayscale);
+                }
+            }
+            "frame" => out
+                .ops
+                .push(Op::Frame(number(arg("<n>")?, "frame", 1, 100_000)?)),
+            "cgif" => out
+                .ops
+                .push(Op::Cgif(number(arg("<1-100>")?, "cgif", 1, 100)?)),
             "format" | "quality" | "interlace" | "ignore-error" => {
                 setting(name.text, arg(setting_arg(name.text))?, out)?;
                 // `quality/auto/<score>`: a number after `auto` is its target score
@@ -299,7 +320,7 @@ fn setting(name: &str, a: Tok<'_>, out: &mut Rule) -> Result<(), RuleError> {
     Ok(())
 }
 
-/// `imageView2/<mode>/w/<W>/h/<H>[/format/<f>][/q/<q>][/interlace/<0|1>][/ignore-error/1]`, COS's
+/// `imageView2/<mode>/w/<W>/h/<H>[/format/<f>][/q/<q>|/rq/<q>|/lq/<q>][/interlace/<0|1>][/ignore-error/1]`, COS's
 /// thumbnail templates, as the operations imageMogr2 has. Modes 0, 4 and 5 size the long and the short
 /// edge (`w` and `h`), whichever way the image lies; 1–3 the width and the height:
 ///
@@ -342,14 +363,14 @@ fn parse_view2(toks: &[Tok<'_>], out: &mut Rule) -> Result<(), RuleError> {
             "w" => w = Some(number(a, "w", 1, MAX_SIDE)?),
             "h" => h = Some(number(a, "h", 1, MAX_SIDE)?),
             "q" => setting("quality", a, out)?,
+            "rq" => out.quality = Some(Quality::Relative(number(a, "rq", 0, 100)? as u8)),
+            "lq" => out.quality = Some(Quality::Floor(number(a, "lq", 0, 100)? as u8)),
             "format" | "interlace" | "ignore-error" => setting(name.text, a, out)?,
-            _ => {
-                return Err(err(
-                    "operation",
-                    name,
-                    "one of w, h, format, q, interlace, ignore-error (imageView2's parameters)",
-                ))
-            }
+            _ => return Err(err(
+                "operation",
+                name,
+                "one of w, h, format, q, rq, lq, interlace, ignore-error (imageView2's parameters)",
+            )),
         }
     }
     let mode = match (mode, w, h) {

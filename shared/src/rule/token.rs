@@ -77,6 +77,18 @@ pub(super) fn number(tok: Tok<'_>, context: &str, lo: u32, hi: u32) -> Result<u3
         .ok_or_else(|| err(context, tok, format!("a whole number from {lo} to {hi}")))
 }
 
+/// A whole number within `lo..=hi`, with an optional leading `-` (`bright/-30`).
+pub(super) fn signed(tok: Tok<'_>, context: &str, lo: i32, hi: i32) -> Result<i32, RuleError> {
+    let (negative, digits) = match tok.text.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, tok.text),
+    };
+    num(digits, 0, lo.unsigned_abs().max(hi.unsigned_abs()))
+        .map(|n| if negative { -(n as i32) } else { n as i32 })
+        .filter(|n| (lo..=hi).contains(n))
+        .ok_or_else(|| err(context, tok, format!("a whole number from {lo} to {hi}")))
+}
+
 pub(super) fn flag(tok: Tok<'_>, context: &str) -> Result<bool, RuleError> {
     match tok.text {
         "0" => Ok(false),

@@ -445,3 +445,51 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn adjustments_parse_with_signs_and_zero_is_no_operation() {
+    assert_eq!(
+        ok("imageMogr2/bright/-30/contrast/45/grayscale/1").ops,
+        vec![Op::Bright(-30), Op::Contrast(45), Op::Grayscale]
+    );
+    assert_eq!(
+        ok("imageMogr2/bright/100/contrast/-100").ops,
+        vec![Op::Bright(100), Op::Contrast(-100)]
+    );
+    assert!(ok("imageMogr2/bright/0/contrast/-0/grayscale/0/format/png")
+        .ops
+        .is_empty());
+    for (rule, token, offset) in [
+        ("imageMogr2/bright/101", "101", 18),
+        ("imageMogr2/bright/-101", "-101", 18),
+        ("imageMogr2/bright/+5", "+5", 18),
+        ("imageMogr2/contrast/--5", "--5", 20),
+        ("imageMogr2/contrast/-", "-", 20),
+        ("imageMogr2/contrast/4294967296", "4294967296", 20),
+        ("imageMogr2/grayscale/2", "2", 21),
+    ] {
+        let e = parse(rule).unwrap_err();
+        assert_eq!((e.token.as_str(), e.offset), (token, offset), "{rule}: {e}");
+    }
+    assert!(parse("imageMogr2/bright/-200")
+        .unwrap_err()
+        .to_string()
+        .ends_with("expected a whole number from -100 to 100"));
+}
+
+#[test]
+fn image_view2_takes_relative_and_least_quality() {
+    assert_eq!(
+        ok("imageView2/2/w/100/rq/80").quality,
+        Some(Quality::Relative(80))
+    );
+    assert_eq!(
+        ok("imageView2/format/webp/lq/60").quality,
+        Some(Quality::Floor(60))
+    );
+    let e = parse("imageView2/2/w/100/rq/101").unwrap_err();
+    assert_eq!(
+        (e.context.as_str(), e.token.as_str(), e.offset),
+        ("rq", "101", 22)
+    );
+}
