@@ -537,3 +537,37 @@ async fn adjustments_and_frames_in_downloads_pipelines_and_pic_operations() {
         .pixels()
         .all(|p| p[0].abs_diff(p[1]) <= 2 && p[1].abs_diff(p[2]) <= 2));
 }
+
+#[tokio::test]
+async fn exif_answers_the_tags_as_json_or_no_exif_data() {
+    let (_dir, service) = setup(Config::default()).await;
+    let resp = service
+        .process(request(
+            "PUT",
+            "/turned.jpg",
+            &[],
+            common::fixture("orientation-6.jpg"),
+        ))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp = service
+        .download(request("GET", "/turned.jpg?exif", &[], vec![]))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let json: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+    assert_eq!(json["Orientation"]["val"], "6", "{json}");
+
+    let resp = service.download(get("exif")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(text(resp.body()), r#"{"error" : "no exif data"}"#);
+
+    let resp = service
+        .process(request("PUT", "/notes.txt", &[], b"plain text".to_vec()))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp = service
+        .download(request("GET", "/notes.txt?exif", &[], vec![]))
+        .await;
+    assert_eq!(resp.status(), 400, "{}", text(resp.body()));
+}

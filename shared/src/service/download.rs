@@ -1,4 +1,4 @@
-//! Upon download: the original, `?imageInfo`, `?imageAve`, or the object converted by an `imageMogr2`
+//! Upon download: the original, `?imageInfo`, `?imageAve`, `?exif`, or the object converted by an `imageMogr2`
 //! rule with the download profile. A conversion's or a fact's ETag is known from the source's head
 //! (`cache::tag`): a request that already holds it is answered 304 after that head alone, and a
 //! conversion made once is answered from its stored copy until the source changes. Results larger
@@ -24,6 +24,8 @@ pub enum Query {
     },
     Info,
     Ave,
+    /// `?exif`: the EXIF tags as COS's JSON.
+    Exif,
     /// `?image_process` belongs to POST; a GET with it answers the original.
     ImageProcess,
 }
@@ -36,6 +38,7 @@ impl Query {
             Query::Rule { text, .. } => text,
             Query::Info => "imageInfo",
             Query::Ave => "imageAve",
+            Query::Exif => "exif",
             Query::Original | Query::ImageProcess => "",
         }
     }
@@ -75,7 +78,7 @@ impl Download {
                 crate::accept::class(self.accept.as_deref())
             )),
             Query::Rule { rule, .. } => Some(format!("{rule:?}")),
-            Query::Info | Query::Ave => Some(self.query.processor().to_string()),
+            Query::Info | Query::Ave | Query::Exif => Some(self.query.processor().to_string()),
             Query::Original | Query::ImageProcess => None,
         }
     }
@@ -191,6 +194,14 @@ impl Service {
                 Ok(json(
                     serde_json::json!({ "RGB": rgb }).to_string().into_bytes(),
                 ))
+            }
+            Query::Exif => {
+                let input = obj.body;
+                let text = self
+                    .work
+                    .run(limits.deadline, move || info::exif_json(&input, &limits))
+                    .await?;
+                Ok(json(text.into_bytes()))
             }
             Query::Rule { mut rule, .. } => {
                 let Object { head, body } = obj;

@@ -83,13 +83,14 @@ pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
         match p {
             "imageInfo" => return Ok(Query::Info),
             "imageAve" => return Ok(Query::Ave),
+            "exif" => return Ok(Query::Exif),
             "image_process" => return Ok(Query::ImageProcess),
             _ if never_a_processor(p) => {}
             _ if param.raw_value.is_empty() => {
                 let processor: String = p.split('/').next().unwrap_or(p).chars().take(40).collect();
                 return Err(Error::invalid(format!(
                     "{processor:?} is not a processor mogr implements: use imageMogr2, imageView2, \
-                     imageInfo or imageAve"
+                     imageInfo, imageAve or exif"
                 )));
             }
             _ => {}
