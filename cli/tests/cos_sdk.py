@@ -143,12 +143,22 @@ resp, data = client.ci_get_image_info(Bucket=BUCKET, Key="sdk/photo.jpg")
 data = json.loads(data)
 check(data["format"] == "jpeg" and data["width"] == "640" and data["height"] == "427", "ci_get_image_info %r" % data)
 
+# ci_get_object with imageSlim: the same format, never more bytes, and COS's X-Slimflag
+with tempfile.TemporaryDirectory() as tmp:
+    dest = os.path.join(tmp, "slim.jpg")
+    resp = client.ci_get_object(Bucket=BUCKET, Key="sdk/photo.jpg", DestImagePath=dest, Rule="imageSlim")
+    with open(dest, "rb") as f:
+        slim = f.read()
+    check(slim[:3] == b"\xff\xd8\xff", "imageSlim wrote a JPEG")
+    check(len(slim) <= len(photo), "imageSlim is not larger: %d > %d" % (len(slim), len(photo)))
+    check(resp.get("X-Slimflag", resp.get("x-slimflag")) in ("1", "2"), "X-Slimflag %r" % resp)
+
 # errors are parsed by the SDK: code, message, status, request id
 for call, want_status, want_code in [
     (lambda: client.get_object(Bucket=BUCKET, Key="sdk/missing.jpg"), 404, "NoSuchKey"),
     (lambda: client.ci_get_object(Bucket=BUCKET, Key="sdk/photo.jpg", DestImagePath=os.devnull, Rule="imageMogr2/thumbnail/80xx"), 400, "InvalidArgument"),
     # a processor mogr does not implement is refused, never answered with the untouched original
-    (lambda: client.ci_get_object(Bucket=BUCKET, Key="sdk/photo.jpg", DestImagePath=os.devnull, Rule="imageSlim"), 400, "InvalidArgument"),
+    (lambda: client.ci_get_object(Bucket=BUCKET, Key="sdk/photo.jpg", DestImagePath=os.devnull, Rule="watermark/3/type/1"), 400, "InvalidArgument"),
 ]:
     try:
         call()

@@ -499,3 +499,78 @@ fn frame_and_cgif_pick_frames_of_an_animation() {
     assert!(e.to_string().contains("a still image"), "{e}");
     assert!(run_rule(&still.bytes, "imageMogr2/frame/1/cgif/5").is_ok());
 }
+
+/// A JPEG at `q` from mozjpeg (what a camera or an editor's "high quality" export writes).
+fn jpeg_at(input: &[u8], q: u8) -> Vec<u8> {
+    run_rule(input, &format!("imageMogr2/format/jpg/quality/{q}!"))
+        .unwrap()
+        .bytes
+}
+
+/// `imageSlim`: the input's format, fewer bytes, a score of at least 80 (within the search's step)
+/// against the input, `X-Slimflag` 1; never more bytes than the input: then the input itself, flag 2.
+#[test]
+fn image_slim_keeps_the_format_shrinks_and_never_grows() {
+    let l = Limits::default();
+    let slim = mogr::parse("imageSlim").unwrap();
+    assert!(slim.slim && slim.ops.is_empty() && slim.format.is_none());
+    assert!(
+        mogr::parse("imageMogr2/thumbnail/100x|imageSlim")
+            .unwrap()
+            .slim
+    );
+    let e = mogr::parse("imageSlim/quality/80").unwrap_err();
+    assert_eq!(
+        (e.context.as_str(), e.token.as_str()),
+        ("imageSlim", "quality")
+    );
+
+    let photo = photo_like(640, 480);
+    let high = jpeg_at(&photo, 95);
+    let reference = decode(&high, Frames::First);
+    let out = mogr::convert(&high, &slim, &l, Profile::Download).unwrap();
+    assert_eq!(
+        (out.format, out.slim_flag, out.is_original),
+        (Format::Jpeg, Some(1), false)
+    );
+    assert!(
+        out.bytes.len() * 10 < high.len() * 8,
+        "{} -> {}",
+        high.len(),
+        out.bytes.len()
+    );
+    let score =
+        mogr::score::ssimulacra2(reference.first(), decode(&out.bytes, Frames::First).first())
+            .unwrap();
+    assert!(score >= 78.0, "{score}");
+
+    // flat graphics as a true-colour PNG: a palette scores as high, at a fraction of the bytes
+    let screenshot = common::example("screenshot.png");
+    let out = mogr::convert(&screenshot, &slim, &l, Profile::Download).unwrap();
+    assert_eq!((out.format, out.slim_flag), (Format::Png, Some(1)));
+    assert!(
+        out.bytes.len() * 2 < screenshot.len(),
+        "{} -> {}",
+        screenshot.len(),
+        out.bytes.len()
+    );
+    let score = mogr::score::ssimulacra2(
+        decode(&screenshot, Frames::First).first(),
+        decode(&out.bytes, Frames::First).first(),
+    )
+    .unwrap();
+    assert!(score >= 80.0, "{score}");
+    // a photo as a PNG: smaller too (as a palette or recompressed), never larger
+    let png = common::example("photo.png");
+    let out = mogr::convert(&png, &slim, &l, Profile::Download).unwrap();
+    assert_eq!(out.format, Format::Png);
+    assert!(out.bytes.len() <= png.len());
+
+    // an optimised JPEG already at a low quality: nothing to take off, the input comes back as it is
+    let low = run_rule(&photo, "imageMogr2/format/yjpeg/quality/30!")
+        .unwrap()
+        .bytes;
+    let out = mogr::convert(&low, &slim, &l, Profile::Download).unwrap();
+    assert_eq!((out.slim_flag, out.is_original), (Some(2), true));
+    assert_eq!(out.bytes, low);
+}

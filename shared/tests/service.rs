@@ -571,3 +571,41 @@ async fn exif_answers_the_tags_as_json_or_no_exif_data() {
         .await;
     assert_eq!(resp.status(), 400, "{}", text(resp.body()));
 }
+
+/// `?imageSlim` upon download answers the input's format with COS's `X-Slimflag`, from a kept copy
+/// too; `imageSlim` is a Pic-Operations rule like any other.
+#[tokio::test]
+async fn image_slim_answers_the_same_format_with_x_slimflag() {
+    let (dir, service) = setup(Config::default()).await;
+    let original = example("photo.jpg");
+    for _ in 0..2 {
+        let resp = service.download(get("imageSlim")).await;
+        assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+        assert_eq!(resp.headers()["content-type"], "image/jpeg");
+        let flag = resp.headers()["x-slimflag"].to_str().unwrap().to_string();
+        assert!(flag == "1" || flag == "2", "{flag}");
+        assert!(resp.body().len() <= original.len());
+        if flag == "2" {
+            assert_eq!(resp.body(), &original[..]);
+        }
+    }
+    let resp = service.download(get("imageSlim/x")).await;
+    assert_eq!(resp.status(), 400);
+    let resp = service.download(get("imageMogr2/thumbnail/300x")).await;
+    assert!(resp.headers().get("x-slimflag").is_none());
+
+    let ops = r#"{"rules":[{"fileid":"slim.png","rule":"imageSlim"}]}"#;
+    let screenshot = example("screenshot.png");
+    let resp = service
+        .process(request(
+            "PUT",
+            "/shot.png",
+            &[("pic-operations", ops)],
+            screenshot.clone(),
+        ))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let stored = std::fs::read(dir.path().join("slim.png")).unwrap();
+    assert_eq!(facts(&stored).0, Format::Png);
+    assert!(stored.len() < screenshot.len());
+}

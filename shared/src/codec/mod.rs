@@ -23,6 +23,7 @@ pub use format::Format;
 pub use limits::{cores, Deadline, Limits};
 pub(crate) use picture::{flatten, samples8, Metadata};
 pub use picture::{Frame, Frames, Picture, RgbRows};
+pub use png::Indexed;
 
 use crate::{Error, Result};
 

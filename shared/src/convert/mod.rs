@@ -9,7 +9,7 @@ mod sample;
 pub use quality::{default_auto, default_quality};
 
 use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture, Probe, Profile};
-use crate::rule::{Op, Quality, Rule};
+use crate::rule::{Op, Quality, Rule, SLIM_SCORE};
 use crate::{pipeline, Result};
 use quality::{auto_quality, auto_start};
 
@@ -26,6 +26,9 @@ pub struct Output {
     pub is_original: bool,
     /// Frames of an animated input left out because the output format holds one picture.
     pub frames_dropped: u32,
+    /// `imageSlim`'s answer header `X-Slimflag`: 1 when the output is smaller than the input, 2 when
+    /// it is the input itself; `None` for other rules.
+    pub slim_flag: Option<u8>,
 }
 
 impl Output {
@@ -172,6 +175,7 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
         },
         is_original: true,
         frames_dropped: 0,
+        slim_flag: None,
     })
 }
 
@@ -203,11 +207,13 @@ fn convert_picture(
 
     let profile = rule.profile.unwrap_or(profile);
     // the quality/auto target, if the output is searched for, and the quality to encode (first) with
+    let slims = rule.slim && pic.frames.len() == 1;
     let (auto, quality) = match rule.quality {
         Some(Quality::Auto(target)) if format.is_lossy() => {
             (Some(target), auto_start(format, target))
         }
         Some(q) => (None, q.resolve(pic.quality.unwrap_or(100))),
+        None if slims && format.is_lossy() => (Some(SLIM_SCORE), auto_start(format, SLIM_SCORE)),
         None => match default_auto(format, profile, &pic) {
             Some(target) => (Some(target), auto_start(format, target)),
             None => (None, default_quality(format, profile, &pic)),
@@ -220,7 +226,8 @@ fn convert_picture(
         strip: rule.strip,
         profile,
         threads: limits.encoder_threads,
-        optimized: rule.yjpeg,
+        // imageSlim's JPEGs: mozjpeg's trellis quantisation and optimised scans, as yjpeg
+        optimized: rule.yjpeg || (rule.slim && format == Format::Jpeg),
     };
     let mut bytes = match auto {
         Some(target) => auto_quality(&pic, &mut opts, target, limits)?,
@@ -230,6 +237,10 @@ fn convert_picture(
         }
     };
 
+    if slims && format == Format::Png {
+        bytes = slim_png(&pic, &opts, bytes)?;
+    }
+
     if let Some(limit) = rule.size_limit {
         if bytes.len() as u64 > limit.bytes && format.is_lossy() {
             bytes = fit::within(&pic, &mut opts, bytes, limit.bytes, limits)?;
@@ -237,6 +248,14 @@ fn convert_picture(
         if limit.keep_smaller_original && bytes.len() > input.len() {
             return original(input, limits);
         }
+    }
+    // imageSlim never answers more bytes than it was given (unless a format/ of its own asked for
+    // another format): then the input itself
+    if rule.slim && format == probe.format && bytes.len() >= input.len() {
+        return Ok(Output {
+            slim_flag: Some(2),
+            ..original(input, limits)?
+        });
     }
     Ok(Output {
         bytes,
@@ -253,5 +272,23 @@ fn convert_picture(
         } else {
             probe.frames.saturating_sub(1)
         },
+        slim_flag: rule.slim.then_some(1),
+    })
+}
+
+/// `imageSlim` of a PNG: the picture as an indexed PNG when that scores at least [`SLIM_SCORE`]
+/// against it and is smaller than `lossless`, the true-colour encode; `lossless` otherwise.
+fn slim_png(pic: &Picture, opts: &EncodeOptions, lossless: Vec<u8>) -> Result<Vec<u8>> {
+    let indexed = codec::Indexed::quantize(pic.first())?;
+    let score = crate::score::Reference::new(pic.first())?.score(&indexed.to_image())?;
+    tracing::debug!(score, "imageSlim: the picture as a palette");
+    if score < f64::from(SLIM_SCORE) {
+        return Ok(lossless);
+    }
+    let bytes = indexed.encode(pic, opts.strip)?;
+    Ok(if bytes.len() < lossless.len() {
+        bytes
+    } else {
+        lossless
     })
 }

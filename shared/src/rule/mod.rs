@@ -35,6 +35,10 @@ pub struct Rule {
     pub ignore_error: bool,
     /// Encoder profile picked in the rule (`/profile/download|persistent`); `None` lets the entry point pick.
     pub profile: Option<Profile>,
+    /// `imageSlim` (a processor of its own: `?imageSlim`, or a rule or `|` segment): the input's format
+    /// at fewer bytes with no visible loss — lossy formats searched for [`SLIM_SCORE`], PNG as a palette
+    /// when that scores as much — and never a larger file than the input (then the input itself).
+    pub slim: bool,
     /// Why the rule cannot be honoured, found while parsing a rule with `ignore-error/1` (a value past
     /// its limits): such a rule answers the original.
     pub refused: Option<String>,
@@ -168,6 +172,10 @@ pub enum Quality {
     /// encodes is at least `score` (1-100, default [`AUTO_SCORE`]); see `convert`.
     Auto(u8),
 }
+
+/// The SSIMULACRA2 score `imageSlim` keeps: between "high quality" (70) and "visually lossless" (90),
+/// where a re-encode is hard to tell from its source at 1:1.
+pub const SLIM_SCORE: u8 = 80;
 
 /// The frames `cgif/1` keeps (COS: "cuts to the first 30").
 pub const CGIF_FIRST: u32 = 30;

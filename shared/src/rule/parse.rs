@@ -26,7 +26,14 @@ blur, sharpen, size-limit, ignore-error, profile";
 /// operation or processor is still an error.
 pub fn parse(rule: &str) -> Result<Rule, RuleError> {
     parse_all(rule).or_else(|e| {
-        let structural = ["rule", "pipeline", "processor", "operation", "imageMogr2"];
+        let structural = [
+            "rule",
+            "pipeline",
+            "processor",
+            "operation",
+            "imageMogr2",
+            "imageSlim",
+        ];
         if asks_ignore_error(rule) && !structural.contains(&e.context.as_str()) {
             Ok(Rule {
                 ignore_error: true,
@@ -105,11 +112,22 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
     if head.text == "imageView2" {
         return parse_view2(&toks, out);
     }
+    if head.text == "imageSlim" {
+        if let Some(&extra) = toks.get(1) {
+            return Err(err(
+                "imageSlim",
+                extra,
+                "nothing after imageSlim (it takes no parameters)",
+            ));
+        }
+        out.slim = true;
+        return Ok(());
+    }
     if head.text != "imageMogr2" {
         let expected = if head.text.is_empty() {
-            "imageMogr2 or imageView2 (an empty segment: check for a doubled or trailing |)"
+            "imageMogr2, imageView2 or imageSlim (an empty segment: check for a doubled or trailing |)"
         } else {
-            "imageMogr2 or imageView2 (the processors mogr implements)"
+            "imageMogr2, imageView2 or imageSlim (the processors mogr implements)"
         };
         return Err(err("processor", head, expected));
     }

@@ -24,6 +24,8 @@ pub const OUTPUT_VERSION: &str = concat!("mogr ", env!("CARGO_PKG_VERSION"), "; 
 
 /// Metadata key of a stored result's warning (`x-mogr-warning`: frames a conversion dropped).
 const WARNING: &str = "mogr-warning";
+/// Metadata key of a stored `imageSlim` result's `X-Slimflag`.
+const SLIM_FLAG: &str = "mogr-slimflag";
 
 /// The tag of what `what` (a rule's canonical form, `imageInfo`, `imageAve`) makes of the object
 /// whose ETag is `source_etag`.
@@ -53,6 +55,7 @@ pub(super) struct Hit {
     pub bytes: Vec<u8>,
     pub content_type: String,
     pub warning: Option<String>,
+    pub slim_flag: Option<u8>,
 }
 
 impl Service {
@@ -66,6 +69,7 @@ impl Service {
                     .content_type
                     .unwrap_or_else(|| "application/octet-stream".into()),
                 warning: head.metadata.get(WARNING).cloned(),
+                slim_flag: head.metadata.get(SLIM_FLAG).and_then(|f| f.parse().ok()),
                 bytes: body,
             }),
             Ok(_) => None,
@@ -114,6 +118,9 @@ fn metadata(source_etag: &str, out: &Output) -> Metadata {
     let mut meta = store::output_metadata(source_etag, out.stored_quality());
     if let Some(w) = out.warning() {
         meta.insert(WARNING.into(), w);
+    }
+    if let Some(f) = out.slim_flag {
+        meta.insert(SLIM_FLAG.into(), f.to_string());
     }
     meta
 }

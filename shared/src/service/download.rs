@@ -95,6 +95,8 @@ pub enum Answer {
         tag: Option<String>,
         /// What a conversion lost (dropped frames), for the `x-mogr-warning` header.
         warning: Option<String>,
+        /// `imageSlim`'s `X-Slimflag` (1 slimmed, 2 the original).
+        slim_flag: Option<u8>,
     },
     /// The client holds the result already (`If-None-Match` names its tag): 304.
     NotModified { tag: String },
@@ -169,6 +171,7 @@ impl Service {
             stored: None,
             tag: Some(tag.clone()),
             warning: None,
+            slim_flag: None,
         };
         match d.query {
             Query::Info => {
@@ -232,6 +235,7 @@ impl Service {
                 Ok(Answer::Body {
                     content_type: out.format.mime().to_string(),
                     warning: out.warning(),
+                    slim_flag: out.slim_flag,
                     bytes: out.bytes,
                     stored: None,
                     tag: Some(tag),
@@ -258,6 +262,7 @@ impl Service {
             stored: Some(obj.head),
             tag: None,
             warning: None,
+            slim_flag: None,
         })
     }
 
@@ -314,5 +319,6 @@ fn body_of(tag: String, hit: Hit) -> Answer {
         stored: None,
         tag: Some(tag),
         warning: hit.warning,
+        slim_flag: hit.slim_flag,
     }
 }

@@ -75,7 +75,7 @@ fn answer_response<B>(
     req: &Request<B>,
     service: &Service,
 ) -> Result<Response<Vec<u8>>> {
-    let (body, content_type, stored, tag, warning) = match answer {
+    let (body, content_type, stored, tag, warning, slim_flag) = match answer {
         Answer::NotModified { tag } => {
             return Response::builder()
                 .status(StatusCode::NOT_MODIFIED)
@@ -99,7 +99,8 @@ fn answer_response<B>(
             stored,
             tag,
             warning,
-        } => (bytes, content_type, stored, tag, warning),
+            slim_flag,
+        } => (bytes, content_type, stored, tag, warning, slim_flag),
     };
     // The object itself carries its stored ETag, metadata and time; a conversion or a fact, its tag.
     let is_stored = stored.is_some();
@@ -210,6 +211,9 @@ fn answer_response<B>(
     if let Some(w) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
         resp = resp.header(WARNING, w);
     }
+    if let Some(flag) = slim_flag {
+        resp = resp.header(SLIM_FLAG, u16::from(flag));
+    }
     resp = resp.header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     let body = if req.method() == Method::HEAD {
         Vec::new()
@@ -254,6 +258,8 @@ pub(super) fn crc64(body: &[u8]) -> u64 {
 
 /// Says what a conversion lost (e.g. the frames of an animation converted to a still format).
 const WARNING: &str = "x-mogr-warning";
+/// COS's answer header to `imageSlim`: 1 when the image was slimmed, 2 when the original came back.
+const SLIM_FLAG: &str = "x-slimflag";
 
 #[cfg(test)]
 mod tests {

@@ -74,7 +74,7 @@ pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
     for param in crate::query::params(Some(q)) {
         let decoded = param.name_utf8()?;
         let p = decoded.as_ref();
-        if p.starts_with("imageMogr2") || p.starts_with("imageView2") {
+        if p.starts_with("imageMogr2") || p.starts_with("imageView2") || p == "imageSlim" {
             return Ok(Query::Rule {
                 rule: crate::parse(p)?,
                 text: p.to_string(),
@@ -195,11 +195,16 @@ mod tests {
             parse_query(Some("q-header-list=&x-id=GetObject")).unwrap(),
             Query::Original
         ));
+        let Query::Rule { rule, .. } = parse_query(Some("x=1&imageSlim")).unwrap() else {
+            panic!("imageSlim is a rule");
+        };
+        assert!(rule.slim);
+        assert!(matches!(parse_query(Some("x=1&exif")).unwrap(), Query::Exif));
         for unknown in [
-            "watermark/1/image/aHR0cA",
-            "imageSlim",
-            "x=1&exif",
-            "imageSlim=",
+            "watermark/3/type/1",
+            "imageSlimmer",
+            "x=1&faces",
+            "watermark=",
         ] {
             let e = parse_query(Some(unknown)).unwrap_err();
             assert!(e.message.contains("not a processor mogr implements"), "{e}");
