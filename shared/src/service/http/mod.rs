@@ -199,7 +199,10 @@ mod tests {
             panic!("imageSlim is a rule");
         };
         assert!(rule.slim);
-        assert!(matches!(parse_query(Some("x=1&exif")).unwrap(), Query::Exif));
+        assert!(matches!(
+            parse_query(Some("x=1&exif")).unwrap(),
+            Query::Exif
+        ));
         for unknown in [
             "watermark/3/type/1",
             "imageSlimmer",
