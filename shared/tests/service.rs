@@ -501,6 +501,12 @@ async fn adjustments_and_frames_in_downloads_pipelines_and_pic_operations() {
     assert_eq!(resp.status(), 200, "{}", text(resp.body()));
     assert!(mean(&pixels(resp.body())) > mean(&original) + 30.0);
 
+    let resp = service
+        .download(get("imageMogr2/scrop/120x100/format/png"))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    assert_eq!(facts(resp.body()), (Format::Png, 120, 100));
+
     let resp = service.download(get("imageMogr2/bright/300")).await;
     assert_eq!(resp.status(), 400);
     assert!(

@@ -3,6 +3,7 @@
 //! new buffer is allocated.
 
 mod adjust;
+mod attention;
 
 use crate::codec::{Frame, Limits, Picture};
 use crate::rule::{Flip, Gravity, Op, Scale, CGIF_FIRST};
@@ -55,6 +56,7 @@ pub fn plan(ops: &[Op], size: (u32, u32), frames: u32, limits: &Limits) -> Resul
                     _ => frames,
                 };
                 let next = size_after(op, w, h)?;
+                check_cover(i, op, frames, (w, h), limits)?;
                 check_step(i, op, frames, next, limits)?;
                 check_upscale(i, size, next, limits)?;
                 Ok::<_, Error>((next.0, next.1, frames))
@@ -125,8 +127,19 @@ fn check_upscale(i: usize, input: (u32, u32), (w, h): (u32, u32), limits: &Limit
     Ok(())
 }
 
+/// `scrop` scales to cover its window before it cuts: that picture is held too, and checked as a
+/// thumbnail's would be (a 50000×10 strip covering 100×100 would be 500000×100).
+fn check_cover(i: usize, op: &Op, frames: u32, (w, h): (u32, u32), limits: &Limits) -> Result<()> {
+    if let Op::Scrop { width, height } = *op {
+        let cover = Op::Thumbnail(Scale::Cover { width, height });
+        let size = size_after(&cover, w, h)?;
+        check_step(i, &cover, frames, size, limits)?;
+    }
+    Ok(())
+}
+
 fn check_step(i: usize, op: &Op, frames: u32, (w, h): (u32, u32), limits: &Limits) -> Result<()> {
-    let grows = matches!(op, Op::Thumbnail(_) | Op::Pad { .. })
+    let grows = matches!(op, Op::Thumbnail(_) | Op::Pad { .. } | Op::Scrop { .. })
         || matches!(op, Op::Rotate(deg) if deg % 90 != 0);
     if grows {
         limits.check_output(w, h)?;
@@ -152,6 +165,10 @@ fn size_after(op: &Op, w: u32, h: u32) -> Result<(u32, u32)> {
     Ok(match *op {
         Op::Thumbnail(scale) => scaled_size(scale, w, h),
         Op::Pad { width, height, .. } => (width, height),
+        Op::Scrop { width, height } => {
+            let (cw, ch) = scaled_size(Scale::Cover { width, height }, w, h);
+            (width.min(cw), height.min(ch))
+        }
         Op::Cut {
             width,
             height,
@@ -198,12 +215,24 @@ fn size_after(op: &Op, w: u32, h: u32) -> Result<(u32, u32)> {
 fn step(i: usize, op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option<DynamicImage>> {
     let (w, h) = img.dimensions();
     let (nw, nh) = size_after(op, w, h)?;
+    check_cover(i, op, 1, (w, h), limits)?;
     check_step(i, op, 1, (nw, nh), limits)?;
     Ok(match *op {
         Op::Thumbnail(_) => ((nw, nh) != (w, h))
             .then(|| resize(img, nw, nh))
             .transpose()?,
         Op::Pad { color, .. } => Some(pad(img, nw, nh, color)),
+        Op::Scrop { width, height } => {
+            let (cw, ch) = scaled_size(Scale::Cover { width, height }, w, h);
+            let covered = if (cw, ch) == (w, h) {
+                None
+            } else {
+                Some(resize(img, cw, ch)?)
+            };
+            let covered = covered.as_ref().unwrap_or(img);
+            let (x, y) = attention::window(covered, nw, nh)?;
+            Some(covered.crop_imm(x, y, nw, nh))
+        }
         Op::Cut { x, y, .. } => Some(img.crop_imm(x, y, nw, nh)),
         Op::Crop {
             gravity, dx, dy, ..

@@ -536,3 +536,61 @@ fn the_plan_counts_frames_through_frame_and_cgif() {
     assert!(plan(&[Op::Frame(1), big[0].clone()], (500, 500), 100, &small).is_ok());
     assert!(plan(&[Op::Cgif(10), big[0].clone()], (500, 500), 100, &small).is_ok());
 }
+
+/// A grey 400×200 picture with one region drawing the eye at `x0..x0 + 80`, rows 60–140: fine noise
+/// (`detail`) or a flat skin-toned patch.
+fn with_subject(x0: u32, detail: bool) -> DynamicImage {
+    let mut seed = 0x1234_5678_u32;
+    DynamicImage::ImageRgb8(image::RgbImage::from_fn(400, 200, |x, y| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        if (x0..x0 + 80).contains(&x) && (60..140).contains(&y) {
+            if detail {
+                let v = (seed % 200) as u8 + 20;
+                image::Rgb([v, v, v])
+            } else {
+                image::Rgb([224, 172, 140])
+            }
+        } else {
+            image::Rgb([128, 128, 128])
+        }
+    }))
+}
+
+#[test]
+fn scrop_covers_then_keeps_the_window_with_the_subject() {
+    let op = [Op::Scrop {
+        width: 100,
+        height: 100,
+    }];
+    assert_eq!(
+        dims_after(&op, 400, 200),
+        (100, 100),
+        "cover 200x100, cut 100x100"
+    );
+    for (x0, detail) in [(300, true), (20, true), (300, false), (40, false)] {
+        let img = with_subject(x0, detail);
+        let out = after(&img, &op).to_rgb8();
+        // the subject, at half size, is x0/2 .. x0/2 + 40 of the 200-wide cover: wholly inside
+        let covered = resize(&img, 200, 100).unwrap().to_rgb8();
+        let marked = |i: &image::RgbImage| i.pixels().filter(|p| p.0 != [128, 128, 128]).count();
+        assert!(
+            marked(&out) * 100 >= marked(&covered) * 95,
+            "subject at {x0} (detail {detail}): {} of {} pixels kept",
+            marked(&out),
+            marked(&covered)
+        );
+    }
+    // nothing stands out: the centre
+    let flat = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(400, 200, image::Rgb([90; 3])));
+    assert_eq!(
+        attention::window(&resize(&flat, 200, 100).unwrap(), 100, 100).unwrap(),
+        (50, 0)
+    );
+    // the picture scrop holds before it cuts is checked like a thumbnail's
+    let e = plan(&op, (50_000, 10), 1, &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("500000x100") || e.contains("pixels"), "{e}");
+}

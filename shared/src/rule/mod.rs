@@ -92,6 +92,12 @@ pub enum Op {
     Contrast(i32),
     /// `/grayscale/1`: each pixel's Rec. 709 luma in all three channels (R = G = B), alpha kept.
     Grayscale,
+    /// `/scrop/<W>x<H>`: scaled to cover W×H, then cut to the W×H window holding the most attention
+    /// (edges, saturation, skin tones; `pipeline::attention`).
+    Scrop {
+        width: u32,
+        height: u32,
+    },
     /// `/frame/<n>`: the n-th frame (1-based) of an animation, alone; frames after it are never decoded.
     Frame(u32),
     /// `/cgif/<n>`: an animation cut to n frames (2-100) picked evenly over its length, each kept frame

@@ -15,7 +15,7 @@ pub const MAX_SEGMENTS: usize = 10;
 /// Longer rules are refused before they are parsed.
 pub const MAX_RULE_LEN: usize = 4096;
 const OPERATIONS: &str = "one of thumbnail, pad, color, cut, crop, gravity, dx, dy, iradius, rradius, rotate, \
-auto-orient, flip, bright, contrast, grayscale, frame, cgif, format, quality, rquality, lquality, interlace, strip, \
+auto-orient, flip, bright, contrast, grayscale, scrop, frame, cgif, format, quality, rquality, lquality, interlace, strip, \
 blur, sharpen, size-limit, ignore-error, profile";
 
 /// Parses a whole rule (`imageMogr2/...|imageView2/...`). The string must already be URL-decoded.
@@ -235,6 +235,13 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
                 if flag(arg("0 or 1")?, "grayscale")? {
                     out.ops.push(Op::Grayscale);
                 }
+            }
+            "scrop" => {
+                let a = arg("<W>x<H>")?;
+                let Some((Some(width), Some(height))) = sides(a.text) else {
+                    return Err(err("scrop", a, "<W>x<H> (both sides, 1-9999)"));
+                };
+                out.ops.push(Op::Scrop { width, height });
             }
             "frame" => out
                 .ops

@@ -493,3 +493,18 @@ fn image_view2_takes_relative_and_least_quality() {
         ("rq", "101", 22)
     );
 }
+
+#[test]
+fn scrop_takes_both_sides() {
+    assert_eq!(
+        ok("imageMogr2/scrop/300x200").ops,
+        vec![Op::Scrop {
+            width: 300,
+            height: 200
+        }]
+    );
+    for bad in ["300x", "x200", "0x10", "10000x10", "300"] {
+        let e = parse(&format!("imageMogr2/scrop/{bad}")).unwrap_err();
+        assert_eq!((e.context.as_str(), e.token.as_str()), ("scrop", bad));
+    }
+}
