@@ -147,16 +147,9 @@ fn exif_value(f: &exif::Field) -> Option<String> {
         Value::SByte(v) => join(v),
         Value::SShort(v) => join(v),
         Value::SLong(v) => join(v),
-        Value::Rational(v) => v
-            .iter()
-            .map(|r| format!("{}/{}", r.num, r.denom))
-            .collect::<Vec<_>>()
-            .join(" "),
-        Value::SRational(v) => v
-            .iter()
-            .map(|r| format!("{}/{}", r.num, r.denom))
-            .collect::<Vec<_>>()
-            .join(" "),
+        // kamadak-exif writes a rational as `n/d`
+        Value::Rational(v) => join(v),
+        Value::SRational(v) => join(v),
         Value::Float(v) => join(v),
         Value::Double(v) => join(v),
     })

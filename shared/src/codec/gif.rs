@@ -112,6 +112,28 @@ fn color_table_len(flags: u8) -> usize {
 /// pixels inside it are transparent (long runs that LZW packs tightly), and a frame that changes nothing
 /// adds its delay to the one before. Animations with transparent pixels of their own store whole frames
 /// and clear each before the next (GIF cannot make a kept pixel transparent again).
+/// A quantizr failure (it reports bad sizes and settings, not bad pixels).
+pub(super) fn quant_err(e: quantizr::Error) -> Error {
+    Error::internal(format!("palette quantisation failed: {e:?}"))
+}
+
+/// One palette of at most `max_colors` RGBA entries for all of `images`, dithered fully when remapped
+/// (libimagequant's method): GIF outputs, and `imageSlim`'s indexed PNGs.
+pub(super) fn dithered_palette(
+    images: &[quantizr::Image<'_>],
+    max_colors: i32,
+) -> Result<quantizr::QuantizeResult> {
+    let mut histogram = quantizr::Histogram::new();
+    for image in images {
+        histogram.add_image(image);
+    }
+    let mut options = quantizr::Options::default();
+    options.set_max_colors(max_colors).map_err(quant_err)?;
+    let mut result = quantizr::QuantizeResult::quantize_histogram(&histogram, &options);
+    result.set_dithering_level(1.0).map_err(quant_err)?;
+    Ok(result)
+}
+
 pub(super) fn encode(pic: &Picture, _opts: &EncodeOptions, _meta: Metadata<'_>) -> Result<Vec<u8>> {
     let (w, h) = (pic.width(), pic.height());
     let side = |v: u32| {
@@ -124,22 +146,12 @@ pub(super) fn encode(pic: &Picture, _opts: &EncodeOptions, _meta: Metadata<'_>) 
     let transparent_pixels = frames.iter().any(|f| f.pixels().any(|p| p[3] == 0));
     let optimise = frames.len() > 1 && !transparent_pixels;
 
-    let quant_err = |e: quantizr::Error| Error::internal(format!("gif palette failed: {e:?}"));
     let images = frames
         .iter()
         .map(|f| quantizr::Image::new(f.as_raw(), w as usize, h as usize).map_err(quant_err))
         .collect::<Result<Vec<_>>>()?;
-    let mut histogram = quantizr::Histogram::new();
-    for image in &images {
-        histogram.add_image(image);
-    }
-    let mut options = quantizr::Options::default();
     // an optimised animation keeps one entry for "unchanged" (transparent)
-    options
-        .set_max_colors(if optimise { 255 } else { 256 })
-        .map_err(quant_err)?;
-    let mut result = quantizr::QuantizeResult::quantize_histogram(&histogram, &options);
-    result.set_dithering_level(1.0).map_err(quant_err)?;
+    let result = dithered_palette(&images, if optimise { 255 } else { 256 })?;
     let palette = result.get_palette();
     let count = palette.count as usize;
     let mut rgb: Vec<u8> = palette.entries[..count]

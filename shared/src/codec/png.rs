@@ -1,5 +1,6 @@
 //! PNG: read through `image`, written by its PNG encoder (adaptive filters) with ICC and EXIF.
 
+use super::gif::{dithered_palette, quant_err};
 use super::picture::MAX_METADATA_BYTES;
 use super::{via_image, EncodeOptions, Format, Limits, Metadata, Picture};
 use crate::{Error, Result};
@@ -94,15 +95,9 @@ impl Indexed {
     pub fn quantize(img: &DynamicImage) -> Result<Indexed> {
         let (width, height) = (img.width(), img.height());
         let rgba = img.to_rgba8();
-        let quant_err = |e: quantizr::Error| Error::internal(format!("png palette failed: {e:?}"));
         let image = quantizr::Image::new(rgba.as_raw(), width as usize, height as usize)
             .map_err(quant_err)?;
-        let mut histogram = quantizr::Histogram::new();
-        histogram.add_image(&image);
-        let mut options = quantizr::Options::default();
-        options.set_max_colors(256).map_err(quant_err)?;
-        let mut result = quantizr::QuantizeResult::quantize_histogram(&histogram, &options);
-        result.set_dithering_level(1.0).map_err(quant_err)?;
+        let result = dithered_palette(std::slice::from_ref(&image), 256)?;
         let mut indices = vec![0u8; width as usize * height as usize];
         result
             .remap_image(&image, &mut indices)

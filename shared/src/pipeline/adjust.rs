@@ -14,62 +14,58 @@ fn brightness_contrast(bright: i32, contrast: i32) -> impl Fn(f32) -> f32 {
 
 /// `/bright/<b>`: every colour channel moved by b % of full scale.
 pub(super) fn bright(img: &DynamicImage, b: i32) -> DynamicImage {
-    tone(img, brightness_contrast(b, 0))
+    tone(img, &brightness_contrast(b, 0))
 }
 
 /// `/contrast/<c>`: channels stretched away from (c > 0) or pulled towards (c < 0) mid-grey.
 pub(super) fn contrast(img: &DynamicImage, c: i32) -> DynamicImage {
-    tone(img, brightness_contrast(0, c))
+    tone(img, &brightness_contrast(0, c))
 }
 
 /// Applies `curve` (over [0, 1], clamped after) to every colour sample: through a table for 8- and
 /// 16-bit samples, directly for floating point.
-fn tone(img: &DynamicImage, curve: impl Fn(f32) -> f32) -> DynamicImage {
-    let table = |max: f32, len: usize| -> Vec<f32> {
-        (0..len)
+fn tone(img: &DynamicImage, curve: &dyn Fn(f32) -> f32) -> DynamicImage {
+    let n = img.color().channel_count() as usize;
+    let colour = if img.color().has_alpha() { n - 1 } else { n };
+    let table = |max: f32| -> Vec<f32> {
+        (0..=max as usize)
             .map(|v| (curve(v as f32 / max).clamp(0.0, 1.0) * max).round())
             .collect()
     };
-    let mut out = img.clone();
-    let n = img.color().channel_count() as usize;
-    let colour = if img.color().has_alpha() { n - 1 } else { n };
-    macro_rules! by_table {
-        ($buf:expr, $max:expr, $t:ty) => {{
-            let t = table($max, $max as usize + 1);
-            each_pixel($buf, n, |px| {
-                px[..colour]
-                    .iter_mut()
-                    .for_each(|s| *s = t[*s as usize] as $t)
-            })
-        }};
-    }
-    match &mut out {
-        DynamicImage::ImageLuma8(b) => by_table!(b, 255.0, u8),
-        DynamicImage::ImageLumaA8(b) => by_table!(b, 255.0, u8),
-        DynamicImage::ImageRgb8(b) => by_table!(b, 255.0, u8),
-        DynamicImage::ImageRgba8(b) => by_table!(b, 255.0, u8),
-        DynamicImage::ImageLuma16(b) => by_table!(b, 65535.0, u16),
-        DynamicImage::ImageLumaA16(b) => by_table!(b, 65535.0, u16),
-        DynamicImage::ImageRgb16(b) => by_table!(b, 65535.0, u16),
-        DynamicImage::ImageRgba16(b) => by_table!(b, 65535.0, u16),
-        DynamicImage::ImageRgb32F(b) => each_pixel(b, n, |px| {
-            px.iter_mut().for_each(|s| *s = curve(*s).clamp(0.0, 1.0))
-        }),
-        DynamicImage::ImageRgba32F(b) => each_pixel(b, n, |px| {
-            px[..3]
+    let (t8, t16) = (|| table(255.0), || table(65535.0));
+    let eight = |t: Vec<f32>| {
+        move |px: &mut [u8]| {
+            px[..colour]
                 .iter_mut()
-                .for_each(|s| *s = curve(*s).clamp(0.0, 1.0))
-        }),
-        other => {
-            // a layout this code does not know yet: through 32-bit float RGBA
-            let mut f = img.to_rgba32f();
-            each_pixel(&mut f, 4, |px| {
-                px[..3]
-                    .iter_mut()
-                    .for_each(|s| *s = curve(*s).clamp(0.0, 1.0))
-            });
-            *other = DynamicImage::ImageRgba32F(f);
+                .for_each(|s| *s = t[*s as usize] as u8)
         }
+    };
+    let sixteen = |t: Vec<f32>| {
+        move |px: &mut [u16]| {
+            px[..colour]
+                .iter_mut()
+                .for_each(|s| *s = t[*s as usize] as u16)
+        }
+    };
+    let float = |px: &mut [f32]| {
+        px[..colour]
+            .iter_mut()
+            .for_each(|s| *s = curve(*s).clamp(0.0, 1.0))
+    };
+    let mut out = img.clone();
+    match &mut out {
+        DynamicImage::ImageLuma8(b) => each_pixel(b, n, eight(t8())),
+        DynamicImage::ImageLumaA8(b) => each_pixel(b, n, eight(t8())),
+        DynamicImage::ImageRgb8(b) => each_pixel(b, n, eight(t8())),
+        DynamicImage::ImageRgba8(b) => each_pixel(b, n, eight(t8())),
+        DynamicImage::ImageLuma16(b) => each_pixel(b, n, sixteen(t16())),
+        DynamicImage::ImageLumaA16(b) => each_pixel(b, n, sixteen(t16())),
+        DynamicImage::ImageRgb16(b) => each_pixel(b, n, sixteen(t16())),
+        DynamicImage::ImageRgba16(b) => each_pixel(b, n, sixteen(t16())),
+        DynamicImage::ImageRgb32F(b) => each_pixel(b, n, float),
+        DynamicImage::ImageRgba32F(b) => each_pixel(b, n, float),
+        // a layout this code does not know yet: through 32-bit float RGBA
+        _ => return tone(&DynamicImage::ImageRgba32F(img.to_rgba32f()), curve),
     }
     out
 }
@@ -78,37 +74,27 @@ fn tone(img: &DynamicImage, curve: impl Fn(f32) -> f32) -> DynamicImage {
 /// they are. The layout stays RGB so that an ICC profile the output carries still fits it.
 pub(super) fn grayscale(img: &DynamicImage) -> Option<DynamicImage> {
     const W: [f32; 3] = [0.2126, 0.7152, 0.0722];
-    let luma = |px: &[f32]| px[0] * W[0] + px[1] * W[1] + px[2] * W[2];
-    let mut out = img.clone();
+    if !img.color().has_color() {
+        return None;
+    }
     let n = img.color().channel_count() as usize;
+    let grey16 = |px: &mut [u16]| {
+        let y = W.iter().zip(&*px).map(|(w, &s)| w * s as f32).sum::<f32>();
+        px[..3].fill(y.round() as u16);
+    };
+    let float = |px: &mut [f32]| {
+        let y = W.iter().zip(&*px).map(|(w, s)| w * s).sum::<f32>();
+        px[..3].fill(y);
+    };
+    let mut out = img.clone();
     match &mut out {
-        DynamicImage::ImageLuma8(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageLuma16(_)
-        | DynamicImage::ImageLumaA16(_) => return None,
         DynamicImage::ImageRgb8(b) => each_pixel(b, n, grey8),
         DynamicImage::ImageRgba8(b) => each_pixel(b, n, grey8),
-        DynamicImage::ImageRgb16(b) => each_pixel(b, n, |px| {
-            let y = luma(&[px[0] as f32, px[1] as f32, px[2] as f32]).round() as u16;
-            px[..3].fill(y);
-        }),
-        DynamicImage::ImageRgba16(b) => each_pixel(b, n, |px| {
-            let y = luma(&[px[0] as f32, px[1] as f32, px[2] as f32]).round() as u16;
-            px[..3].fill(y);
-        }),
-        DynamicImage::ImageRgb32F(b) => each_pixel(b, n, |px| px.fill(luma(px))),
-        DynamicImage::ImageRgba32F(b) => each_pixel(b, n, |px| {
-            let y = luma(px);
-            px[..3].fill(y);
-        }),
-        other => {
-            let mut f = img.to_rgba32f();
-            each_pixel(&mut f, 4, |px| {
-                let y = luma(px);
-                px[..3].fill(y);
-            });
-            *other = DynamicImage::ImageRgba32F(f);
-        }
+        DynamicImage::ImageRgb16(b) => each_pixel(b, n, grey16),
+        DynamicImage::ImageRgba16(b) => each_pixel(b, n, grey16),
+        DynamicImage::ImageRgb32F(b) => each_pixel(b, n, float),
+        DynamicImage::ImageRgba32F(b) => each_pixel(b, n, float),
+        _ => return grayscale(&DynamicImage::ImageRgba32F(img.to_rgba32f())),
     }
     Some(out)
 }

@@ -21,17 +21,11 @@ pub(super) fn window(img: &DynamicImage, cw: u32, ch: u32) -> Result<(u32, u32)>
         ((w as f64 * scale).round() as u32).max(1),
         ((h as f64 * scale).round() as u32).max(1),
     );
-    let small = if (sw, sh) == (w, h) {
-        img.to_rgb8()
-    } else {
-        super::resize(
-            &DynamicImage::ImageRgb8(crate::codec::flatten(img).into_owned()),
-            sw,
-            sh,
-        )?
-        .to_rgb8()
-    };
-    let map = interest(&small);
+    // downscaled first, then composited on white: no full-size copy of the picture
+    let small = ((sw, sh) != (w, h))
+        .then(|| super::resize(img, sw, sh))
+        .transpose()?;
+    let map = interest(&crate::codec::flatten(small.as_ref().unwrap_or(img)));
     let (mut cols, mut rows) = (vec![0f64; sw as usize], vec![0f64; sh as usize]);
     for (i, v) in map.iter().enumerate() {
         cols[i % sw as usize] += v;

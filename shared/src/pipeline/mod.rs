@@ -224,11 +224,9 @@ fn step(i: usize, op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option
         Op::Pad { color, .. } => Some(pad(img, nw, nh, color)),
         Op::Scrop { width, height } => {
             let (cw, ch) = scaled_size(Scale::Cover { width, height }, w, h);
-            let covered = if (cw, ch) == (w, h) {
-                None
-            } else {
-                Some(resize(img, cw, ch)?)
-            };
+            let covered = ((cw, ch) != (w, h))
+                .then(|| resize(img, cw, ch))
+                .transpose()?;
             let covered = covered.as_ref().unwrap_or(img);
             let (x, y) = attention::window(covered, nw, nh)?;
             Some(covered.crop_imm(x, y, nw, nh))
