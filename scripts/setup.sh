@@ -7,8 +7,9 @@
 set -euo pipefail
 
 # Shared libraries the binaries link (libheif and libaom 3.14 are compiled in, the other codecs are not;
-# libaom3 is for a build that fell back to Debian's libaom, see install_aom below).
-RUNTIME=(libde265-0 libx265-199 libaom3 libdav1d6 libnuma1 ca-certificates)
+# libaom3 is for a build that fell back to Debian's libaom, see install_aom below), and the fonts text
+# watermarks are drawn with: DejaVu Sans for COS's Latin fonts, WenQuanYi Micro Hei for Chinese.
+RUNTIME=(libde265-0 libx265-199 libaom3 libdav1d6 libnuma1 ca-certificates fonts-dejavu-core fonts-wqy-microhei)
 BUILD=(
   # toolchain for the C/C++ parts (libheif is compiled from source by libheif-sys `embedded-libheif`,
   # aws-lc by the AWS SDK)

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(picture) = codec::decode(data, &probe, &limits, Frames::All) {
-        assert!(picture.width() <= 30_000 && picture.height() <= 30_000);
+        assert!(picture.width() <= 50_000 && picture.height() <= 50_000);
         assert!(picture.frames.len() as u32 <= probe.frames.max(1));
     }
 });

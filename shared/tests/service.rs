@@ -14,6 +14,14 @@ fn get(query: &str) -> http::Request<Vec<u8>> {
     request("GET", &format!("/photo.jpg?{query}"), &[], vec![])
 }
 
+/// The first frame of an image, as 8-bit RGB.
+fn pixels(bytes: &[u8]) -> image::RgbImage {
+    mogr::codec::probe_and_decode(bytes, &Limits::default(), mogr::codec::Frames::First)
+        .unwrap()
+        .first()
+        .to_rgb8()
+}
+
 fn facts(bytes: &[u8]) -> (Format, u32, u32) {
     let p = mogr::codec::probe(bytes, &Limits::default()).expect("an image");
     (p.format, p.width, p.height)
@@ -298,11 +306,9 @@ async fn image_view2_unknown_processors_and_ignore_error_at_parse_time() {
     let resp = service.download(get("imageView2/0/w/320")).await;
     assert_eq!(facts(resp.body()), (Format::Jpeg, 320, 214));
     // unknown processors are a 400 naming them, not the original
-    let resp = service
-        .download(get("watermark/1/image/aHR0cDovL2V4YW1wbGU"))
-        .await;
+    let resp = service.download(get("faceEffect/type/1")).await;
     assert_eq!(resp.status(), 400);
-    assert!(text(resp.body()).contains("&quot;watermark&quot; is not a processor"));
+    assert!(text(resp.body()).contains("&quot;faceEffect&quot; is not a processor"));
     // a value past its limits with ignore-error/1: the original, upon download and in Pic-Operations
     let resp = service
         .download(get("imageMogr2/thumbnail/20000x/ignore-error/1"))
@@ -475,12 +481,6 @@ async fn the_reserved_prefix_and_its_folders_are_not_keys_and_a_stored_type_is_o
 #[tokio::test]
 async fn adjustments_and_frames_in_downloads_pipelines_and_pic_operations() {
     let (dir, service) = setup(Config::default()).await;
-    let pixels = |bytes: &[u8]| {
-        mogr::codec::probe_and_decode(bytes, &Limits::default(), mogr::codec::Frames::First)
-            .unwrap()
-            .first()
-            .to_rgb8()
-    };
     let mean = |img: &image::RgbImage| {
         img.pixels().map(|p| p[0] as f64).sum::<f64>() / (img.width() * img.height()) as f64
     };
@@ -614,4 +614,185 @@ async fn image_slim_answers_the_same_format_with_x_slimflag() {
     let stored = std::fs::read(dir.path().join("slim.png")).unwrap();
     assert_eq!(facts(&stored).0, Format::Png);
     assert!(stored.len() < screenshot.len());
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+fn solid_png(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb(rgb));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn watermarks_come_from_the_same_bucket_in_downloads_and_pic_operations() {
+    let (dir, service) = setup(Config::default()).await;
+    let put =
+        |key: &str, body: Vec<u8>| request("PUT", key, &[("content-type", "image/png")], body);
+    let resp = service
+        .process(put("/marks/logo.png", solid_png(40, 20, [255, 0, 0])))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let original = pixels(
+        &service
+            .download(get("imageMogr2/format/png"))
+            .await
+            .into_body(),
+    );
+
+    // the bucket's COS host, its S3 host, path-style S3: all this bucket
+    for url in [
+        "http://local.cos.ap-shanghai.myqcloud.com/marks/logo.png",
+        "https://local.s3.eu-west-1.amazonaws.com/marks/logo.png",
+        "http://s3.eu-west-1.amazonaws.com/local/marks/logo.png",
+    ] {
+        let rule = format!(
+            "watermark/1/image/{}/gravity/northwest/dx/10/dy/10|imageMogr2/format/png",
+            b64(url)
+        );
+        let resp = service.download(get(&rule)).await;
+        assert_eq!(resp.status(), 200, "{url}: {}", text(resp.body()));
+        let marked = pixels(resp.body());
+        assert_eq!(marked.dimensions(), original.dimensions());
+        for (x, y, p) in marked.enumerate_pixels() {
+            let inside = (10..50).contains(&x) && (10..30).contains(&y);
+            let want = if inside {
+                [255, 0, 0]
+            } else {
+                original.get_pixel(x, y).0
+            };
+            assert_eq!(p.0, want, "{url}: pixel {x},{y}");
+        }
+    }
+
+    // the result names the mark: a new mark gives a new result, not the kept one
+    let rule = format!(
+        "watermark/1/image/{}/gravity/northwest|imageMogr2/format/png",
+        b64("http://local.cos.ap-shanghai.myqcloud.com/marks/logo.png")
+    );
+    let first = service.download(get(&rule)).await;
+    assert_eq!(pixels(first.body()).get_pixel(0, 0).0, [255, 0, 0]);
+    let resp = service
+        .process(put("/marks/logo.png", solid_png(40, 20, [0, 0, 255])))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let second = service.download(get(&rule)).await;
+    assert_ne!(first.headers()["etag"], second.headers()["etag"]);
+    assert_eq!(pixels(second.body()).get_pixel(0, 0).0, [0, 0, 255]);
+
+    // another host or bucket: refused, nothing read; a missing mark or one that is no image: 400
+    for (url, status, says) in [
+        (
+            "http://example.com/marks/logo.png",
+            403,
+            "is not one of its hosts",
+        ),
+        (
+            "http://other-125.cos.ap-shanghai.myqcloud.com/marks/logo.png",
+            403,
+            "only, not from",
+        ),
+        (
+            "http://local.cos.ap-shanghai.myqcloud.com.evil.com/marks/logo.png",
+            403,
+            "is not one of its hosts",
+        ),
+        (
+            "http://local.cos.ap-shanghai.myqcloud.com/_mogr/cache/x",
+            403,
+            "cannot be a watermark image",
+        ),
+        (
+            "http://local.cos.ap-shanghai.myqcloud.com/marks/none.png",
+            400,
+            "not in the bucket",
+        ),
+        (
+            "http://local.cos.ap-shanghai.myqcloud.com/anim",
+            400,
+            "not in the bucket",
+        ),
+    ] {
+        let resp = service
+            .download(get(&format!("watermark/1/image/{}", b64(url))))
+            .await;
+        assert_eq!(resp.status(), status, "{url}: {}", text(resp.body()));
+        assert!(
+            text(resp.body()).contains(says),
+            "{url}: {}",
+            text(resp.body())
+        );
+    }
+    std::fs::write(dir.path().join("marks/notes.png"), b"not an image").unwrap();
+    let url = b64("http://local.cos.ap-shanghai.myqcloud.com/marks/notes.png");
+    let resp = service
+        .download(get(&format!("watermark/1/image/{url}")))
+        .await;
+    assert_eq!(resp.status(), 400, "{}", text(resp.body()));
+    assert!(
+        text(resp.body()).contains("the watermark image &quot;marks/notes.png&quot;"),
+        "{}",
+        text(resp.body())
+    );
+
+    // text in Pic-Operations, after a thumbnail in the same pipeline: only the southeast corner changes
+    let ops = format!(
+        r#"{{"rules":[{{"fileid":"marked.png","rule":"imageMogr2/thumbnail/320x|watermark/2/text/{}/fontsize/24/fill/{}/dissolve/100/dx/8/dy/8|imageMogr2/format/png"}},{{"fileid":"plain.png","rule":"imageMogr2/thumbnail/320x/format/png"}}]}}"#,
+        b64("水印 mogr"),
+        b64("#FFFF00")
+    );
+    let resp = post(&service, "photo.jpg", &ops).await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let marked = pixels(&std::fs::read(dir.path().join("marked.png")).unwrap());
+    let plain = pixels(&std::fs::read(dir.path().join("plain.png")).unwrap());
+    let (w, h) = marked.dimensions();
+    let mut changed = 0;
+    for (x, y, p) in marked.enumerate_pixels() {
+        if p != plain.get_pixel(x, y) {
+            changed += 1;
+            assert!(
+                x >= w / 2 && y >= h - 8 - 40 && x < w - 8 && y < h - 8,
+                "pixel {x},{y}"
+            );
+        }
+    }
+    assert!(changed > 300, "{changed} pixels changed");
+}
+
+#[tokio::test]
+async fn the_memory_plan_refuses_a_conversion_before_decoding_and_stores_nothing() {
+    // 256 MiB a conversion: photo.jpg enlarged to 6000x4003 (24 MP) fits as a JPEG, not as an AVIF,
+    // whose encoder holds ~18 bytes a pixel
+    let config = Config {
+        limits: Limits {
+            max_memory: Some(256 << 20),
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let (dir, service) = setup(config).await;
+    let resp = post(
+        &service,
+        "photo.jpg",
+        r#"{"rules":[{"fileid":"big.jpg","rule":"imageMogr2/thumbnail/6000x/format/jpg"}]}"#,
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let resp = post(
+        &service,
+        "photo.jpg",
+        r#"{"rules":[{"fileid":"big.avif","rule":"imageMogr2/thumbnail/6000x/format/avif"}]}"#,
+    )
+    .await;
+    assert_eq!(resp.status(), 400, "{}", text(resp.body()));
+    let body = text(resp.body());
+    assert!(
+        body.contains("would hold about 569 MiB; a conversion may hold 256 MiB here"),
+        "{body}"
+    );
+    assert!(!dir.path().join("big.avif").exists());
 }

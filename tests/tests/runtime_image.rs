@@ -74,4 +74,14 @@ async fn the_runtime_image_runs_the_functions_with_its_own_libraries() {
         assert_eq!(resp["statusCode"], 200, "{name}: {resp}");
         assert_eq!(image_facts(&http_body(&resp)), (format, 200, 133), "{name}");
     }
+    // the image holds the fonts text watermarks are drawn with (CJK included): "水印 mogr"
+    let plain = "imageMogr2/thumbnail/200x/format/png";
+    let marked = format!("{plain}|watermark/2/text/5rC05Y2wIG1vZ3I/fontsize/30");
+    let mut bodies = Vec::new();
+    for query in [plain, &marked] {
+        let resp = invoke(&download, &http_event("GET", "/photo.jpg", query, &[])).await;
+        assert_eq!(resp["statusCode"], 200, "{query}: {resp}");
+        bodies.push(http_body(&resp));
+    }
+    assert_ne!(bodies[0], bodies[1], "the text changed the picture");
 }

@@ -1,5 +1,6 @@
 //! [`Limits`]: what one request may cost, checked from headers before pixels are allocated.
 
+use super::Format;
 use crate::{Code, Error, Result};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,40 @@ pub struct Limits {
     pub encoder_threads: u32,
     /// When the request's work must stop; checked between steps, frames and encodes.
     pub deadline: Option<Deadline>,
+    /// The memory one conversion may hold, in bytes (see [`Limits::check_memory`]); `None`: not planned.
+    pub max_memory: Option<u64>,
+}
+
+/// What a conversion holds at its peak, in pixels, as planned from the headers before decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Every decoded frame's pixels (the picture as the decoder leaves it).
+    pub decoded: u64,
+    /// The largest picture a step makes beside the one it reads.
+    pub step: u64,
+    /// The output's pixels, all frames, and its format (each encoder holds its own working copies).
+    pub output: u64,
+    pub format: Format,
+}
+
+/// Bytes a decoded pixel takes (RGBA, 8 bits a channel: the largest layout most inputs decode to).
+const DECODED_BYTES: u64 = 4;
+/// Besides the pixels: the binary, the libraries, the encoded input and output.
+const BASE_BYTES: u64 = 64 << 20;
+
+impl MemoryPlan {
+    /// The peak, in bytes. The encoders' shares are measured (peak RSS of `mogr convert` on a 66.7 MP
+    /// JPEG, less its decode: BENCHMARKS.md, "Memory of the largest inputs"), rounded up.
+    pub fn bytes(&self) -> u64 {
+        let per_output_pixel = match self.format {
+            Format::Jpeg => 1,
+            Format::Png | Format::Gif | Format::Heif => 2,
+            Format::Bmp | Format::Tiff => 4,
+            Format::Webp => 13,
+            Format::Avif => 18,
+        };
+        BASE_BYTES + DECODED_BYTES * (self.decoded + self.step) + per_output_pixel * self.output
+    }
 }
 
 /// The moment a request's work must stop, and the budget it was given (for the message). Encoders
@@ -56,14 +91,16 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_input_bytes: 32 * 1024 * 1024,
-            max_pixels: 100_000_000,
-            max_side: 30_000,
+            // COS's published input limits: 50,000 px a side, 250 MP (animations: in all)
+            max_pixels: 250_000_000,
+            max_side: 50_000,
             max_frames: 300,
             max_output_side: 9_999,
-            max_output_pixels: 100_000_000,
+            max_output_pixels: 250_000_000,
             max_upscale: 0,
             encoder_threads: cores(),
             deadline: None,
+            max_memory: None,
         }
     }
 }
@@ -147,6 +184,28 @@ impl Limits {
         Ok(())
     }
 
+    /// Checks a conversion's planned peak against `max_memory`, before anything is decoded.
+    pub fn check_memory(&self, plan: &MemoryPlan) -> Result<()> {
+        let Some(max) = self.max_memory else {
+            return Ok(());
+        };
+        let needed = plan.bytes();
+        if needed > max {
+            let mib = |b: u64| b.div_ceil(1 << 20);
+            return Err(Error::invalid(format!(
+                "this conversion ({} input pixels decoded, {} output pixels as {}) would hold about {} MiB; \
+                 a conversion may hold {} MiB here: ask for a smaller output (thumbnail), or give the \
+                 function more memory (MemorySize, MOGR_MEMORY_MB)",
+                plan.decoded,
+                plan.output,
+                plan.format.name(),
+                mib(needed),
+                mib(max)
+            )));
+        }
+        Ok(())
+    }
+
     pub fn check_output(&self, width: u32, height: u32) -> Result<()> {
         if width > self.max_output_side || height > self.max_output_side {
             return Err(Error::invalid(format!(
@@ -188,12 +247,13 @@ mod tests {
     fn limits_name_the_problem() {
         let l = Limits::default();
         assert!(l
-            .check_dimensions(30_001, 10)
+            .check_dimensions(50_001, 10)
             .unwrap_err()
             .message
-            .contains("30000"));
+            .contains("50000"));
+        l.check_dimensions(50_000, 5_000).unwrap();
         assert!(l
-            .check_dimensions(20_000, 20_000)
+            .check_dimensions(20_000, 12_501)
             .unwrap_err()
             .message
             .contains("pixels"));
@@ -209,5 +269,35 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(tight.describe(), "at most 500 px a side and 1000 pixels");
+    }
+
+    #[test]
+    fn the_memory_plan_fits_cos_largest_input_in_the_default_function() {
+        let thumb = MemoryPlan {
+            decoded: 250_000_000,
+            step: 2000 * 1334,
+            output: 2000 * 1334,
+            format: Format::Heif,
+        };
+        // 250 MP to a 2000-px thumbnail: about 1 GiB, which the template's 2048 MB holds
+        let lambda = Limits {
+            max_memory: Some((2048 - 192) << 20),
+            ..Limits::default()
+        };
+        assert!(thumb.bytes() < 1100 << 20, "{}", thumb.bytes() >> 20);
+        lambda.check_memory(&thumb).unwrap();
+        // the same input written whole as AVIF needs about 5.5 GB: refused, saying what to change
+        let whole = MemoryPlan {
+            step: 0,
+            output: 250_000_000,
+            format: Format::Avif,
+            ..thumb
+        };
+        let e = lambda.check_memory(&whole).unwrap_err();
+        assert!(e.message.contains("about 5310 MiB"), "{e}");
+        assert!(e.message.contains("MemorySize"), "{e}");
+        assert!(e.is_client_error());
+        // without a memory plan, nothing is refused for memory
+        Limits::default().check_memory(&whole).unwrap();
     }
 }

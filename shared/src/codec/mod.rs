@@ -20,7 +20,7 @@ mod via_image;
 mod webp;
 
 pub use format::Format;
-pub use limits::{cores, Deadline, Limits};
+pub use limits::{cores, Deadline, Limits, MemoryPlan};
 pub(crate) use picture::{flatten, samples8, Metadata};
 pub use picture::{Frame, Frames, Picture, RgbRows};
 pub use png::Indexed;

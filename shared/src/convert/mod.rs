@@ -8,7 +8,9 @@ mod sample;
 
 pub use quality::{default_auto, default_quality};
 
-use crate::codec::{self, EncodeOptions, Format, Frames, Limits, Picture, Probe, Profile};
+use crate::codec::{
+    self, EncodeOptions, Format, Frames, Limits, MemoryPlan, Picture, Probe, Profile,
+};
 use crate::rule::{Op, Quality, Rule, SLIM_SCORE};
 use crate::{pipeline, Result};
 use quality::{auto_quality, auto_start};
@@ -85,9 +87,23 @@ pub fn frames_for(rule: &Rule, input: Format) -> Frames {
 
 /// Sizes every step of `rule` from the header, before any pixel is decoded (see [`pipeline::plan`]):
 /// with as many frames as the output keeps.
+/// The memory the conversion will hold is planned too ([`Limits::check_memory`]).
 pub fn plan(rule: &Rule, probe: &Probe, limits: &Limits) -> Result<()> {
     let frames = frames_for(rule, probe.format).count(probe.frames);
-    pipeline::plan(&rule.ops, probe.upright(), frames, limits).map(|_| ())
+    let planned = pipeline::planned(&rule.ops, probe.upright(), frames, limits)?;
+    let format = rule.format.unwrap_or(probe.format);
+    let out_frames = if format.is_animated() {
+        planned.frames
+    } else {
+        1
+    };
+    let pixels = |frames: u32, (w, h): (u32, u32)| frames as u64 * w as u64 * h as u64;
+    limits.check_memory(&MemoryPlan {
+        decoded: pixels(frames, (probe.width, probe.height)),
+        step: planned.step_pixels,
+        output: pixels(out_frames, planned.size),
+        format,
+    })
 }
 
 /// Converts `input` by `rule`. `profile` is the entry point's default when the rule names none.

@@ -4,6 +4,8 @@
 
 mod adjust;
 mod attention;
+mod text;
+mod watermark;
 
 use crate::codec::{Frame, Limits, Picture};
 use crate::rule::{Flip, Gravity, Op, Scale, CGIF_FIRST};
@@ -25,6 +27,15 @@ pub fn run(pic: &mut Picture, ops: &[Op], limits: &Limits) -> Result<()> {
                 pic.frames = fewer_frames(std::mem::take(&mut pic.frames), n);
                 continue;
             }
+            Op::Watermark(ref wm) => {
+                let mark = watermark::prepare(wm, limits)?;
+                for frame in &mut pic.frames {
+                    limits.check_deadline()?;
+                    let img = std::mem::replace(&mut frame.image, DynamicImage::new_rgb8(0, 0));
+                    frame.image = watermark::apply(img, &mark, wm);
+                }
+                continue;
+            }
             _ => {}
         }
         for frame in &mut pic.frames {
@@ -43,25 +54,47 @@ pub fn run(pic: &mut Picture, ops: &[Op], limits: &Limits) -> Result<()> {
 /// limit. Called before decoding, so that a rule is refused before any pixel is decoded rather than
 /// after 100 MP of work. Returns the final size.
 pub fn plan(ops: &[Op], size: (u32, u32), frames: u32, limits: &Limits) -> Result<(u32, u32)> {
-    let (w, h, _) =
-        ops.iter()
-            .enumerate()
-            .try_fold((size.0, size.1, frames), |(w, h, frames), (i, op)| {
-                let frames = match *op {
-                    Op::Frame(n) => {
-                        check_frame(i, n, frames)?;
-                        1
-                    }
-                    Op::Cgif(n) => kept_frames(n, frames),
-                    _ => frames,
-                };
-                let next = size_after(op, w, h)?;
-                check_cover(i, op, frames, (w, h), limits)?;
-                check_step(i, op, frames, next, limits)?;
-                check_upscale(i, size, next, limits)?;
-                Ok::<_, Error>((next.0, next.1, frames))
-            })?;
-    Ok((w, h))
+    planned(ops, size, frames, limits).map(|p| p.size)
+}
+
+/// What [`plan`] finds: the result's size and frames, and the most pixels a step makes (all frames; a
+/// watermark's mark and `scrop`'s cover included) — for the memory plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    pub size: (u32, u32),
+    pub frames: u32,
+    pub step_pixels: u64,
+}
+
+/// [`plan`], with the frames and the largest step.
+pub fn planned(ops: &[Op], size: (u32, u32), frames: u32, limits: &Limits) -> Result<Planned> {
+    let start = Planned {
+        size,
+        frames,
+        step_pixels: 0,
+    };
+    ops.iter().enumerate().try_fold(start, |p, (i, op)| {
+        let (w, h) = p.size;
+        let frames = match *op {
+            Op::Frame(n) => {
+                check_frame(i, n, p.frames)?;
+                1
+            }
+            Op::Cgif(n) => kept_frames(n, p.frames),
+            _ => p.frames,
+        };
+        let next = size_after(op, w, h)?;
+        let cover = check_cover(i, op, frames, (w, h), limits)?;
+        let mark = check_mark(i, op, frames, (w, h), limits)?;
+        check_step(i, op, frames, next, limits)?;
+        check_upscale(i, size, next, limits)?;
+        let made = frames as u64 * next.0 as u64 * next.1 as u64;
+        Ok(Planned {
+            size: next,
+            frames,
+            step_pixels: p.step_pixels.max(made + cover + mark),
+        })
+    })
 }
 
 /// `frame/<n>` of a picture with `frames` frames.
@@ -128,14 +161,34 @@ fn check_upscale(i: usize, input: (u32, u32), (w, h): (u32, u32), limits: &Limit
 }
 
 /// `scrop` scales to cover its window before it cuts: that picture is held too, and checked as a
-/// thumbnail's would be (a 50000×10 strip covering 100×100 would be 500000×100).
-fn check_cover(i: usize, op: &Op, frames: u32, (w, h): (u32, u32), limits: &Limits) -> Result<()> {
+/// thumbnail's would be (a 50000×10 strip covering 100×100 would be 500000×100). Returns its pixels.
+fn check_cover(i: usize, op: &Op, frames: u32, (w, h): (u32, u32), limits: &Limits) -> Result<u64> {
     if let Op::Scrop { width, height } = *op {
         let cover = Op::Thumbnail(Scale::Cover { width, height });
         let size = size_after(&cover, w, h)?;
         check_step(i, &cover, frames, size, limits)?;
+        return Ok(frames as u64 * size.0 as u64 * size.1 as u64);
     }
-    Ok(())
+    Ok(0)
+}
+
+/// A watermark's mark is held beside the picture while it is composited: it is counted with it.
+/// Returns its pixels.
+fn check_mark(i: usize, op: &Op, frames: u32, (w, h): (u32, u32), limits: &Limits) -> Result<u64> {
+    if let Op::Watermark(wm) = op {
+        let (mw, mh) = watermark::plan(wm, limits)?;
+        let total = frames as u64 * w as u64 * h as u64 + mw as u64 * mh as u64;
+        let max = limits.max_pixels.min(limits.max_output_pixels);
+        if total > max {
+            return Err(Error::invalid(format!(
+                "step {} of the rule composites a {mw}x{mh} watermark onto {frames} frame(s) of {w}x{h}: \
+                 {total} pixels, more than the {max} allowed here; use a smaller mark",
+                i + 1
+            )));
+        }
+        return Ok(mw as u64 * mh as u64);
+    }
+    Ok(0)
 }
 
 fn check_step(i: usize, op: &Op, frames: u32, (w, h): (u32, u32), limits: &Limits) -> Result<()> {
@@ -207,7 +260,8 @@ fn size_after(op: &Op, w: u32, h: u32) -> Result<(u32, u32)> {
         | Op::Contrast(_)
         | Op::Grayscale
         | Op::Frame(_)
-        | Op::Cgif(_) => (w, h),
+        | Op::Cgif(_)
+        | Op::Watermark(_) => (w, h),
     })
 }
 
@@ -263,7 +317,7 @@ fn step(i: usize, op: &Op, img: &DynamicImage, limits: &Limits) -> Result<Option
         Op::Bright(b) => Some(adjust::bright(img, b)),
         Op::Contrast(c) => Some(adjust::contrast(img, c)),
         Op::Grayscale => adjust::grayscale(img),
-        Op::Frame(_) | Op::Cgif(_) => None, // whole-picture steps: `run` does them
+        Op::Frame(_) | Op::Cgif(_) | Op::Watermark(_) => None, // whole-picture steps: `run` does them
     })
 }
 

@@ -24,9 +24,9 @@ fn the_plan_refuses_before_any_pixel() {
         width: 2000,
         height: 2000,
     })];
-    // 26 frames of 2000x2000 = 104 MP: refused from the sizes, for an animated output only
-    let e = plan(&up, (50, 50), 26, &l).unwrap_err();
-    assert!(e.message.contains("26 frames of 2000x2000"), "{e}");
+    // 63 frames of 2000x2000 = 252 MP: refused from the sizes, for an animated output only
+    let e = plan(&up, (50, 50), 63, &l).unwrap_err();
+    assert!(e.message.contains("63 frames of 2000x2000"), "{e}");
     assert_eq!(plan(&up, (50, 50), 1, &l).unwrap(), (2000, 2000));
     // pad and free rotation grow the image: the output side limit applies to them
     let pad = [Op::Pad {
@@ -593,4 +593,254 @@ fn scrop_covers_then_keeps_the_window_with_the_subject() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("500000x100") || e.contains("pixels"), "{e}");
+}
+
+fn flat(w: u32, h: u32, grey: u8) -> Picture {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([grey; 3]));
+    Picture::still(DynamicImage::ImageRgb8(img), Format::Png)
+}
+
+fn png(img: &image::RgbaImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A watermark of `mark` at `gravity`, opaque, changed by `place`.
+fn watermark_op(
+    mark: crate::rule::Mark,
+    gravity: Gravity,
+    place: impl FnOnce(&mut crate::rule::Watermark),
+) -> Op {
+    let mut wm = crate::rule::Watermark {
+        mark,
+        gravity,
+        dx: 0,
+        dy: 0,
+        dissolve: 100,
+        batch: false,
+        degree: 0,
+    };
+    place(&mut wm);
+    Op::Watermark(Box::new(wm))
+}
+
+fn image_mark(bytes: Vec<u8>, place: impl FnOnce(&mut crate::rule::Watermark)) -> Op {
+    use crate::rule::{ImageMark, Mark, MarkObject};
+    let mark = Mark::Image(ImageMark {
+        url: "http://b.cos.r.myqcloud.com/logo.png".into(),
+        ops: Vec::new(),
+        object: Some(MarkObject {
+            key: "logo.png".into(),
+            etag: "e".into(),
+            bytes: bytes.into(),
+        }),
+    });
+    watermark_op(mark, Gravity::SouthEast, place)
+}
+
+fn text_mark(text: &str, place: impl FnOnce(&mut crate::rule::Watermark)) -> Op {
+    use crate::rule::{Mark, TextMark};
+    let mark = Mark::Text(TextMark {
+        text: text.into(),
+        font: crate::rule::DEFAULT_FONT.into(),
+        size: 40,
+        fill: [0, 0, 0],
+        shadow: 0,
+    });
+    watermark_op(mark, Gravity::NorthWest, place)
+}
+
+/// The bounding box (x0, y0, x1, y1) of the pixels that differ from `grey`, and how many there are.
+fn changed(p: &Picture, grey: u8) -> (Option<(u32, u32, u32, u32)>, usize) {
+    let img = p.first().to_rgb8();
+    let mut bounds: Option<(u32, u32, u32, u32)> = None;
+    let mut n = 0;
+    for (x, y, px) in img.enumerate_pixels() {
+        if px.0 != [grey; 3] {
+            n += 1;
+            bounds = Some(match bounds {
+                None => (x, y, x + 1, y + 1),
+                Some((a, b, c, d)) => (a.min(x), b.min(y), c.max(x + 1), d.max(y + 1)),
+            });
+        }
+    }
+    (bounds, n)
+}
+
+#[test]
+fn an_image_watermark_changes_pixels_only_at_its_gravity_and_offset() {
+    let red = image::RgbaImage::from_pixel(20, 10, image::Rgba([255, 0, 0, 255]));
+    let l = Limits::default();
+    for (gravity, dx, dy, at) in [
+        (Gravity::SouthEast, 5, 7, (175, 83)),
+        (Gravity::NorthWest, 5, 7, (5, 7)),
+        (Gravity::North, 0, 0, (90, 0)),
+        (Gravity::Center, 10, 0, (100, 45)),
+        (Gravity::West, 0, 0, (0, 45)),
+    ] {
+        let op = image_mark(png(&red), |w| (w.gravity, w.dx, w.dy) = (gravity, dx, dy));
+        let mut p = flat(200, 100, 128);
+        assert_eq!(
+            plan(std::slice::from_ref(&op), (200, 100), 1, &l).unwrap(),
+            (200, 100)
+        );
+        run(&mut p, &[op], &l).unwrap();
+        let (bounds, n) = changed(&p, 128);
+        assert_eq!(
+            bounds,
+            Some((at.0, at.1, at.0 + 20, at.1 + 10)),
+            "{gravity:?}"
+        );
+        assert_eq!(n, 200, "{gravity:?}: every pixel of the mark, and no other");
+        assert_eq!(p.first().to_rgb8().get_pixel(at.0, at.1).0, [255, 0, 0]);
+    }
+    // dissolve/50: half way between the picture and the mark
+    let op = image_mark(png(&red), |w| w.dissolve = 50);
+    let mut p = flat(200, 100, 128);
+    run(&mut p, &[op], &l).unwrap();
+    let px = p.first().to_rgb8().get_pixel(199, 99).0;
+    assert!(
+        px[0].abs_diff(192) <= 1 && px[1].abs_diff(64) <= 1,
+        "{px:?}"
+    );
+    // a mark larger than the picture is clipped to it, a transparent mark changes nothing
+    let big = image::RgbaImage::from_pixel(300, 300, image::Rgba([0, 0, 255, 255]));
+    let mut p = flat(200, 100, 128);
+    run(&mut p, &[image_mark(png(&big), |_| ())], &l).unwrap();
+    assert_eq!(changed(&p, 128).1, 200 * 100);
+    let clear = image::RgbaImage::from_pixel(30, 30, image::Rgba([0, 0, 255, 0]));
+    let mut p = flat(200, 100, 128);
+    run(&mut p, &[image_mark(png(&clear), |_| ())], &l).unwrap();
+    assert_eq!(changed(&p, 128), (None, 0));
+}
+
+#[test]
+fn a_watermark_image_is_limited_like_an_input_and_must_be_an_image() {
+    let l = Limits {
+        max_pixels: 30_000,
+        ..Limits::default()
+    };
+    // 100x100 + 150x150 = 32,500 pixels held at once: over 30,000, refused before decoding
+    let mark = image::RgbaImage::from_pixel(150, 150, image::Rgba([1, 2, 3, 255]));
+    let op = image_mark(png(&mark), |_| ());
+    let e = plan(std::slice::from_ref(&op), (100, 100), 1, &l).unwrap_err();
+    assert!(e.message.contains("150x150 watermark"), "{e}");
+    let op = image_mark(b"not an image".to_vec(), |_| ());
+    let e = plan(std::slice::from_ref(&op), (100, 100), 1, &l).unwrap_err();
+    assert!(
+        e.message.contains("the watermark image \"logo.png\""),
+        "{e}"
+    );
+    assert!(e.is_client_error());
+    // a rule in its URL runs on the mark first: halved, it fits
+    let mut op = image_mark(png(&mark), |_| ());
+    if let Op::Watermark(w) = &mut op {
+        if let crate::rule::Mark::Image(m) = &mut w.mark {
+            m.ops = vec![Op::Thumbnail(Scale::Percent(50))];
+        }
+    }
+    plan(std::slice::from_ref(&op), (100, 100), 1, &l).unwrap();
+    let mut p = flat(100, 100, 128);
+    run(&mut p, &[op], &l).unwrap();
+    assert_eq!(changed(&p, 128).0, Some((25, 25, 100, 100)));
+}
+
+#[test]
+fn chinese_text_renders_inside_its_box_only() {
+    let l = Limits::default();
+    let op = text_mark("腾讯云 mogr", |w| (w.dx, w.dy) = (10, 20));
+    let Op::Watermark(wm) = &op else { panic!() };
+    let crate::rule::Mark::Text(t) = &wm.mark else {
+        panic!()
+    };
+    let t = t.clone();
+    let (tw, th) = text::measure(&t).unwrap();
+    assert!(tw > 150 && th >= 40, "{tw}x{th}");
+    let mut p = flat(400, 120, 255);
+    run(&mut p, &[op], &l).unwrap();
+    let (bounds, n) = changed(&p, 255);
+    let (x0, y0, x1, y1) = bounds.unwrap();
+    assert!(
+        x0 >= 10 && y0 >= 20 && x1 <= 10 + tw && y1 <= 20 + th,
+        "{bounds:?} vs {tw}x{th}"
+    );
+    assert!(n > 1000, "{n} pixels drawn");
+    // each character is its own glyph from the CJK font, not one "missing glyph" box for all
+    let draw = |s: &str| {
+        let mut p = flat(60, 60, 255);
+        run(&mut p, &[text_mark(s, |_| ())], &l).unwrap();
+        p.first().to_rgb8().into_raw()
+    };
+    let (a, b, c) = (draw("腾"), draw("讯"), draw("\u{10FFFD}"));
+    assert_ne!(a, b);
+    assert_ne!(a, c);
+    // a font COS names, and a font file of the system; an unknown font is the client's mistake
+    for font in [
+        "simhei黑体.ttf",
+        "SimHei.ttf",
+        "arial.ttf",
+        "DejaVuSerif.ttf",
+    ] {
+        let t = crate::rule::TextMark {
+            font: font.into(),
+            ..t.clone()
+        };
+        text::measure(&t).unwrap_or_else(|e| panic!("{font}: {e}"));
+    }
+    for font in ["comic.ttf", "../../etc/passwd", "DejaVuSans.txt"] {
+        let t = crate::rule::TextMark {
+            font: font.into(),
+            ..t.clone()
+        };
+        let e = text::measure(&t).unwrap_err();
+        assert!(
+            e.is_client_error() && e.message.contains("tahoma.ttf"),
+            "{e}"
+        );
+    }
+    // the drawn size is bounded: 100 characters at 1000 pt is refused before drawing
+    let huge = crate::rule::TextMark {
+        text: "W".repeat(100),
+        size: 1000,
+        ..t.clone()
+    };
+    assert!(text::measure(&huge)
+        .unwrap_err()
+        .message
+        .contains("smaller fontsize"));
+}
+
+#[test]
+fn batch_tiles_the_mark_over_the_picture_and_degree_turns_it() {
+    let l = Limits::default();
+    let mut p = flat(400, 300, 255);
+    run(&mut p, &[text_mark("mogr", |w| w.batch = true)], &l).unwrap();
+    let img = p.first().to_rgb8();
+    let quadrant = |qx: u32, qy: u32| {
+        (qx * 200..qx * 200 + 200)
+            .flat_map(|x| (qy * 150..qy * 150 + 150).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0 != [255; 3])
+            .count()
+    };
+    for (qx, qy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+        assert!(quadrant(qx, qy) > 200, "quadrant {qx},{qy}");
+    }
+    // turned by 90 degrees, a line of text stands taller than it is wide
+    let mut p = flat(400, 300, 255);
+    run(&mut p, &[text_mark("mogr mogr", |w| w.degree = 90)], &l).unwrap();
+    let (x0, y0, x1, y1) = changed(&p, 255).0.unwrap();
+    assert!(y1 - y0 > 2 * (x1 - x0), "{:?}", (x0, y0, x1, y1));
+    // shadow: darker pixels below and right of the letters, within the box
+    let op = text_mark("mogr", |w| {
+        if let crate::rule::Mark::Text(t) = &mut w.mark {
+            (t.fill, t.shadow) = ([255, 255, 255], 100);
+        }
+    });
+    let mut p = flat(200, 100, 255);
+    run(&mut p, &[op], &l).unwrap();
+    assert!(
+        changed(&p, 255).1 > 100,
+        "the shadow shows white text on white"
+    );
 }

@@ -109,7 +109,85 @@ pub enum Op {
         long: u32,
         short: u32,
     },
+    /// `watermark/1` (an image from the bucket) or `watermark/2` (text), a processor of its own: the
+    /// mark composited onto every frame at its gravity, or tiled over the whole picture.
+    Watermark(Box<Watermark>),
 }
+
+/// A watermark and where it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watermark {
+    pub mark: Mark,
+    /// The corner or edge the mark sits at (default southeast); `dx`/`dy` move it in from there, in
+    /// pixels (at `center` and the middles of edges: right and down).
+    pub gravity: Gravity,
+    pub dx: u32,
+    pub dy: u32,
+    /// The mark's opacity, 1-100 (default 100 for images, 90 for text).
+    pub dissolve: u8,
+    /// `/batch/1`: copies of the mark tiled over the whole picture instead of one at its gravity.
+    pub batch: bool,
+    /// `/degree/<0-360>`: the mark turned clockwise by that many degrees.
+    pub degree: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mark {
+    Image(ImageMark),
+    Text(TextMark),
+}
+
+/// `watermark/1/image/<url-safe base64 of the image's URL>`: an image of the same bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageMark {
+    /// The URL as given, without its query: `http://<bucket host>/<key>`; the service checks that the
+    /// host is the bucket's own and reads the key.
+    pub url: String,
+    /// Operations of an `imageMogr2` rule given as the URL's query (`logo.png?imageMogr2/thumbnail/!50p`),
+    /// run on the mark before it is composited.
+    pub ops: Vec<Op>,
+    /// The object the URL names, read by the service before the rule runs; `None` until then.
+    pub object: Option<MarkObject>,
+}
+
+/// A watermark image as read from the bucket. Two are equal, and print, by key and ETag: a rule's
+/// `Debug` text names the results it gives (`cache::tag`), which change when the mark does.
+#[derive(Clone)]
+pub struct MarkObject {
+    pub key: String,
+    pub etag: String,
+    pub bytes: std::sync::Arc<[u8]>,
+}
+
+impl PartialEq for MarkObject {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.key, &self.etag) == (&other.key, &other.etag)
+    }
+}
+
+impl std::fmt::Debug for MarkObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MarkObject({:?}, etag {:?})", self.key, self.etag)
+    }
+}
+
+/// `watermark/2/text/<url-safe base64>`: a line of text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TextMark {
+    pub text: String,
+    /// The font as COS names it (`tahoma.ttf`, `simhei黑体.ttf`, ...) or a font file's name on the
+    /// system; [`DEFAULT_FONT`] when none is given. See `pipeline::text`.
+    pub font: String,
+    /// The font size in points, drawn at one pixel per point (COS: 1-1000, default 13).
+    pub size: u32,
+    /// The colour of the letters (default #3D3D3D).
+    pub fill: [u8; 3],
+    /// `/shadow/<0-100>`: a dark copy of the text behind it, offset down and right, at that opacity.
+    pub shadow: u8,
+}
+
+/// COS's default watermark font; mogr draws it with DejaVu Sans (and CJK with WenQuanYi Micro Hei).
+pub const DEFAULT_FONT: &str = "tahoma.ttf";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Scale {

@@ -5,8 +5,9 @@ use super::token::{
     err, flag, num, number, parse_color, parse_format, parse_gravity, parse_scale,
     parse_size_limit, sides, signed, Tok, MAX_SIDE,
 };
-use super::{Flip, Gravity, Op, Quality, Rule, Scale};
+use super::{Flip, Gravity, ImageMark, Mark, Op, Quality, Rule, Scale, TextMark, Watermark};
 use crate::codec::Format;
+use base64::Engine;
 
 pub use super::token::RuleError;
 
@@ -33,6 +34,7 @@ pub fn parse(rule: &str) -> Result<Rule, RuleError> {
             "operation",
             "imageMogr2",
             "imageSlim",
+            "watermark",
         ];
         if asks_ignore_error(rule) && !structural.contains(&e.context.as_str()) {
             Ok(Rule {
@@ -123,11 +125,15 @@ fn parse_segment(segment: &str, base: usize, out: &mut Rule) -> Result<(), RuleE
         out.slim = true;
         return Ok(());
     }
+    if head.text == "watermark" {
+        return parse_watermark(&toks, out);
+    }
     if head.text != "imageMogr2" {
         let expected = if head.text.is_empty() {
-            "imageMogr2, imageView2 or imageSlim (an empty segment: check for a doubled or trailing |)"
+            "imageMogr2, imageView2, imageSlim or watermark (an empty segment: check for a doubled or \
+             trailing |)"
         } else {
-            "imageMogr2, imageView2 or imageSlim (the processors mogr implements)"
+            "imageMogr2, imageView2, imageSlim or watermark (the processors mogr implements)"
         };
         return Err(err("processor", head, expected));
     }
@@ -456,6 +462,169 @@ fn parse_view2(toks: &[Tok<'_>], out: &mut Rule) -> Result<(), RuleError> {
         }
     }
     Ok(())
+}
+
+/// The longest watermark text, in characters.
+pub const MAX_WATERMARK_TEXT: usize = 100;
+
+/// `watermark/1/image/<b64 URL>[/gravity/<g>][/dx/<n>][/dy/<n>][/dissolve/<1-100>][/batch/1][/degree/<0-360>]`
+/// and `watermark/2/text/<b64>[/font/<b64>][/fontsize/<pt>][/fill/<b64 #RRGGBB>][/shadow/<0-100>]` with the
+/// same placement parameters. The image's URL is checked and read by the service (`service::marks`).
+fn parse_watermark(toks: &[Tok<'_>], out: &mut Rule) -> Result<(), RuleError> {
+    let head = toks[0];
+    let end = |t: Tok<'_>| Tok {
+        text: "",
+        offset: t.offset + t.text.len(),
+    };
+    let kind = toks.get(1).copied().ok_or_else(|| {
+        err(
+            "watermark",
+            end(head),
+            "1 (an image) or 2 (text) after watermark/",
+        )
+    })?;
+    let image = match kind.text {
+        "1" => true,
+        "2" => false,
+        "3" => return Err(err(
+            "watermark",
+            kind,
+            "1 (an image) or 2 (text): blind watermarks (watermark/3) are not implemented by mogr",
+        )),
+        _ => return Err(err("watermark", kind, "1 (an image) or 2 (text)")),
+    };
+    let parameters = if image {
+        "one of image, gravity, dx, dy, dissolve, batch, degree (watermark/1's parameters)"
+    } else {
+        "one of text, font, fontsize, fill, shadow, gravity, dx, dy, dissolve, batch, degree \
+         (watermark/2's parameters)"
+    };
+    let (mut url, mut text) = (None, None);
+    let mut font = None;
+    let (mut size, mut fill, mut shadow) = (13, [0x3d, 0x3d, 0x3d], 0);
+    let mut wm = Watermark {
+        mark: Mark::Text(TextMark::default()), // replaced below, once the parameters are read
+        gravity: Gravity::SouthEast,
+        dx: 0,
+        dy: 0,
+        dissolve: if image { 100 } else { 90 },
+        batch: false,
+        degree: 0,
+    };
+    let mut it = toks[2..].iter().copied();
+    while let Some(name) = it.next() {
+        let a = it.next().ok_or_else(|| {
+            err(
+                "watermark",
+                end(name),
+                format!("a value after /{}/", name.text),
+            )
+        })?;
+        match (image, name.text) {
+            (true, "image") => url = Some((a, base64_text(a, "image", "the image's URL")?)),
+            (false, "text") => text = Some((a, base64_text(a, "text", "the text")?)),
+            (false, "font") => font = Some(base64_text(a, "font", "a font name")?),
+            (false, "fontsize") => size = number(a, "fontsize", 1, 1000)?,
+            (false, "fill") => fill = parse_color(a)?,
+            (false, "shadow") => shadow = number(a, "shadow", 0, 100)? as u8,
+            (_, "gravity") => wm.gravity = parse_gravity(a)?,
+            (_, "dx") => wm.dx = number(a, "dx", 0, 100_000)?,
+            (_, "dy") => wm.dy = number(a, "dy", 0, 100_000)?,
+            (_, "dissolve") => wm.dissolve = number(a, "dissolve", 1, 100)? as u8,
+            (_, "batch") => wm.batch = flag(a, "batch")?,
+            (_, "degree") => wm.degree = number(a, "degree", 0, 360)? % 360,
+            _ => return Err(err("operation", name, parameters)),
+        }
+    }
+    wm.mark = if image {
+        let (tok, url) = url.ok_or_else(|| {
+            err(
+                "watermark",
+                kind,
+                "/image/<url-safe base64 of the image's URL> after watermark/1",
+            )
+        })?;
+        Mark::Image(image_mark(tok, url)?)
+    } else {
+        let (tok, text) = text.ok_or_else(|| {
+            err(
+                "watermark",
+                kind,
+                "/text/<url-safe base64 of the text> after watermark/2",
+            )
+        })?;
+        let chars = text.chars().count();
+        if chars == 0 || chars > MAX_WATERMARK_TEXT || text.chars().any(char::is_control) {
+            return Err(err(
+                "text",
+                tok,
+                format!("1 to {MAX_WATERMARK_TEXT} characters on one line, no control characters"),
+            ));
+        }
+        Mark::Text(TextMark {
+            text,
+            font: font.unwrap_or_else(|| super::DEFAULT_FONT.to_string()),
+            size,
+            fill,
+            shadow,
+        })
+    };
+    out.ops.push(Op::Watermark(Box::new(wm)));
+    Ok(())
+}
+
+/// The text a url-safe base64 token spells (padding optional).
+fn base64_text(tok: Tok<'_>, context: &str, what: &str) -> Result<String, RuleError> {
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(tok.text.trim_end_matches('='))
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    decoded.ok_or_else(|| {
+        err(
+            context,
+            tok,
+            format!("the url-safe base64 of {what} (UTF-8; - and _ for + and /)"),
+        )
+    })
+}
+
+/// A watermark image's URL, `http[s]://<host>/<key>[?imageMogr2/...]`: the rule in its query gives the
+/// operations run on the mark (scaling it, most often); a mark is not watermarked itself.
+fn image_mark(tok: Tok<'_>, url: String) -> Result<ImageMark, RuleError> {
+    let bad = |why: &str| err("image", tok, why);
+    let (location, query) = match url.split_once('?') {
+        Some((l, q)) => (l, Some(q)),
+        None => (url.as_str(), None),
+    };
+    let rest = location
+        .strip_prefix("http://")
+        .or_else(|| location.strip_prefix("https://"))
+        .unwrap_or(location);
+    if !rest.contains('/') || rest.ends_with('/') || rest.chars().any(char::is_control) {
+        return Err(bad(
+            "the url-safe base64 of an image's URL in this bucket: http://<bucket host>/<key>",
+        ));
+    }
+    let ops = match query {
+        None | Some("") => Vec::new(),
+        Some(q) => {
+            let q = percent_encoding::percent_decode_str(q).decode_utf8_lossy();
+            let rule = parse(&q).map_err(|e| {
+                bad(&format!(
+                    "an image URL whose query is an imageMogr2 rule (there: {e})"
+                ))
+            })?;
+            if rule.ops.iter().any(|o| matches!(o, Op::Watermark(_))) {
+                return Err(bad("an image URL whose rule adds no watermark of its own"));
+            }
+            rule.ops
+        }
+    };
+    Ok(ImageMark {
+        url: location.to_string(),
+        ops,
+        object: None,
+    })
 }
 
 fn finish_segment(ops: &mut Vec<Op>, first: usize, p: Pending<'_>) -> Result<(), RuleError> {

@@ -94,7 +94,8 @@ impl Config {
         places * self.limits.max_input_bytes as u64
     }
 
-    /// Reads `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_RESULT_CACHE`, `MOGR_DEFAULT_RULES`
+    /// Reads `MOGR_MEMORY_MB` (or Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`: the memory plan),
+    /// `MOGR_CACHE_CONTROL`, `MOGR_PUBLIC_HOST`, `MOGR_MAX_INLINE_BYTES`, `MOGR_RESULT_CACHE`, `MOGR_DEFAULT_RULES`
     /// (JSON object: key prefix -> Pic-Operations), `MOGR_HOOK_OUTPUT_PREFIXES`, `MOGR_MAX_INPUT_BYTES`/`MOGR_MAX_PIXELS` and
     /// `MOGR_WORKERS`/`MOGR_QUEUE`, `MOGR_ENCODER_THREADS`, `MOGR_PROCESS_DEADLINE_MS`, `MOGR_SIGNING_KEYS` and `MOGR_DOWNLOAD_*`.
     pub fn from_env() -> Result<Config> {
@@ -121,6 +122,14 @@ impl Config {
         }
         if let Some(n) = number("MOGR_QUEUE")? {
             c.queue = n as usize;
+        }
+        // The memory plan: a function's own memory on Lambda (one request at a time), or
+        // MOGR_MEMORY_MB shared by the workers; less what requests hold outside their conversions
+        let local = number("MOGR_MEMORY_MB")?;
+        if let Some(mb) = local.or(number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?) {
+            let at_once = if local.is_some() { c.workers } else { 1 } as u64;
+            let free = (mb << 20).saturating_sub(c.held_memory());
+            c.limits.max_memory = Some(free / at_once);
         }
         if let Some(n) = number("MOGR_ENCODER_THREADS")? {
             c.limits.encoder_threads = (n as u32).max(1);

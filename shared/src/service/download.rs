@@ -122,7 +122,7 @@ impl Service {
         }
     }
 
-    pub async fn answer(&self, d: Download) -> Result<Answer> {
+    pub async fn answer(&self, mut d: Download) -> Result<Answer> {
         // mogr's own objects (kept results, uploads in progress) are not served
         if store::is_reserved(&d.key) {
             return Err(Error::new(
@@ -134,8 +134,10 @@ impl Service {
                 ),
             ));
         }
-        if let Query::Rule { rule, .. } = &d.query {
+        if let Query::Rule { rule, .. } = &mut d.query {
             self.allow_on_download(rule)?;
+            // a watermark's image is part of what names the result (its ETag is in the rule's text)
+            self.read_marks(rule).await?;
         }
         let Some(work) = d.work() else {
             return self.the_object(&d.key).await;

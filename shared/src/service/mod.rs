@@ -11,6 +11,7 @@
 //! - `process`: Pic-Operations rules run over one decode (POST `?image_process`, PUT);
 //!   `policy`: where they may write; `commit`: their outputs stored all or nothing;
 //! - `hook`: the bucket-notification hook (an object put straight into the bucket);
+//! - `marks`: the watermark images a rule names, read from the served bucket only;
 //! - `list`: ListObjects over any store; [`multipart`]: multipart uploads over any store;
 //! - `content_type`: stored types, inert types, a body's type by its bytes;
 //! - [`Background`]: work left running after its answer;
@@ -26,6 +27,7 @@ mod hook;
 mod http;
 pub mod keys;
 mod list;
+mod marks;
 pub mod multipart;
 mod policy;
 mod process;

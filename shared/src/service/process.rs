@@ -203,7 +203,9 @@ impl Service {
     ) -> Result<Prepared> {
         let mut rules = Vec::new();
         for r in &ops.rules {
-            rules.push(crate::parse(&r.rule)?);
+            let mut rule = crate::parse(&r.rule)?;
+            self.read_marks(&mut rule).await?;
+            rules.push(rule);
         }
         let places = self.places(key, ops, whose).await?;
         if rules.is_empty() && !want_info {

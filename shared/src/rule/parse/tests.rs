@@ -289,7 +289,7 @@ fn pipelines() {
     );
     assert_eq!(
         parse("watermark/1/image/aHR0cA").unwrap_err().context,
-        "processor"
+        "image"
     );
     assert_eq!(ok("imageMogr2/format/heif/").format, Some(Format::Heif));
 }
@@ -507,4 +507,156 @@ fn scrop_takes_both_sides() {
         let e = parse(&format!("imageMogr2/scrop/{bad}")).unwrap_err();
         assert_eq!((e.context.as_str(), e.token.as_str()), ("scrop", bad));
     }
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+fn watermark(rule: &Rule) -> &crate::rule::Watermark {
+    match rule.ops.last() {
+        Some(Op::Watermark(w)) => w,
+        other => panic!("not a watermark: {other:?}"),
+    }
+}
+
+#[test]
+fn watermarks_parse_as_cos_documents_them() {
+    use crate::rule::Mark;
+    // COS's example: an image of the bucket, at the southeast corner 20 px in, half transparent
+    let url = b64("http://examplebucket-1250000000.cos.ap-shanghai.myqcloud.com/shuiyin_2.png");
+    let r = ok(&format!(
+        "watermark/1/image/{url}/gravity/southeast/dx/20/dy/10/dissolve/50"
+    ));
+    let w = watermark(&r);
+    assert_eq!(
+        (w.gravity, w.dx, w.dy, w.dissolve),
+        (Gravity::SouthEast, 20, 10, 50)
+    );
+    let Mark::Image(m) = &w.mark else { panic!() };
+    assert_eq!(
+        m.url,
+        "http://examplebucket-1250000000.cos.ap-shanghai.myqcloud.com/shuiyin_2.png"
+    );
+    assert!(m.ops.is_empty() && m.object.is_none());
+    // defaults: southeast, fully opaque; a rule in the URL's query runs on the mark
+    let scaled = b64("http://b.cos.r.myqcloud.com/logo.png?imageMogr2/thumbnail/!50p");
+    let r = ok(&format!("watermark/1/image/{scaled}"));
+    let w = watermark(&r);
+    assert_eq!(
+        (w.gravity, w.dissolve, w.batch),
+        (Gravity::SouthEast, 100, false)
+    );
+    let Mark::Image(m) = &w.mark else { panic!() };
+    assert_eq!(m.url, "http://b.cos.r.myqcloud.com/logo.png");
+    assert_eq!(m.ops, vec![Op::Thumbnail(Scale::Percent(50))]);
+
+    // text: COS's parameters, Chinese included; defaults 13 pt, #3D3D3D, dissolve 90, tahoma
+    let r = ok(&format!(
+        "watermark/2/text/{}/font/{}/fontsize/36/fill/{}/dissolve/80/gravity/north/dx/5/dy/6/batch/1/degree/45/shadow/50",
+        b64("腾讯云·万象"),
+        b64("simhei黑体.ttf"),
+        b64("#FF0000")
+    ));
+    let w = watermark(&r);
+    assert_eq!(
+        (w.gravity, w.dx, w.dy, w.dissolve, w.batch, w.degree),
+        (Gravity::North, 5, 6, 80, true, 45)
+    );
+    let Mark::Text(t) = &w.mark else { panic!() };
+    assert_eq!(
+        (t.text.as_str(), t.font.as_str(), t.size, t.fill, t.shadow),
+        ("腾讯云·万象", "simhei黑体.ttf", 36, [255, 0, 0], 50)
+    );
+    let r = ok(&format!("watermark/2/text/{}", b64("mogr")));
+    let Mark::Text(t) = &watermark(&r).mark else {
+        panic!()
+    };
+    assert_eq!(
+        (t.font.as_str(), t.size, t.fill),
+        ("tahoma.ttf", 13, [0x3d; 3])
+    );
+    assert_eq!(watermark(&r).dissolve, 90);
+    // padded base64 is accepted too, and a watermark joins a pipeline like any segment
+    let r = ok(&format!(
+        "imageMogr2/thumbnail/400x|watermark/2/text/{}==|imageMogr2/format/webp",
+        b64("ab")
+    ));
+    assert_eq!(r.ops.len(), 2);
+    assert_eq!(r.format, Some(Format::Webp));
+}
+
+#[test]
+fn watermark_errors_name_the_token() {
+    let text = b64("mogr");
+    let cases = [
+        ("watermark", "watermark"),
+        ("watermark/4/text/bW9ncg", "watermark"),
+        ("watermark/3/type/1", "watermark"),
+        ("watermark/2/fontsize/20", "watermark"),
+        ("watermark/1/gravity/north", "watermark"),
+        (&*format!("watermark/2/text/{text}/fontsize/0"), "fontsize"),
+        (
+            &*format!("watermark/2/text/{text}/fontsize/1001"),
+            "fontsize",
+        ),
+        (&*format!("watermark/2/text/{text}/dissolve/0"), "dissolve"),
+        (&*format!("watermark/2/text/{text}/degree/361"), "degree"),
+        (&*format!("watermark/2/text/{text}/shadow/101"), "shadow"),
+        (
+            &*format!("watermark/2/text/{text}/fill/{}", b64("red")),
+            "color",
+        ),
+        (&*format!("watermark/2/text/{text}/gravity/up"), "gravity"),
+        (
+            &*format!("watermark/2/text/{text}/image/{text}"),
+            "operation",
+        ),
+        (
+            &*format!("watermark/1/image/{text}/font/{text}"),
+            "operation",
+        ),
+        (&*format!("watermark/2/text/{text}/dx"), "watermark"),
+        ("watermark/2/text/!!", "text"),
+        (&*format!("watermark/2/text/{}", b64("a\nb")), "text"),
+        (
+            &*format!("watermark/2/text/{}", b64(&"x".repeat(101))),
+            "text",
+        ),
+        (
+            &*format!("watermark/1/image/{}", b64("http://b.cos.r.myqcloud.com/")),
+            "image",
+        ),
+        (
+            &*format!(
+                "watermark/1/image/{}",
+                b64("http://b.cos.r.myqcloud.com/a.png?imageMogr2/rotate/400")
+            ),
+            "image",
+        ),
+    ];
+    for (rule, context) in cases {
+        let e = parse(rule).unwrap_err();
+        assert_eq!(e.context, context, "{rule}: {e}");
+    }
+    let e = parse("watermark/3/type/1").unwrap_err();
+    assert!(e.to_string().contains("blind watermarks"), "{e}");
+    // a mark does not carry a watermark of its own
+    let nested = b64(&format!(
+        "http://b.cos.r.myqcloud.com/a.png?watermark/2/text/{text}"
+    ));
+    assert_eq!(
+        parse(&format!("watermark/1/image/{nested}"))
+            .unwrap_err()
+            .context,
+        "image"
+    );
+    // an out-of-range value with ignore-error/1 elsewhere answers the original; a malformed
+    // watermark stays an error
+    let r = ok(&format!(
+        "watermark/2/text/{text}/fontsize/5000|imageMogr2/ignore-error/1"
+    ));
+    assert!(r.refused.is_some());
+    assert!(parse("watermark/5|imageMogr2/ignore-error/1").is_err());
 }

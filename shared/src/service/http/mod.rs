@@ -62,9 +62,9 @@ pub(super) fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) 
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// What the query string asks for: the first `imageMogr2...`/`imageView2...`, `imageInfo`, `imageAve` or
+/// What the query string asks for: the first `imageMogr2...`/`imageView2...`/`watermark/...`, `imageInfo`, `imageAve` or
 /// `image_process` parameter, percent-decoded; the rule is parsed here. Any other parameter without a
-/// value names a processor mogr does not implement (`?watermark/...`, `?imageSlim`): a 400 naming it,
+/// value names a processor mogr does not implement (`?faceEffect/...`, `?imageSlimmer`): a 400 naming it,
 /// never the untouched original, so a client can tell. Signatures and the SDKs' own parameters
 /// ([`never_a_processor`]) and parameters with values (cache busters) leave the answer alone.
 pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
@@ -74,7 +74,11 @@ pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
     for param in crate::query::params(Some(q)) {
         let decoded = param.name_utf8()?;
         let p = decoded.as_ref();
-        if p.starts_with("imageMogr2") || p.starts_with("imageView2") || p == "imageSlim" {
+        if p.starts_with("imageMogr2")
+            || p.starts_with("imageView2")
+            || p == "imageSlim"
+            || p.starts_with("watermark/")
+        {
             return Ok(Query::Rule {
                 rule: crate::parse(p)?,
                 text: p.to_string(),
@@ -90,7 +94,7 @@ pub(super) fn parse_query(q: Option<&str>) -> Result<Query> {
                 let processor: String = p.split('/').next().unwrap_or(p).chars().take(40).collect();
                 return Err(Error::invalid(format!(
                     "{processor:?} is not a processor mogr implements: use imageMogr2, imageView2, \
-                     imageInfo, imageAve or exif"
+                     imageSlim, watermark, imageInfo, imageAve or exif"
                 )));
             }
             _ => {}
@@ -204,7 +208,7 @@ mod tests {
             Query::Exif
         ));
         for unknown in [
-            "watermark/3/type/1",
+            "faceEffect/type/1",
             "imageSlimmer",
             "x=1&faces",
             "watermark=",
