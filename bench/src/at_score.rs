@@ -114,11 +114,11 @@ pub(crate) enum Quality {
 
 /// One output: the quality that made it, its size, its score and the converter's wall time.
 #[derive(Clone, Copy)]
-struct Try {
-    q: u8,
-    bytes: usize,
-    score: f64,
-    ms: f64,
+pub(crate) struct Try {
+    pub q: u8,
+    pub bytes: usize,
+    pub score: f64,
+    pub ms: f64,
 }
 
 /// The smallest quality whose output scores at least `target` (scores rise with quality; where they
@@ -126,7 +126,10 @@ struct Try {
 /// quality, each next try interpolated between their scores but kept at least an eighth of the way in
 /// from either end, so that it narrows quickly and always ends. `None` when even 100 falls short, with
 /// the tries made.
-fn search(target: f64, mut run: impl FnMut(u8) -> Result<Try>) -> Result<(Option<Try>, Vec<Try>)> {
+pub(crate) fn search(
+    target: f64,
+    mut run: impl FnMut(u8) -> Result<Try>,
+) -> Result<(Option<Try>, Vec<Try>)> {
     let mut tries: Vec<Try> = Vec::new();
     // (quality, score): the highest that failed and the lowest that passed; 0 and 101 are sentinels
     let (mut lo, mut hi) = ((0u8, None::<f64>), (101u8, None::<f64>));

@@ -6,6 +6,7 @@ mod at_score;
 mod bench;
 mod cache;
 mod score;
+mod slim;
 mod stored;
 
 use anyhow::{Context, Result};
@@ -101,6 +102,19 @@ enum Command {
         /// The picture scored.
         distorted: PathBuf,
     },
+    /// `imageSlim` beside libvips on JPEG and PNG inputs: a JPEG re-saved at the lowest quality
+    /// scoring what mogr's output scores (bytes at equal SSIMULACRA2), a PNG as a palette PNG.
+    #[command(
+        after_help = "Example:\n  mogr-bench slim examples/photo.jpg examples/screenshot.png"
+    )]
+    Slim {
+        /// Runs of mogr's conversion; the best time is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// JPEG and PNG images.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
     /// Time a download-time conversion the first time, from its kept copy and as a 304, over a
     /// folder and over S3 (the S3-protocol test server), with the storage calls each makes.
     #[command(after_help = "Example:\n  mogr-bench cache --runs 5 examples/photo.jpg")]
@@ -125,6 +139,7 @@ fn main() {
         Some(Command::Cache { runs, input }) => cache::run(&input, runs.max(1)),
         Some(Command::Stored { target, inputs }) => stored::run(&inputs, target),
         Some(Command::Score { inputs }) => score::run(&inputs),
+        Some(Command::Slim { runs, inputs }) => slim::run(&inputs, runs.max(1)),
         Some(Command::ScoreOne {
             method,
             reference,
