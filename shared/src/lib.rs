@@ -29,6 +29,7 @@ pub mod rule;
 pub mod score;
 pub mod service;
 pub mod store;
+pub mod timing;
 
 pub use codec::{Format, Limits, Profile};
 pub use convert::{convert, Output};

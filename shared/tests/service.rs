@@ -796,3 +796,56 @@ async fn the_memory_plan_refuses_a_conversion_before_decoding_and_stores_nothing
     );
     assert!(!dir.path().join("big.avif").exists());
 }
+
+/// `Server-Timing`'s stages as (name, ms).
+fn server_timing(resp: &http::Response<Vec<u8>>) -> Vec<(String, f64)> {
+    let value = resp.headers()["server-timing"].to_str().unwrap();
+    value
+        .split(", ")
+        .map(|stage| {
+            let (name, dur) = stage.split_once(";dur=").expect("name;dur=ms");
+            (name.to_string(), dur.parse().expect("ms"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_conversion_answers_where_its_time_and_bytes_went() {
+    let (_dir, service) = setup(Config::default()).await;
+    let started = std::time::Instant::now();
+    let resp = service
+        .download(get("imageMogr2/thumbnail/200x/format/webp"))
+        .await;
+    let took_ms = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let stages = server_timing(&resp);
+    let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["fetch", "cache", "queue", "decode", "transform", "encode"]
+    );
+    // each stage is real work, and together they are no more than the whole request
+    let sum: f64 = stages.iter().map(|(_, ms)| ms).sum();
+    assert!(
+        sum <= took_ms + 0.5,
+        "stages {sum} ms, request {took_ms} ms"
+    );
+    let ms = |stage: &str| stages.iter().find(|(n, _)| n == stage).unwrap().1;
+    assert!(ms("decode") > 0.0 && ms("encode") > 0.0, "{stages:?}");
+    let input = example("photo.jpg").len();
+    assert_eq!(
+        resp.headers()["x-mogr-bytes"].to_str().unwrap(),
+        format!("in={input}; out={}", resp.body().len())
+    );
+    // kept: answered from the cache, nothing decoded; the original itself has no stages
+    let again = service
+        .download(get("imageMogr2/thumbnail/200x/format/webp"))
+        .await;
+    let names: Vec<String> = server_timing(&again).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["fetch", "cache"]);
+    let original = service
+        .download(request("GET", "/photo.jpg", &[], vec![]))
+        .await;
+    assert!(original.headers().get("server-timing").is_none());
+    assert!(original.headers().get("x-mogr-bytes").is_none());
+}

@@ -12,6 +12,7 @@ use crate::codec::{
     self, EncodeOptions, Format, Frames, Limits, MemoryPlan, Picture, Probe, Profile,
 };
 use crate::rule::{Op, Quality, Rule, SLIM_SCORE};
+use crate::timing::Timings;
 use crate::{pipeline, Result};
 use quality::{auto_quality, auto_start};
 
@@ -31,6 +32,9 @@ pub struct Output {
     /// `imageSlim`'s answer header `X-Slimflag`: 1 when the output is smaller than the input, 2 when
     /// it is the input itself; `None` for other rules.
     pub slim_flag: Option<u8>,
+    /// The time the conversion's stages took: `decode` (when this call decoded), `transform` (the
+    /// rule's steps) and `encode` (every encode a search or a size limit made).
+    pub timings: Timings,
 }
 
 impl Output {
@@ -124,8 +128,14 @@ pub fn convert_probed(
 ) -> Result<Output> {
     let result = check_rule(rule).and_then(|()| {
         plan(rule, &probe, limits)?;
-        let picture = codec::decode(input, &probe, limits, frames_for(rule, probe.format))?;
-        convert_picture(input, &probe, picture, rule, limits, profile)
+        let mut timings = Timings::default();
+        let picture = timings.time("decode", || {
+            codec::decode(input, &probe, limits, frames_for(rule, probe.format))
+        })?;
+        let mut out = convert_picture(input, &probe, picture, rule, limits, profile)?;
+        timings.extend(&out.timings);
+        out.timings = timings;
+        Ok(out)
     });
     or_original(result, input, rule, limits)
 }
@@ -192,6 +202,7 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
         is_original: true,
         frames_dropped: 0,
         slim_flag: None,
+        timings: Timings::default(),
     })
 }
 
@@ -219,7 +230,9 @@ fn convert_picture(
     profile: Profile,
 ) -> Result<Output> {
     let format = rule.format.unwrap_or(probe.format);
-    pipeline::run(&mut pic, &rule.ops, limits)?;
+    let mut timings = Timings::default();
+    timings.time("transform", || pipeline::run(&mut pic, &rule.ops, limits))?;
+    let encoding = std::time::Instant::now();
 
     let profile = rule.profile.unwrap_or(profile);
     // the quality/auto target, if the output is searched for, and the quality to encode (first) with
@@ -265,11 +278,13 @@ fn convert_picture(
             return original(input, limits);
         }
     }
+    timings.add("encode", encoding.elapsed());
     // imageSlim never answers more bytes than it was given (unless a format/ of its own asked for
     // another format): then the input itself
     if rule.slim && format == probe.format && bytes.len() >= input.len() {
         return Ok(Output {
             slim_flag: Some(2),
+            timings,
             ..original(input, limits)?
         });
     }
@@ -289,6 +304,7 @@ fn convert_picture(
             probe.frames.saturating_sub(1)
         },
         slim_flag: rule.slim.then_some(1),
+        timings,
     })
 }
 

@@ -11,7 +11,9 @@ use crate::codec::{self, Frames, Profile};
 use crate::convert;
 use crate::rule::Rule;
 use crate::store::{self, Head, Object};
+use crate::timing::Timings;
 use crate::{info, Code, Error, Result};
+use std::time::Instant;
 
 /// What a download asks for.
 #[derive(Debug)]
@@ -85,6 +87,8 @@ impl Download {
 }
 
 /// What a download answers.
+// One per request, moved once into the response: boxing the body would cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Answer {
     Body {
         bytes: Vec<u8>,
@@ -97,6 +101,10 @@ pub enum Answer {
         warning: Option<String>,
         /// `imageSlim`'s `X-Slimflag` (1 slimmed, 2 the original).
         slim_flag: Option<u8>,
+        /// Where the time went (`Server-Timing`); empty for the object itself.
+        timings: Timings,
+        /// The source's bytes, when the answer was made from it (`X-Mogr-Bytes`).
+        bytes_in: Option<u64>,
     },
     /// The client holds the result already (`If-None-Match` names its tag): 304.
     NotModified { tag: String },
@@ -146,21 +154,30 @@ impl Service {
         // of the source. Without either to look for, the source is read at once.
         let caching = matches!(d.query, Query::Rule { .. }) && self.config.result_cache;
         let mut tag = None;
+        let mut timings = Timings::default();
         if d.if_none_match.is_some() || caching {
+            let started = Instant::now();
             let head = (self.default_bucket.head(&d.key).await?)
                 .ok_or_else(|| store::no_such_key(&d.key))?;
+            timings.add("fetch", started.elapsed());
             let t = cache::tag(&head.etag, &work);
             if d.holds(&t) {
                 return Ok(Answer::NotModified { tag: t });
             }
             if caching {
-                if let Some(hit) = self.cached(&t).await {
-                    return self.answer_kept(&t, hit).await;
+                let started = Instant::now();
+                let hit = self.cached(&t).await;
+                timings.add("cache", started.elapsed());
+                if let Some(hit) = hit {
+                    return self.answer_kept(&t, hit, timings).await;
                 }
             }
             tag = Some((head.etag, t));
         }
+        let started = Instant::now();
         let obj = self.default_bucket.get(&d.key).await?;
+        timings.add("fetch", started.elapsed());
+        let bytes_in = Some(obj.body.len() as u64);
         // the source changed since its head: the result is the new source's
         let tag = match tag {
             Some((etag, t)) if etag == obj.head.etag => t,
@@ -174,6 +191,8 @@ impl Service {
             tag: Some(tag.clone()),
             warning: None,
             slim_flag: None,
+            timings: timings.clone(),
+            bytes_in,
         };
         match d.query {
             Query::Info => {
@@ -211,6 +230,7 @@ impl Service {
             Query::Rule { mut rule, .. } => {
                 let Object { head, body } = obj;
                 let accept = d.accept;
+                let started = Instant::now();
                 let out = self
                     .work
                     .run(limits.deadline, move || {
@@ -225,6 +245,10 @@ impl Service {
                         convert::convert_probed(&body, probe, &rule, &limits, Profile::Download)
                     })
                     .await?;
+                // the time in the work queue not spent converting: the wait for a worker, the probe
+                let worked = started.elapsed();
+                timings.add("queue", worked.saturating_sub(out.timings.total()));
+                timings.extend(&out.timings);
                 if self.too_large(out.bytes.len()) {
                     if let Some(url) = self.cache_url(&tag).await? {
                         self.keep(&tag, &head.etag, out).await?;
@@ -232,7 +256,9 @@ impl Service {
                     }
                 }
                 if self.config.result_cache {
+                    let started = Instant::now();
                     self.remember(&tag, &head.etag, &out).await;
+                    timings.add("cache", started.elapsed());
                 }
                 Ok(Answer::Body {
                     content_type: out.format.mime().to_string(),
@@ -241,6 +267,8 @@ impl Service {
                     bytes: out.bytes,
                     stored: None,
                     tag: Some(tag),
+                    timings,
+                    bytes_in,
                 })
             }
             Query::Original | Query::ImageProcess => self.the_object(&d.key).await,
@@ -265,17 +293,19 @@ impl Service {
             tag: None,
             warning: None,
             slim_flag: None,
+            timings: Timings::default(),
+            bytes_in: None,
         })
     }
 
     /// A kept result answered: inline, or redirected to when it is too large and the store has URLs.
-    async fn answer_kept(&self, tag: &str, hit: Hit) -> Result<Answer> {
+    async fn answer_kept(&self, tag: &str, hit: Hit, timings: Timings) -> Result<Answer> {
         if self.too_large(hit.bytes.len()) {
             if let Some(url) = self.cache_url(tag).await? {
                 return Ok(Answer::Redirect(url));
             }
         }
-        Ok(body_of(tag.to_string(), hit))
+        Ok(body_of(tag.to_string(), hit, timings))
     }
 
     /// Whether `len` bytes are more than an answer may hold inline (`MOGR_MAX_INLINE_BYTES`).
@@ -314,7 +344,7 @@ impl Service {
 }
 
 /// A kept result as a download's answer.
-fn body_of(tag: String, hit: Hit) -> Answer {
+fn body_of(tag: String, hit: Hit, timings: Timings) -> Answer {
     Answer::Body {
         bytes: hit.bytes,
         content_type: hit.content_type,
@@ -322,5 +352,7 @@ fn body_of(tag: String, hit: Hit) -> Answer {
         tag: Some(tag),
         warning: hit.warning,
         slim_flag: hit.slim_flag,
+        timings,
+        bytes_in: None,
     }
 }

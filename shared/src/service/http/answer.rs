@@ -10,6 +10,7 @@ use crate::service::content_type::renders_inertly;
 use crate::service::download::{Answer, Download};
 use crate::service::Service;
 use crate::store::{self, key_of, Metadata};
+use crate::timing::Timings;
 use crate::{accept, query};
 use crate::{Code, Error, Result};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -75,7 +76,7 @@ fn answer_response<B>(
     req: &Request<B>,
     service: &Service,
 ) -> Result<Response<Vec<u8>>> {
-    let (body, content_type, stored, tag, warning, slim_flag) = match answer {
+    let (body, content_type, stored, tag, warning, slim_flag, timings, bytes_in) = match answer {
         Answer::NotModified { tag } => {
             return Response::builder()
                 .status(StatusCode::NOT_MODIFIED)
@@ -100,7 +101,18 @@ fn answer_response<B>(
             tag,
             warning,
             slim_flag,
-        } => (bytes, content_type, stored, tag, warning, slim_flag),
+            timings,
+            bytes_in,
+        } => (
+            bytes,
+            content_type,
+            stored,
+            tag,
+            warning,
+            slim_flag,
+            timings,
+            bytes_in,
+        ),
     };
     // The object itself carries its stored ETag, metadata and time; a conversion or a fact, its tag.
     let is_stored = stored.is_some();
@@ -214,6 +226,13 @@ fn answer_response<B>(
     if let Some(flag) = slim_flag {
         resp = resp.header(SLIM_FLAG, u16::from(flag));
     }
+    // where a conversion's time and bytes went (the object itself has no stages)
+    if timings != Timings::default() {
+        resp = resp.header(SERVER_TIMING, timings.server_timing());
+    }
+    if let Some(n) = bytes_in {
+        resp = resp.header(BYTES, format!("in={n}; out={}", body.len()));
+    }
     resp = resp.header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     let body = if req.method() == Method::HEAD {
         Vec::new()
@@ -260,6 +279,8 @@ pub(super) fn crc64(body: &[u8]) -> u64 {
 const WARNING: &str = "x-mogr-warning";
 /// COS's answer header to `imageSlim`: 1 when the image was slimmed, 2 when the original came back.
 const SLIM_FLAG: &str = "x-slimflag";
+const SERVER_TIMING: &str = "server-timing";
+const BYTES: &str = "x-mogr-bytes";
 
 #[cfg(test)]
 mod tests {
