@@ -42,6 +42,11 @@ impl Timings {
             .map(|(_, d)| *d)
     }
 
+    /// Whether no stage was recorded (the object itself, answered as it is).
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
     /// The sum of every stage.
     pub fn total(&self) -> Duration {
         self.stages.iter().map(|(_, d)| *d).sum()

@@ -132,10 +132,7 @@ pub fn convert_probed(
         let picture = timings.time("decode", || {
             codec::decode(input, &probe, limits, frames_for(rule, probe.format))
         })?;
-        let mut out = convert_picture(input, &probe, picture, rule, limits, profile)?;
-        timings.extend(&out.timings);
-        out.timings = timings;
-        Ok(out)
+        convert_picture(input, &probe, picture, rule, limits, profile, timings)
     });
     or_original(result, input, rule, limits)
 }
@@ -157,7 +154,8 @@ pub fn convert_each(
                 Ok(s) => {
                     plan(rule, &s.probe, limits)?;
                     let picture = s.picture.copy(frames_for(rule, s.probe.format));
-                    convert_picture(input, &s.probe, picture, rule, limits, profile)
+                    let timings = Timings::default(); // the shared decode is not this rule's
+                    convert_picture(input, &s.probe, picture, rule, limits, profile, timings)
                 }
                 Err(e) => Err(e.clone()),
             });
@@ -220,7 +218,9 @@ fn check_rule(rule: &Rule) -> Result<()> {
     Ok(())
 }
 
-/// Runs the rule's pipeline over `pic` (holding the frames [`frames_for`] asked for) and encodes it.
+/// Runs the rule's pipeline over `pic` (holding the frames [`frames_for`] asked for) and encodes it,
+/// adding `transform` and `encode` to `timings` (which holds the decode when the caller made one).
+#[allow(clippy::too_many_arguments)]
 fn convert_picture(
     input: &[u8],
     probe: &Probe,
@@ -228,9 +228,9 @@ fn convert_picture(
     rule: &Rule,
     limits: &Limits,
     profile: Profile,
+    mut timings: Timings,
 ) -> Result<Output> {
     let format = rule.format.unwrap_or(probe.format);
-    let mut timings = Timings::default();
     timings.time("transform", || pipeline::run(&mut pic, &rule.ops, limits))?;
     let encoding = std::time::Instant::now();
 

@@ -633,7 +633,7 @@ fn image_mark(bytes: Vec<u8>, place: impl FnOnce(&mut crate::rule::Watermark)) -
         object: Some(MarkObject {
             key: "logo.png".into(),
             etag: "e".into(),
-            bytes: bytes.into(),
+            bytes: Some(bytes.into()),
         }),
     });
     watermark_op(mark, Gravity::SouthEast, place)

@@ -184,7 +184,8 @@ fn font_file(name: &str) -> Result<&str> {
     let known = [".ttf", ".ttc", ".otf", ".otc"]
         .iter()
         .any(|ext| lower.ends_with(ext));
-    if plain && known && fonts().find(name).is_some() {
+    // a font read before is not looked for again: no folder walk on every request
+    if plain && known && (fonts().is_loaded(name) || fonts().find(name).is_some()) {
         return Ok(name);
     }
     Err(Error::invalid(format!(
@@ -214,6 +215,11 @@ fn fonts() -> &'static Fonts {
 }
 
 impl Fonts {
+    fn is_loaded(&self, name: &str) -> bool {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.contains_key(name)
+    }
+
     /// The font in file `name` (the first face of a collection), read on first use.
     fn get(&self, name: &str) -> Result<Arc<FontArc>> {
         if let Some(font) = self

@@ -163,7 +163,7 @@ fn tiles(w: u32, h: u32, mw: u32, mh: u32) -> Vec<(i64, i64)> {
 
 /// The watermark image as the service read it.
 fn object(m: &ImageMark) -> Result<&[u8]> {
-    m.object.as_ref().map(|o| &*o.bytes).ok_or_else(|| {
+    m.object.as_ref().and_then(|o| o.bytes.as_deref()).ok_or_else(|| {
         Error::invalid(format!(
             "watermark/1 reads its image ({}) from the bucket the request is served from: use it in a \
              download, a Pic-Operations rule or POST ?image_process (mogr convert has no bucket)",

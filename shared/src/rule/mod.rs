@@ -146,17 +146,18 @@ pub struct ImageMark {
     /// Operations of an `imageMogr2` rule given as the URL's query (`logo.png?imageMogr2/thumbnail/!50p`),
     /// run on the mark before it is composited.
     pub ops: Vec<Op>,
-    /// The object the URL names, read by the service before the rule runs; `None` until then.
+    /// The object the URL names, found by the service before the rule runs; `None` until then.
     pub object: Option<MarkObject>,
 }
 
-/// A watermark image as read from the bucket. Two are equal, and print, by key and ETag: a rule's
-/// `Debug` text names the results it gives (`cache::tag`), which change when the mark does.
+/// A watermark image of the bucket: named by its head first (its key and ETag, which name the
+/// results it gives), its bytes read only when a result is made. Two are equal, and print, by key and
+/// ETag: a rule's `Debug` text names its results (`cache::tag`), which change when the mark does.
 #[derive(Clone)]
 pub struct MarkObject {
     pub key: String,
     pub etag: String,
-    pub bytes: std::sync::Arc<[u8]>,
+    pub bytes: Option<std::sync::Arc<[u8]>>,
 }
 
 impl PartialEq for MarkObject {

@@ -86,28 +86,33 @@ impl Download {
     }
 }
 
+/// An answer with a body: the object, a conversion or a fact.
+pub struct Body {
+    pub bytes: Vec<u8>,
+    pub content_type: String,
+    /// The stored object's head (ETag, user metadata, time), when the answer is the object itself.
+    pub stored: Option<Head>,
+    /// A conversion's or a fact's ETag, known before the work (`cache::tag`).
+    pub tag: Option<String>,
+    /// What a conversion lost (dropped frames), for the `x-mogr-warning` header.
+    pub warning: Option<String>,
+    /// `imageSlim`'s `X-Slimflag` (1 slimmed, 2 the original).
+    pub slim_flag: Option<u8>,
+    /// Where the time went (`Server-Timing`); empty for the object itself.
+    pub timings: Timings,
+    /// The source's bytes, when the answer was made from it (`X-Mogr-Bytes`).
+    pub bytes_in: Option<u64>,
+}
+
 /// What a download answers.
 // One per request, moved once into the response: boxing the body would cost an allocation for nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Answer {
-    Body {
-        bytes: Vec<u8>,
-        content_type: String,
-        /// The stored object's head (ETag, user metadata, time), when the answer is the object itself.
-        stored: Option<Head>,
-        /// A conversion's or a fact's ETag, known before the work (`cache::tag`).
-        tag: Option<String>,
-        /// What a conversion lost (dropped frames), for the `x-mogr-warning` header.
-        warning: Option<String>,
-        /// `imageSlim`'s `X-Slimflag` (1 slimmed, 2 the original).
-        slim_flag: Option<u8>,
-        /// Where the time went (`Server-Timing`); empty for the object itself.
-        timings: Timings,
-        /// The source's bytes, when the answer was made from it (`X-Mogr-Bytes`).
-        bytes_in: Option<u64>,
-    },
+    Body(Body),
     /// The client holds the result already (`If-None-Match` names its tag): 304.
-    NotModified { tag: String },
+    NotModified {
+        tag: String,
+    },
     /// The result is too large to answer inline: it was stored, and this URL serves it.
     Redirect(String),
 }
@@ -145,9 +150,9 @@ impl Service {
         if let Query::Rule { rule, .. } = &mut d.query {
             self.allow_on_download(rule)?;
             // a watermark's image is part of what names the result (its ETag is in the rule's text)
-            self.read_marks(rule).await?;
+            self.head_marks(rule).await?;
         }
-        let Some(work) = d.work() else {
+        let Some(mut work) = d.work() else {
             return self.the_object(&d.key).await;
         };
         // The source's head names the result: a client that holds it, or a kept copy, costs no read
@@ -176,6 +181,13 @@ impl Service {
         }
         let started = Instant::now();
         let obj = self.default_bucket.get(&d.key).await?;
+        if let Query::Rule { rule, .. } = &mut d.query {
+            // a mark that changed since its head: the result is the new mark's
+            if self.read_marks(rule).await? {
+                work = d.work().unwrap_or_default();
+                tag = None;
+            }
+        }
         timings.add("fetch", started.elapsed());
         let bytes_in = Some(obj.body.len() as u64);
         // the source changed since its head: the result is the new source's
@@ -184,15 +196,17 @@ impl Service {
             _ => cache::tag(&obj.head.etag, &work),
         };
         let limits = self.config.download_limits();
-        let json = |bytes: Vec<u8>| Answer::Body {
-            bytes,
-            content_type: "application/json".into(),
-            stored: None,
-            tag: Some(tag.clone()),
-            warning: None,
-            slim_flag: None,
-            timings: timings.clone(),
-            bytes_in,
+        let json = |bytes: Vec<u8>| {
+            Answer::Body(Body {
+                bytes,
+                content_type: "application/json".into(),
+                stored: None,
+                tag: Some(tag.clone()),
+                warning: None,
+                slim_flag: None,
+                timings: timings.clone(),
+                bytes_in,
+            })
         };
         match d.query {
             Query::Info => {
@@ -260,7 +274,7 @@ impl Service {
                     self.remember(&tag, &head.etag, &out).await;
                     timings.add("cache", started.elapsed());
                 }
-                Ok(Answer::Body {
+                Ok(Answer::Body(Body {
                     content_type: out.format.mime().to_string(),
                     warning: out.warning(),
                     slim_flag: out.slim_flag,
@@ -269,7 +283,7 @@ impl Service {
                     tag: Some(tag),
                     timings,
                     bytes_in,
-                })
+                }))
             }
             Query::Original | Query::ImageProcess => self.the_object(&d.key).await,
         }
@@ -286,7 +300,7 @@ impl Service {
             .content_type
             .clone()
             .unwrap_or_else(|| guess_type(&obj.body));
-        Ok(Answer::Body {
+        Ok(Answer::Body(Body {
             bytes: obj.body,
             content_type,
             stored: Some(obj.head),
@@ -295,7 +309,7 @@ impl Service {
             slim_flag: None,
             timings: Timings::default(),
             bytes_in: None,
-        })
+        }))
     }
 
     /// A kept result answered: inline, or redirected to when it is too large and the store has URLs.
@@ -345,7 +359,7 @@ impl Service {
 
 /// A kept result as a download's answer.
 fn body_of(tag: String, hit: Hit, timings: Timings) -> Answer {
-    Answer::Body {
+    Answer::Body(Body {
         bytes: hit.bytes,
         content_type: hit.content_type,
         stored: None,
@@ -354,5 +368,5 @@ fn body_of(tag: String, hit: Hit, timings: Timings) -> Answer {
         slim_flag: hit.slim_flag,
         timings,
         bytes_in: None,
-    }
+    })
 }

@@ -1,30 +1,26 @@
-//! `watermark/1`'s images: read from the served bucket before a rule runs, and only from it. The URL's
+//! `watermark/1`'s images: named by their heads before a result is looked for, read only when one is
+//! made, from the served bucket and only from it. The URL's
 //! host must name this bucket — COS's `<bucket>.cos.<region>.myqcloud.com` (or its image-processing
 //! `.pic.` host), S3's `<bucket>.s3[.<region>].amazonaws.com` or `s3.<region>.amazonaws.com/<bucket>/`,
 //! or `MOGR_PUBLIC_HOST` — and anything else is refused (403): no request ever goes to another host.
 
 use super::Service;
-use crate::rule::{Mark, MarkObject, Op, Rule};
+use crate::rule::{ImageMark, Mark, MarkObject, Op, Rule};
 use crate::store;
 use crate::{Code, Error, Result};
 use percent_encoding::percent_decode_str;
 
 impl Service {
-    /// Reads the image of each `watermark/1` in `rule` into it (see [`crate::rule::ImageMark`]).
-    pub(super) async fn read_marks(&self, rule: &mut Rule) -> Result<()> {
-        for op in &mut rule.ops {
-            let Op::Watermark(wm) = op else { continue };
-            let Mark::Image(mark) = &mut wm.mark else {
-                continue;
-            };
+    /// Names the image of each `watermark/1` in `rule` by its head: key and ETag, which name the
+    /// result (see [`crate::rule::MarkObject`]); a missing image is a 400, one over the input limit too.
+    pub(super) async fn head_marks(&self, rule: &mut Rule) -> Result<()> {
+        for mark in image_marks(rule) {
             let key = self.mark_key(&mark.url)?;
-            let missing = || {
-                Error::invalid(format!(
-                    "the watermark image {key:?} is not in the bucket: upload it, then name its URL \
-                     (url-safe base64) in watermark/1/image/"
-                ))
-            };
-            let head = self.default_bucket.head(&key).await?.ok_or_else(missing)?;
+            let head = self
+                .default_bucket
+                .head(&key)
+                .await?
+                .ok_or_else(|| missing(&key))?;
             self.config
                 .limits
                 .check_bytes(head.size as usize)
@@ -34,21 +30,37 @@ impl Service {
                         format!("the watermark image {key:?}: {}", e.message),
                     )
                 })?;
-            let obj = self
-                .default_bucket
-                .get(&key)
-                .await
-                .map_err(|e| match e.code {
-                    Code::NoSuchKey => missing(),
-                    _ => e,
-                })?;
             mark.object = Some(MarkObject {
                 key,
-                etag: obj.head.etag,
-                bytes: obj.body.into(),
+                etag: head.etag,
+                bytes: None,
             });
         }
         Ok(())
+    }
+
+    /// Reads the bytes of the images [`Service::head_marks`] named, for a result to be made. True
+    /// when one changed since its head (its ETag is then the one read: the result's name changes).
+    pub(super) async fn read_marks(&self, rule: &mut Rule) -> Result<bool> {
+        let mut changed = false;
+        for object in image_marks(rule).filter_map(|m| m.object.as_mut()) {
+            if object.bytes.is_some() {
+                continue;
+            }
+            let obj = self
+                .default_bucket
+                .get(&object.key)
+                .await
+                .map_err(|e| match e.code {
+                    Code::NoSuchKey => missing(&object.key),
+                    _ => e,
+                })?;
+            self.config.limits.check_bytes(obj.body.len())?;
+            changed |= obj.head.etag != object.etag;
+            object.etag = obj.head.etag;
+            object.bytes = Some(obj.body.into());
+        }
+        Ok(changed)
     }
 
     /// The key a watermark image's URL names in the served bucket.
@@ -112,6 +124,24 @@ impl Service {
         }
         Ok(key)
     }
+}
+
+/// The image marks of `rule`.
+fn image_marks(rule: &mut Rule) -> impl Iterator<Item = &mut ImageMark> {
+    rule.ops.iter_mut().filter_map(|op| match op {
+        Op::Watermark(wm) => match &mut wm.mark {
+            Mark::Image(m) => Some(m),
+            Mark::Text(_) => None,
+        },
+        _ => None,
+    })
+}
+
+fn missing(key: &str) -> Error {
+    Error::invalid(format!(
+        "the watermark image {key:?} is not in the bucket: upload it, then name its URL (url-safe \
+         base64) in watermark/1/image/"
+    ))
 }
 
 /// The bucket a COS or S3 host names, and the key's path (path-style S3 names the bucket first).

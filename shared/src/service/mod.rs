@@ -41,7 +41,7 @@ pub use self::http::{
 pub use background::Background;
 pub use cache::{CACHE_PREFIX, OUTPUT_VERSION};
 pub use config::Config;
-pub use download::{Answer, Download, Query};
+pub use download::{Answer, Body, Download, Query};
 pub use hook::HookOutcome;
 pub use process::{Copy, Post, Put, Report};
 pub use work::{Held, Work};

@@ -204,6 +204,7 @@ impl Service {
         let mut rules = Vec::new();
         for r in &ops.rules {
             let mut rule = crate::parse(&r.rule)?;
+            self.head_marks(&mut rule).await?;
             self.read_marks(&mut rule).await?;
             rules.push(rule);
         }

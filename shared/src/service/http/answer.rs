@@ -7,10 +7,9 @@ use super::{
     request_id, with_request_id, Addressed,
 };
 use crate::service::content_type::renders_inertly;
-use crate::service::download::{Answer, Download};
+use crate::service::download::{Answer, Body, Download};
 use crate::service::Service;
 use crate::store::{self, key_of, Metadata};
-use crate::timing::Timings;
 use crate::{accept, query};
 use crate::{Code, Error, Result};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -76,7 +75,7 @@ fn answer_response<B>(
     req: &Request<B>,
     service: &Service,
 ) -> Result<Response<Vec<u8>>> {
-    let (body, content_type, stored, tag, warning, slim_flag, timings, bytes_in) = match answer {
+    let answered = match answer {
         Answer::NotModified { tag } => {
             return Response::builder()
                 .status(StatusCode::NOT_MODIFIED)
@@ -94,26 +93,18 @@ fn answer_response<B>(
                 .body(Vec::new())
                 .map_err(|e| Error::internal(e.to_string()))
         }
-        Answer::Body {
-            bytes,
-            content_type,
-            stored,
-            tag,
-            warning,
-            slim_flag,
-            timings,
-            bytes_in,
-        } => (
-            bytes,
-            content_type,
-            stored,
-            tag,
-            warning,
-            slim_flag,
-            timings,
-            bytes_in,
-        ),
+        Answer::Body(b) => b,
     };
+    let Body {
+        bytes: body,
+        content_type,
+        stored,
+        tag,
+        warning,
+        slim_flag,
+        timings,
+        bytes_in,
+    } = answered;
     // The object itself carries its stored ETag, metadata and time; a conversion or a fact, its tag.
     let is_stored = stored.is_some();
     let (etag, metadata, modified) = match stored {
@@ -227,7 +218,7 @@ fn answer_response<B>(
         resp = resp.header(SLIM_FLAG, u16::from(flag));
     }
     // where a conversion's time and bytes went (the object itself has no stages)
-    if timings != Timings::default() {
+    if !timings.is_empty() {
         resp = resp.header(SERVER_TIMING, timings.server_timing());
     }
     if let Some(n) = bytes_in {
