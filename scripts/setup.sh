@@ -29,8 +29,9 @@ TEST=(nodejs debootstrap)
 # cos-python-sdk-v5: Tencent's own COS SDK, driven against `mogr serve` by cli/tests/cos_sdk.rs;
 # boto3 and the AWS CLI (v1, the one on PyPI; boto3 at the botocore it pins), by cli/tests/s3_clients.rs
 # moto: AWS's Secrets Manager API locally, where tests/tests/lambda.rs keeps the functions' access keys
+# prometheus-client: Prometheus's own parser of the text format, for `mogr serve`'s /_mogr/metrics
 PY_TOOLS=(cargo-lambda==1.9.2 cfn-lint==1.51.0 cos-python-sdk-v5==1.9.44 awscli==1.46.3 boto3==1.43.11
-  "moto[server]==5.2.6")
+  "moto[server]==5.2.6" prometheus-client==0.26.0)
 
 if [ "${1:-}" = "--runtime" ]; then
   PACKAGES=("${RUNTIME[@]}")
@@ -131,6 +132,7 @@ if [ -z "${1:-}" ]; then
   python3 -m pip show awscli 2>/dev/null | grep -q "^Version: 1.46.3$" || need_py=1
   python3 -m pip show boto3 2>/dev/null | grep -q "^Version: 1.43.11$" || need_py=1
   python3 -m pip show moto 2>/dev/null | grep -q "^Version: 5.2.6$" || need_py=1
+  python3 -m pip show prometheus-client 2>/dev/null | grep -q "^Version: 0.26.0$" || need_py=1
   if [ $need_py -eq 1 ]; then
     python3 -m pip install --quiet --user --break-system-packages "${PY_TOOLS[@]}" 2>/dev/null \
       || python3 -m pip install --quiet --user "${PY_TOOLS[@]}"

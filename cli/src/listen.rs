@@ -142,7 +142,8 @@ pub async fn serve(listener: TcpListener, app: axum::Router, guard: Guard) -> Re
             tracing::warn!(client = %peer.ip(), share, "connection past its client's share refused");
             let conn = refusing.serve_connection(
                 io,
-                hyper::service::service_fn(move |req| {
+                hyper::service::service_fn(move |mut req| {
+                    let log = service::AccessLog::start(&mut req, "serve", None);
                     let refused = Error::new(
                         mogr::Code::SlowDown,
                         format!(
@@ -155,7 +156,8 @@ pub async fn serve(listener: TcpListener, app: axum::Router, guard: Guard) -> Re
                         req.uri().path(),
                         &service::request_id(&req),
                     );
-                    async move { Ok::<_, std::convert::Infallible>(unread(resp).map(Body::from)) }
+                    let resp = log.finish(unread(resp)).map(Body::from);
+                    async move { Ok::<_, std::convert::Infallible>(resp) }
                 }),
             );
             tokio::spawn(async move {

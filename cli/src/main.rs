@@ -88,6 +88,10 @@ enum Command {
         guard: listen::Guard,
         #[command(flatten)]
         access: serve::Access,
+        /// Do not answer /_mogr/metrics (Prometheus text format: requests, stage latencies, the
+        /// work queue, bytes in and out, resident memory) nor count for it.
+        #[arg(long)]
+        no_metrics: bool,
     },
     /// Print a signed download URL, for a service started with MOGR_SIGNING_KEYS.
     #[command(after_help = "Example:\n  \
@@ -132,9 +136,10 @@ fn main() {
             bucket,
             guard,
             access,
+            no_metrics,
         } => tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(serve::run(root, addr, bucket, guard, access))),
+            .and_then(|rt| rt.block_on(serve::run(root, addr, bucket, guard, access, !no_metrics))),
         Command::Sign {
             key,
             processor,

@@ -122,6 +122,7 @@ pub async fn run(
     bucket: Option<String>,
     guard: Guard,
     access: Access,
+    metrics: bool,
 ) -> Result<()> {
     if !root.is_dir() {
         anyhow::bail!(
@@ -159,6 +160,7 @@ pub async fn run(
         guard,
         spellings,
         gate: Arc::new(gate),
+        metrics: metrics.then(mogr::metrics::local_on),
     });
     println!("mogr serves {} at http://{local}/", root.display());
     if let Some(sample) = first_image(&root) {
@@ -224,6 +226,8 @@ struct Server {
     /// COS's spelling of response header names (see [`cos_spellings`]).
     spellings: http::Extensions,
     gate: Arc<Gate>,
+    /// The Prometheus metrics, unless `--no-metrics`.
+    metrics: Option<&'static mogr::metrics::Local>,
 }
 
 /// COS spells some response header names in mixed case (`ETag`, `Content-Length`), and Tencent's
@@ -259,12 +263,10 @@ async fn cos_spellings() -> Result<http::Extensions> {
 }
 
 async fn handle(State(server): State<Server>, mut req: Request) -> Response {
-    // One id per request, for the service's answer, the access log and the client.
+    // One id per request, ours (a client's own id header is not taken), for the service's answer,
+    // the access log and the client.
+    let log = service::AccessLog::start(&mut req, "serve", None);
     let rid = service::request_id(&req);
-    if let Ok(v) = http::HeaderValue::from_str(&rid) {
-        req.headers_mut().insert("x-request-id", v);
-    }
-    let log = service::AccessLog::start(&req);
     let mut resp = match server.gate.check(&req) {
         Ok(()) => answer(&server, req, &rid).await,
         Err(e) => unread(service::error_response(&e, req.uri().path(), &rid)),
@@ -279,6 +281,30 @@ async fn handle(State(server): State<Server>, mut req: Request) -> Response {
     resp
 }
 
+/// Where `mogr serve` answers its metrics, reserved like every `_mogr/` key.
+pub const METRICS_PATH: &str = "/_mogr/metrics";
+
+/// `GET /_mogr/metrics`: the Prometheus metrics, when they are on (`--no-metrics` turns them off;
+/// then the path is refused as any `_mogr/` key is).
+fn metrics_page(server: &Server, req: &Request) -> Option<http::Response<Vec<u8>>> {
+    let metrics = server.metrics?;
+    if req.uri().path() != METRICS_PATH || req.method() != http::Method::GET {
+        return None;
+    }
+    let (running, waiting) = server.service.queue_depth();
+    let text = metrics.render(running, waiting);
+    let mut resp = http::Response::builder()
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(text.into_bytes())
+        .expect("static headers are valid");
+    resp.extensions_mut().insert(service::Route("metrics"));
+    Some(resp)
+}
+
 async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<Vec<u8>> {
     let Server { service, guard, .. } = server;
     // Refused before its body is read: another bucket, or what mogr does not implement. From here on
@@ -288,6 +314,9 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
         .and_then(|()| service::check_implemented(&req, true))
     {
         return unread(service::error_response(&e, req.uri().path(), rid));
+    }
+    if let Some(resp) = metrics_page(server, &req) {
+        return resp;
     }
     let (parts, body) = req.into_parts();
     // A body refused unread (too large, too slow): the connection closes after the answer.
@@ -334,7 +363,8 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
     // listings need a signature).
     let listings = !service.config.signer.is_on();
     let page = listings && !service.keys_required();
-    if let Some(resp) = crate::index::page(service, &req, page).await {
+    if let Some(mut resp) = crate::index::page(service, &req, page).await {
+        resp.extensions_mut().insert(service::Route("index"));
         return resp;
     }
     let routes = service::Routes {

@@ -879,12 +879,22 @@ fn every_request_is_one_plain_access_log_line() {
     let log = std::fs::File::create(&log_path).unwrap();
     let s = common::start_logging("access", &[], &[], log.into());
     let rule = "imageMogr2/thumbnail/100x/format/webp";
+    // a client's own request id is not taken for ours
     let r = client()
         .get(format!("{}/photo.jpg?{rule}", s.base))
+        .header("x-request-id", "client-chosen")
+        .header("x-amz-request-id", "client-chosen")
         .send()
         .unwrap();
+    let rid = r.headers()["x-cos-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(rid.starts_with("mogr-"), "{rid}");
     let (status, bytes) = (r.status(), r.bytes().unwrap().len());
     assert_eq!(status, 200);
+    let (_, w, h) = facts(&std::fs::read(s.root.join("photo.jpg")).unwrap());
+    let size = std::fs::metadata(s.root.join("photo.jpg")).unwrap().len();
     let missing = client()
         .get(format!("{}/missing.png", s.base))
         .send()
@@ -905,7 +915,7 @@ fn every_request_is_one_plain_access_log_line() {
     let mut text = String::new();
     for _ in 0..100 {
         text = std::fs::read_to_string(&log_path).unwrap();
-        if text.matches(" request method=").count() >= 4 {
+        if text.matches(" request request_id=").count() >= 4 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -917,25 +927,42 @@ fn every_request_is_one_plain_access_log_line() {
     );
     let lines: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains(" request method="))
+        .filter(|l| l.contains(" request request_id="))
         .collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert!(!text.contains("deadbeef"), "{text}");
+    assert!(!text.contains("client-chosen"), "{text}");
     assert!(
-        !text
-            .lines()
-            .any(|l| l.starts_with("INFO request method=FORGED")),
+        !text.lines().any(|l| l.starts_with("INFO request")),
         "{text}"
     );
     assert!(lines[3].contains("key=a\\u{a}b.jpg"), "{}", lines[3]);
     assert!(lines[3].contains("mogr-signature=REDACTED"), "{}", lines[3]);
+    assert!(lines[3].contains("status=400 bytes="), "{}", lines[3]);
+    assert!(lines[3].contains("code=InvalidArgument"), "{}", lines[3]);
     for (line, want) in lines.iter().zip([
-        format!("method=GET key=photo.jpg rule={rule} status=200 bytes={bytes} ms="),
-        "method=GET key=missing.png rule= status=404 bytes=".to_string(),
-        "method=GET key= rule= status=200 bytes=".to_string(),
+        format!(
+            "request_id={rid} entry=serve route=download method=GET key=photo.jpg rule={rule} \
+             status=200 bytes={bytes} format_in=jpeg format_out=webp bytes_in={size} \
+             bytes_out={bytes} pixels_in={} pixels_out=",
+            w * h
+        ),
+        "route=download method=GET key=missing.png rule= status=404 bytes=".to_string(),
+        "route=list method=GET key= rule= status=200 bytes=".to_string(),
     ]) {
         assert!(line.contains(&want), "{want:?} in {line:?}");
         assert!(line.contains("request_id=mogr-"), "{line}");
+    }
+    // the conversion's stages, each a number, and the whole request's time
+    for field in [
+        "fetch_ms=",
+        "decode_ms=",
+        "transform_ms=",
+        "encode_ms=",
+        "quality=",
+        " ms=",
+    ] {
+        assert!(lines[0].contains(field), "{field} in {}", lines[0]);
     }
 }
 
@@ -1061,4 +1088,83 @@ fn signed_downloads_a_write_token_and_the_host_allow_list() {
     assert!(body.contains("--allow-host evil.example"), "{body}");
     let local = c.get(&url).header("host", format!("localhost:{port}"));
     assert_eq!(answer(local).0, 200);
+}
+
+/// `/_mogr/metrics` scraped and parsed by Prometheus's own parsers (cli/tests/metrics.py).
+fn scrape(base: &str) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(common::here().join("tests/metrics.py"))
+        .arg(base)
+        .output()
+        .expect("python3 is installed by scripts/setup.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'prometheus_client'"),
+        "prometheus_client is missing: run scripts/setup.sh"
+    );
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn metrics_count_what_was_served() {
+    let s = start("metrics", &[]);
+    let rule = "imageMogr2/thumbnail/64x/format/webp";
+    let r = client()
+        .get(format!("{}/photo.png?{rule}", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let webp = r.bytes().unwrap().len() as f64;
+    let bad = client()
+        .get(format!("{}/photo.png?imageMogr2/thumbnail/64xx", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let ops = r#"{"rules":[{"fileid":"m/a.heif","rule":"imageMogr2/thumbnail/80x/format/heif"},{"fileid":"m/a.png","rule":"imageMogr2/thumbnail/40x"}]}"#;
+    let posted = client()
+        .post(format!("{}/photo.png?image_process", s.base))
+        .header("Pic-Operations", ops)
+        .send()
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let size = |k: &str| std::fs::metadata(s.root.join(k)).unwrap().len() as f64;
+    let m = scrape(&s.base);
+    let n = |name: &str| m[name].as_f64().unwrap_or_else(|| panic!("{name} in {m}"));
+    assert_eq!(n("mogr_requests_total{route=download,status=200}"), 1.0);
+    assert_eq!(n("mogr_requests_total{route=download,status=400}"), 1.0);
+    assert_eq!(n("mogr_requests_total{route=post,status=200}"), 1.0);
+    assert_eq!(n("mogr_errors_total{code=InvalidArgument}"), 1.0);
+    assert_eq!(n("mogr_shed_total{}"), 0.0);
+    for format in ["webp", "heif", "png"] {
+        assert_eq!(
+            n(&format!("mogr_conversions_total{{format={format}}}")),
+            1.0
+        );
+    }
+    assert_eq!(n("mogr_input_bytes_total{}"), 3.0 * size("photo.png"));
+    let out = webp + size("m/a.heif") + size("m/a.png");
+    assert_eq!(n("mogr_output_bytes_total{}"), out);
+    assert_eq!(
+        n("mogr_request_duration_seconds_count{route=download}"),
+        2.0
+    );
+    for stage in ["fetch", "queue", "decode", "transform", "encode", "store"] {
+        let count = format!("mogr_stage_duration_seconds_count{{route=post,stage={stage}}}");
+        assert_eq!(n(&count), 1.0, "{stage}");
+    }
+    assert_eq!(n("mogr_queue_running{}"), 0.0);
+    assert!(n("mogr_resident_memory_bytes{}") > 1e6);
+    // the scrape itself is counted by the next one
+    let again = scrape(&s.base);
+    assert_eq!(again["mogr_requests_total{route=metrics,status=200}"], 1.0);
+
+    // switched off, the path is one of mogr's own keys: refused
+    let off = start_with("metrics-off", &[], &["--no-metrics"]);
+    let r = client()
+        .get(format!("{}/_mogr/metrics", off.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().contains("<Code>AccessDenied</Code>"));
 }

@@ -38,6 +38,17 @@ pub fn init_tracing(json: bool) {
     };
 }
 
+/// A Lambda function's logs and metrics: JSON log lines, and CloudWatch embedded-metric-format lines
+/// under `MOGR_METRICS_NAMESPACE` (default `mogr`; the template sets `mogr/<stack name>`).
+pub fn init_lambda() {
+    init_tracing(true);
+    let namespace = std::env::var("MOGR_METRICS_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "mogr".into());
+    crate::metrics::emf_on(namespace);
+}
+
 /// Caps glibc's malloc arenas at two. glibc gives each new thread its own arena (up to 8 per core),
 /// and a conversion runs on blocking-pool threads and the encoders' own threads: under load the
 /// freed buffers stay spread over many arenas and the resident set creeps up. Measured with the load

@@ -11,6 +11,7 @@
 //! - [`cos`]: COS's wire formats: Pic-Operations JSON, fileid rules, UploadResult and Error XML;
 //! - [`query`]: a query string's parameters, read the way each protocol means them;
 //! - [`store`]: object storage (S3 or a local folder) and object keys;
+//! - [`metrics`]: CloudWatch (EMF) and Prometheus metrics of each request's record;
 //! - [`service`]: the three ways to process, as async functions over `http` requests;
 //! - [`bootstrap`]: start-up shared by the Lambda functions.
 
@@ -23,6 +24,7 @@ pub mod cos;
 mod env;
 mod error;
 pub mod info;
+pub mod metrics;
 pub mod pipeline;
 pub mod query;
 pub mod rule;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 /// Stages in the order they were recorded; a stage recorded twice adds up.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timings {
     stages: Vec<(&'static str, Duration)>,
 }

@@ -849,3 +849,81 @@ async fn a_conversion_answers_where_its_time_and_bytes_went() {
     assert!(original.headers().get("server-timing").is_none());
     assert!(original.headers().get("x-mogr-bytes").is_none());
 }
+
+#[tokio::test]
+async fn a_write_with_rules_answers_where_its_time_and_bytes_went() {
+    let (dir, service) = setup(Config::default()).await;
+    let ops = r#"{"rules":[{"fileid":"/w/a.webp","rule":"imageMogr2/thumbnail/120x/format/webp"},{"fileid":"/w/a.png","rule":"imageMogr2/thumbnail/60x/format/png"}]}"#;
+    let input = example("photo.jpg");
+    let started = std::time::Instant::now();
+    let resp = service
+        .process(request(
+            "PUT",
+            "/w/in.jpg",
+            &[("pic-operations", ops)],
+            input.clone(),
+        ))
+        .await;
+    let took_ms = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let stages = server_timing(&resp);
+    let names: Vec<&str> = stages.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["queue", "decode", "transform", "encode", "store"]);
+    let sum: f64 = stages.iter().map(|(_, ms)| ms).sum();
+    assert!(
+        sum <= took_ms + 0.5,
+        "stages {sum} ms, request {took_ms} ms"
+    );
+    let stored = |k: &str| std::fs::read(dir.path().join(k)).unwrap();
+    let (webp, png) = (stored("w/a.webp"), stored("w/a.png"));
+    assert_eq!(
+        resp.headers()["x-mogr-bytes"].to_str().unwrap(),
+        format!("in={}; out={}", input.len(), webp.len() + png.len())
+    );
+    // the record the access log and the metrics read: what was read and made
+    let record = resp
+        .extensions()
+        .get::<mogr::service::record::Record>()
+        .expect("a write's record");
+    let made: Vec<_> = (record.outputs.iter())
+        .map(|o| (o.format, o.bytes, o.width))
+        .collect();
+    assert_eq!(
+        made,
+        [
+            (Format::Webp, webp.len() as u64, 120),
+            (Format::Png, png.len() as u64, 60)
+        ]
+    );
+    let source = record.input.as_ref().unwrap();
+    assert_eq!((source.format, source.width, source.height), facts(&input));
+    assert_eq!(
+        record.outputs[0].quality,
+        facts_quality(&service, "w/a.webp").await
+    );
+    assert_eq!(record.outputs[1].quality, None, "PNG is lossless");
+    // POST reads its source first: fetch leads
+    let resp = service
+        .process(request(
+            "POST",
+            "/w/in.jpg?image_process",
+            &[("pic-operations", ops)],
+            vec![],
+        ))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", text(resp.body()));
+    let names: Vec<String> = server_timing(&resp).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["fetch", "queue", "decode", "transform", "encode", "store"]
+    );
+}
+
+/// The quality an output was stored with, as its `mogr-quality` metadata says.
+async fn facts_quality(service: &mogr::service::Service, key: &str) -> Option<u8> {
+    let resp = service
+        .download(request("GET", &format!("/{key}?imageInfo"), &[], vec![]))
+        .await;
+    let info: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+    info["quality"].as_str()?.parse().ok()
+}

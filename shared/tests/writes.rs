@@ -212,7 +212,7 @@ async fn an_uploaded_objects_own_rules_write_only_beside_it() {
         ("/up/in.jpg", webp),
     ]))
     .await;
-    let HookOutcome::Processed(done) = service.on_upload("up/in.jpg").await.unwrap() else {
+    let HookOutcome::Processed(done, _) = service.on_upload("up/in.jpg").await.unwrap() else {
         panic!("the rules ran")
     };
     let keys: Vec<_> = done.iter().map(|r| r.key.as_str()).collect();
@@ -235,7 +235,7 @@ async fn an_uploaded_objects_own_rules_write_only_beside_it() {
         .unwrap();
     assert!(matches!(
         service.on_upload("raw/p.jpg").await.unwrap(),
-        HookOutcome::Processed(_)
+        HookOutcome::Processed(..)
     ));
     assert!(store.head("thumbs/t.webp").await.unwrap().is_some());
 }

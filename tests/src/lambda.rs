@@ -9,24 +9,42 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+fn append(path: &Path) -> std::fs::File {
+    (std::fs::OpenOptions::new().create(true).append(true))
+        .open(path)
+        .unwrap()
+}
+
 /// One function: its real binary attached to its own `cargo lambda watch --only-lambda-apis` emulator.
 pub struct Function {
     emulator: Child,
     binary: Child,
     port: u16,
-    /// The binary's standard error: its JSON log lines.
+    /// The binary's standard output and error: its metrics and its JSON log lines.
     log: std::path::PathBuf,
 }
 
 impl Function {
     /// The JSON log lines whose message is `message`.
     pub fn logged(&self, message: &str) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        self.json_lines()
             .filter(|v| v["message"] == message)
             .collect()
+    }
+
+    /// The CloudWatch embedded-metric-format lines of the request `request_id`.
+    pub fn metrics(&self, request_id: &str) -> Vec<Value> {
+        self.json_lines()
+            .filter(|v| v.get("_aws").is_some() && v["RequestId"] == request_id)
+            .collect()
+    }
+
+    fn json_lines(&self) -> impl Iterator<Item = Value> {
+        let text = std::fs::read_to_string(&self.log).unwrap();
+        let lines: Vec<Value> = (text.lines())
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect();
+        lines.into_iter()
     }
 }
 
@@ -127,8 +145,10 @@ pub fn start_at(
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
         .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        // standard output (the metrics) and error (the log) into one file, as CloudWatch Logs
+        // takes both: appended, so neither writes over the other
+        .stdout(append(&log))
+        .stderr(append(&log))
         .spawn()
         .unwrap();
     Function {

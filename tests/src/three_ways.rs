@@ -374,7 +374,8 @@ pub async fn hook(b: &Bucket) {
         .await
         .unwrap();
     let service = &b.service;
-    let HookOutcome::Processed(results) = service.on_upload("in/photo.jpg").await.unwrap() else {
+    let HookOutcome::Processed(results, _) = service.on_upload("in/photo.jpg").await.unwrap()
+    else {
         panic!("not processed")
     };
     assert_eq!(results[0].key, "in/out.heic");
@@ -384,7 +385,7 @@ pub async fn hook(b: &Bucket) {
     // redelivery: same outputs again, byte for byte
     assert!(matches!(
         service.on_upload("in/photo.jpg").await.unwrap(),
-        HookOutcome::Processed(_)
+        HookOutcome::Processed(..)
     ));
     assert_eq!(b.object("in/out.heic").await.unwrap().0, first);
     // the output's own notification is ignored
@@ -404,7 +405,7 @@ pub async fn hook(b: &Bucket) {
         .unwrap();
     assert!(matches!(
         service.on_upload("auto/x.png").await.unwrap(),
-        HookOutcome::Processed(_)
+        HookOutcome::Processed(..)
     ));
     assert_eq!(
         image_facts(&b.object("thumbs/t.png").await.unwrap().0),

@@ -65,6 +65,7 @@ async fn lambda_functions_under_the_runtime_emulator() {
         (&last["status"], &last["rule"]),
         (&400.into(), &"imageMogr2/thumbnail/80xx".into())
     );
+    check_request_record(&download, first, last);
 
     // signed downloads: the same event unsigned is refused; signed (as `mogr sign` does), served
     let resp = invoke(&signed, &event("apigw-get-heif.json")).await;
@@ -144,6 +145,28 @@ async fn lambda_functions_under_the_runtime_emulator() {
         .expect("hook output stored");
     assert_eq!(image_facts(&avif), (Format::Avif, 300, 200));
     assert_eq!(meta.get("mogr-output").map(String::as_str), Some("1"));
+    // the event is one access-log line, as a request is, with its metrics
+    let line = &upload.logged("request")[0];
+    assert_eq!(
+        (&line["entry"], &line["route"]),
+        (&"upload".into(), &"event".into())
+    );
+    assert_eq!(
+        (&line["key"], &line["status"]),
+        (&"uploads/new photo.jpg".into(), &200.into())
+    );
+    assert_eq!(line["format_out"], "avif");
+    assert_eq!(line["bytes_out"], avif.len() as u64);
+    assert!(
+        line["store_ms"].is_number() && line["fetch_ms"].is_number(),
+        "{line}"
+    );
+    let emf = upload.metrics(line["request_id"].as_str().unwrap());
+    assert_eq!(emf.len(), 2, "{emf:?}");
+    assert_eq!(
+        (&emf[1]["Function"], &emf[1]["Format"]),
+        (&"upload".into(), &"avif".into())
+    );
     // redelivered: same result; the output's own event: ignored
     let again = invoke(&upload, &event("s3-put.json")).await;
     assert!(again["records"][0]["outcome"]
@@ -622,4 +645,82 @@ async fn lambda_process_function_checks_signatures_with_keys_from_a_secret() {
         2,
         "read again for the new key"
     );
+}
+
+/// The download's JSON log line and its CloudWatch EMF lines hold the figures of the request made:
+/// `photo.png` to a 320x213 HEIF, then a bad rule.
+fn check_request_record(download: &Function, first: &Value, refused: &Value) {
+    let source = example("photo.png");
+    assert_eq!(first["entry"], "download", "{first}");
+    assert_eq!(first["route"], "download");
+    assert_eq!(
+        (&first["format_in"], &first["format_out"]),
+        (&"png".into(), &"heif".into())
+    );
+    assert_eq!(first["bytes_in"], source.len() as u64);
+    assert_eq!(
+        first["bytes_out"], first["bytes"],
+        "the answer is the output"
+    );
+    let (_, w, h) = image_facts(&source);
+    assert_eq!(first["pixels_in"], w * h);
+    assert_eq!(first["pixels_out"], 320 * 213);
+    assert!(
+        first["quality"]
+            .as_str()
+            .is_some_and(|q| q.parse::<u8>().is_ok()),
+        "{first}"
+    );
+    let stages = [
+        "fetch_ms",
+        "queue_ms",
+        "decode_ms",
+        "transform_ms",
+        "encode_ms",
+    ];
+    let sum: f64 = stages
+        .iter()
+        .map(|s| first[s].as_f64().unwrap_or_else(|| panic!("{s}: {first}")))
+        .sum();
+    assert!(sum <= first["ms"].as_f64().unwrap() + 0.5, "{first}");
+    assert_eq!(refused["code"], "InvalidArgument", "{refused}");
+
+    let rid = first["request_id"].as_str().unwrap();
+    let emf = download.metrics(rid);
+    assert_eq!(emf.len(), 2, "the request's line and its output's: {emf:?}");
+    for line in &emf {
+        // every metric a directive names has a value, every dimension too
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "mogr");
+        assert!(
+            line["_aws"]["Timestamp"].as_u64() > Some(1_700_000_000_000),
+            "{line}"
+        );
+        for m in directive["Metrics"].as_array().unwrap() {
+            assert!(line[m["Name"].as_str().unwrap()].is_number(), "{m}: {line}");
+        }
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for d in set.as_array().unwrap() {
+                assert!(line[d.as_str().unwrap()].is_string(), "{d}: {line}");
+            }
+        }
+        assert_eq!(line["Function"], "download");
+    }
+    let (request, output) = (&emf[0], &emf[1]);
+    assert_eq!(
+        (&request["Requests"], &request["Errors"]),
+        (&1.into(), &0.into())
+    );
+    assert_eq!(request["DecodeTime"], first["decode_ms"]);
+    assert_eq!(request["Duration"].as_f64(), first["ms"].as_f64());
+    assert_eq!(output["Format"], "heif");
+    assert_eq!(output["Conversions"], 1);
+    assert_eq!(output["BytesIn"], first["bytes_in"]);
+    assert_eq!(output["BytesOut"], first["bytes_out"]);
+    let saved = source.len() as i64 - first["bytes_out"].as_i64().unwrap();
+    assert_eq!(output["BytesSaved"], saved);
+    let refused_emf = download.metrics(refused["request_id"].as_str().unwrap());
+    assert_eq!(refused_emf.len(), 1, "no output: {refused_emf:?}");
+    assert_eq!(refused_emf[0]["ErrorCode"], "InvalidArgument");
+    assert_eq!(refused_emf[0]["Errors"], 1);
 }

@@ -254,3 +254,61 @@ fn the_cloudfront_function_reduces_accept_to_what_mogr_negotiates() {
     assert_eq!(classes[browsers.len()], None, "not format/auto");
     assert_eq!(classes[browsers.len() + 1].as_deref(), Some("webp"));
 }
+
+#[test]
+fn template_watches_the_functions_with_a_dashboard_and_alarms() {
+    let t = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
+    // the functions' EMF lines go to the stack's own namespace, which the alarms read
+    assert!(t.contains("MOGR_METRICS_NAMESPACE: !Sub \"mogr/${AWS::StackName}\""));
+    for alarm in [
+        "DownloadErrorAlarm",
+        "ProcessErrorAlarm",
+        "DownloadNearTimeoutAlarm",
+        "ProcessNearTimeoutAlarm",
+        "UploadNearTimeoutAlarm",
+        "ThrottleAlarm",
+        "DeadLetterAlarm",
+    ] {
+        assert!(
+            t.contains(&format!("  {alarm}:\n    Type: AWS::CloudWatch::Alarm\n")),
+            "{alarm}"
+        );
+        // on the dashboard's alarm widget too
+        assert!(
+            t.contains(&format!("\"${{{alarm}.Arn}}\"")),
+            "{alarm} on the dashboard"
+        );
+    }
+    assert_eq!(t.matches("AlarmActions: [!Ref AlarmTopic]").count(), 7);
+    // the metrics the alarms and the dashboard name are ones the functions write (shared/src/metrics.rs)
+    let emf = std::fs::read_to_string(repo().join("shared/src/metrics.rs")).unwrap();
+    for metric in ["Requests", "ServerErrors", "Conversions", "BytesSaved"] {
+        let named = [
+            format!("\"{metric}\""),
+            format!("MetricName: {metric}"),
+            format!("MetricName=\\\"{metric}\\\""),
+        ];
+        assert!(named.iter().any(|n| t.contains(n.as_str())), "{metric}");
+        assert!(
+            emf.contains(&format!("\"{metric}\"")),
+            "{metric} is written"
+        );
+    }
+    // the dashboard's body is JSON once CloudFormation substitutes its ${...}
+    let start = t
+        .find("      DashboardBody: !Sub\n        - |\n")
+        .expect("a dashboard");
+    let body = &t[start..].split_once("        - |\n").unwrap().1;
+    let body = body.split_once("\n        - Ns:").unwrap().0;
+    let mut substituted = String::new();
+    let mut rest = body;
+    while let Some((before, after)) = rest.split_once("${") {
+        substituted.push_str(before);
+        substituted.push('x');
+        rest = after.split_once('}').unwrap().1;
+    }
+    substituted.push_str(rest);
+    let dashboard: serde_json::Value = serde_json::from_str(&substituted)
+        .unwrap_or_else(|e| panic!("the dashboard is not JSON: {e}\n{substituted}"));
+    assert_eq!(dashboard["widgets"].as_array().unwrap().len(), 7);
+}

@@ -2,20 +2,24 @@
 //! (a 4xx: bad rules in the object's metadata, an undecodable image, a fileid it may not write) is
 //! permanent: it is logged and reported, and the event is done. Any other failure (S3 down, a timeout)
 //! is returned as an error, so Lambda retries the event and then sends it to the dead-letter queue
-//! intact.
+//! intact. Each record is one access-log line (and its metrics), as a request is.
 
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use mogr::service::record::{Line, Record};
+use mogr::service::HookOutcome;
 use serde_json::{json, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    mogr::bootstrap::init_tracing(true);
+    mogr::bootstrap::init_lambda();
     let service = mogr::bootstrap::service_from_env().await?;
     let service = &service;
     run(service_fn(move |event: LambdaEvent<S3Event>| async move {
+        let id = event.context.request_id;
         let mut done = Vec::new();
         for record in event.payload.records {
+            let started = std::time::Instant::now();
             let bucket = record.s3.bucket.name.unwrap_or_default();
             let raw_key = record.s3.object.key.unwrap_or_default();
             if bucket != service.bucket().name() {
@@ -30,16 +34,42 @@ async fn main() -> Result<(), Error> {
                 Ok(key) => service.on_upload(&key).await.map(|o| (key, o)),
                 Err(e) => Err(e),
             };
+            let method = record.event_name.as_deref().unwrap_or("ObjectCreated");
+            let line = |key: &str, status: u16, code: Option<&'static str>, record: &Record| {
+                let key = mogr::service::record::escape_controls(key);
+                Line {
+                    request_id: &id,
+                    entry: "upload",
+                    route: "event",
+                    method,
+                    key: &key,
+                    rule: "",
+                    status,
+                    bytes: 0,
+                    code,
+                    ms: started.elapsed().as_secs_f64() * 1e3,
+                    record,
+                }
+                .log()
+            };
             match result {
                 Ok((key, outcome)) => {
-                    tracing::info!(bucket, key, outcome = ?outcome, "upload processed");
+                    let record = match &outcome {
+                        HookOutcome::Processed(_, record) => record.clone(),
+                        _ => Record::default(),
+                    };
+                    line(&key, 200, None, &record);
                     done.push(json!({ "key": key, "outcome": format!("{outcome:?}") }));
                 }
                 Err(e) if e.is_client_error() => {
+                    line(&raw_key, e.code.status(), Some(e.code.as_str()), &Record::default());
                     tracing::warn!(bucket, key = raw_key, code = e.code.as_str(), error = %e.message, "upload refused: not retried");
                     done.push(json!({ "key": raw_key, "outcome": "Refused", "error": e.to_string() }));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    line(&raw_key, e.code.status(), Some(e.code.as_str()), &Record::default());
+                    return Err(e.into());
+                }
             }
         }
         Ok::<Value, Error>(json!({ "records": done }))

@@ -14,7 +14,7 @@ use crate::codec::{
 use crate::rule::{Op, Quality, Rule, SLIM_SCORE};
 use crate::timing::Timings;
 use crate::{pipeline, Result};
-use quality::{auto_quality, auto_start};
+use quality::{auto_quality, auto_start, Searched};
 
 /// The result of a conversion.
 #[derive(Debug, Clone)]
@@ -35,6 +35,10 @@ pub struct Output {
     /// The time the conversion's stages took: `decode` (when this call decoded), `transform` (the
     /// rule's steps) and `encode` (every encode a search or a size limit made).
     pub timings: Timings,
+    /// `quality/auto`'s full-size tries (0 without a search).
+    pub tries: u32,
+    /// The SSIMULACRA2 score of `quality/auto`'s choice (`None` without a search).
+    pub score: Option<f64>,
 }
 
 impl Output {
@@ -201,6 +205,8 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
         frames_dropped: 0,
         slim_flag: None,
         timings: Timings::default(),
+        tries: 0,
+        score: None,
     })
 }
 
@@ -258,11 +264,18 @@ fn convert_picture(
         // imageSlim's JPEGs: mozjpeg's trellis quantisation and optimised scans, as yjpeg
         optimized: rule.yjpeg || (rule.slim && format == Format::Jpeg),
     };
-    let mut bytes = match auto {
-        Some(target) => auto_quality(&pic, &mut opts, target, limits)?,
+    let (mut bytes, score, tries) = match auto {
+        Some(target) => {
+            let Searched {
+                bytes,
+                score,
+                tries,
+            } = auto_quality(&pic, &mut opts, target, limits)?;
+            (bytes, Some(score), tries)
+        }
         None => {
             limits.check_deadline()?;
-            codec::encode(&pic, &opts)?
+            (codec::encode(&pic, &opts)?, None, 0)
         }
     };
 
@@ -285,6 +298,8 @@ fn convert_picture(
         return Ok(Output {
             slim_flag: Some(2),
             timings,
+            tries,
+            score,
             ..original(input, limits)?
         });
     }
@@ -305,6 +320,8 @@ fn convert_picture(
         },
         slim_flag: rule.slim.then_some(1),
         timings,
+        tries,
+        score,
     })
 }
 

@@ -95,7 +95,7 @@ pub(super) fn auto_quality(
     opts: &mut EncodeOptions,
     target: u8,
     limits: &Limits,
-) -> Result<Vec<u8>> {
+) -> Result<Searched> {
     let target = f64::from(target);
     let sample = match opts.format {
         Format::Heif | Format::Avif => sample::sample(pic),
@@ -138,7 +138,18 @@ pub(super) fn auto_quality(
         sample_score = guess.as_ref().map(|g| g.score),
         "quality/auto"
     );
-    Ok(found.bytes)
+    Ok(Searched {
+        bytes: found.bytes,
+        score: found.score,
+        tries: found.tries,
+    })
+}
+
+/// What [`auto_quality`] chose: the output, its SSIMULACRA2 score, and the full-size encodes it took.
+pub(super) struct Searched {
+    pub bytes: Vec<u8>,
+    pub score: f64,
+    pub tries: u32,
 }
 
 /// How far above its target a stored output may score (issue 35: "70–73"): the first full-size try

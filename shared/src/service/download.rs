@@ -6,6 +6,7 @@
 
 use super::cache::{self, Hit};
 use super::content_type::guess_type;
+use super::record::{Image, Record};
 use super::Service;
 use crate::codec::{self, Frames, Profile};
 use crate::convert;
@@ -98,10 +99,9 @@ pub struct Body {
     pub warning: Option<String>,
     /// `imageSlim`'s `X-Slimflag` (1 slimmed, 2 the original).
     pub slim_flag: Option<u8>,
-    /// Where the time went (`Server-Timing`); empty for the object itself.
-    pub timings: Timings,
-    /// The source's bytes, when the answer was made from it (`X-Mogr-Bytes`).
-    pub bytes_in: Option<u64>,
+    /// What the request read and made, and where its time went (`Server-Timing`, `X-Mogr-Bytes`,
+    /// the access log); empty for the object itself.
+    pub record: Record,
 }
 
 /// What a download answers.
@@ -189,7 +189,7 @@ impl Service {
             }
         }
         timings.add("fetch", started.elapsed());
-        let bytes_in = Some(obj.body.len() as u64);
+        let bytes_in = obj.body.len();
         // the source changed since its head: the result is the new source's
         let tag = match tag {
             Some((etag, t)) if etag == obj.head.etag => t,
@@ -204,8 +204,11 @@ impl Service {
                 tag: Some(tag.clone()),
                 warning: None,
                 slim_flag: None,
-                timings: timings.clone(),
-                bytes_in,
+                record: Record {
+                    bytes_in: Some(bytes_in as u64),
+                    timings: timings.clone(),
+                    ..Record::default()
+                },
             })
         };
         match d.query {
@@ -250,15 +253,27 @@ impl Service {
                     .run(limits.deadline, move || {
                         let probe = match codec::probe(&body, &limits) {
                             Ok(p) => p,
-                            Err(e) => return convert::or_original(Err(e), &body, &rule, &limits),
+                            Err(e) => {
+                                let out = convert::or_original(Err(e), &body, &rule, &limits)?;
+                                return Ok((None, out));
+                            }
                         };
                         if rule.format_auto {
                             rule.format =
                                 Some(crate::accept::negotiate(accept.as_deref(), probe.format)?);
                         }
-                        convert::convert_probed(&body, probe, &rule, &limits, Profile::Download)
+                        let input = Image::source(&probe, body.len());
+                        let out = convert::convert_probed(
+                            &body,
+                            probe,
+                            &rule,
+                            &limits,
+                            Profile::Download,
+                        )?;
+                        Ok((Some(input), out))
                     })
                     .await?;
+                let (input, out) = out;
                 // the time in the work queue not spent converting: the wait for a worker, the probe
                 let worked = started.elapsed();
                 timings.add("queue", worked.saturating_sub(out.timings.total()));
@@ -274,6 +289,12 @@ impl Service {
                     self.remember(&tag, &head.etag, &out).await;
                     timings.add("cache", started.elapsed());
                 }
+                let record = Record {
+                    bytes_in: Some(bytes_in as u64),
+                    input,
+                    outputs: vec![Image::made(&out)],
+                    timings,
+                };
                 Ok(Answer::Body(Body {
                     content_type: out.format.mime().to_string(),
                     warning: out.warning(),
@@ -281,8 +302,7 @@ impl Service {
                     bytes: out.bytes,
                     stored: None,
                     tag: Some(tag),
-                    timings,
-                    bytes_in,
+                    record,
                 }))
             }
             Query::Original | Query::ImageProcess => self.the_object(&d.key).await,
@@ -307,8 +327,7 @@ impl Service {
             tag: None,
             warning: None,
             slim_flag: None,
-            timings: Timings::default(),
-            bytes_in: None,
+            record: Record::default(),
         }))
     }
 
@@ -366,7 +385,9 @@ fn body_of(tag: String, hit: Hit, timings: Timings) -> Answer {
         tag: Some(tag),
         warning: hit.warning,
         slim_flag: hit.slim_flag,
-        timings,
-        bytes_in: None,
+        record: Record {
+            timings,
+            ..Record::default()
+        },
     })
 }

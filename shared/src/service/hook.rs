@@ -1,11 +1,13 @@
 //! Upon upload straight into the bucket: an S3 `ObjectCreated` notification runs the object's rules.
 
 use super::policy::Rules;
+use super::record::Record;
 use super::Service;
 use crate::cos::{PicOperations, ProcessResult};
 use crate::store::{self, check_key};
 use crate::{Code, Result};
 use std::borrow::Cow;
+use std::time::Instant;
 
 /// What `on_upload` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +18,8 @@ pub enum HookOutcome {
     NoRules,
     /// The object was deleted or replaced before it could be read.
     Gone,
-    Processed(Vec<ProcessResult>),
+    /// The outputs stored, and what the work read, made and took.
+    Processed(Vec<ProcessResult>, Record),
 }
 
 impl Service {
@@ -30,6 +33,7 @@ impl Service {
         if store::is_reserved(key) {
             return Ok(HookOutcome::SkippedOutput); // mogr's own: a kept result, an upload's part
         }
+        let fetching = Instant::now();
         let Some(head) = self.default_bucket.head(key).await? else {
             return Ok(HookOutcome::Gone);
         };
@@ -51,16 +55,17 @@ impl Service {
             Err(e) if e.code == Code::NoSuchKey => return Ok(HookOutcome::Gone),
             Err(e) => return Err(e),
         };
+        let fetched = fetching.elapsed();
         let limits = self.config.limits;
         let prepared = self
             .prepare(key, Cow::Owned(obj.body), &ops, false, whose, limits, false)
             .await?;
         // A rule whose fileid is the input key would overwrite it and trigger another notification for
         // an object marked as output: ignored, as intended.
-        Ok(HookOutcome::Processed(
-            self.store_outputs(prepared.outputs, &obj.head.etag, None, limits)
-                .await?,
-        ))
+        let storing = Instant::now();
+        let results = (self.store_outputs(prepared.outputs, &obj.head.etag, None, limits)).await?;
+        let record = (prepared.record).stored(Some(fetched), storing.elapsed());
+        Ok(HookOutcome::Processed(results, record))
     }
 
     /// The default rules of the longest configured prefix of `key`.

@@ -31,12 +31,13 @@ mod marks;
 pub mod multipart;
 mod policy;
 mod process;
+pub mod record;
 pub mod sign;
 mod work;
 
 pub use self::http::{
     check_body_digests, check_implemented, error_response, is_s3_request, request_id,
-    user_metadata, AccessLog, Addressed, Routes,
+    user_metadata, AccessLog, Addressed, RequestId, Route, Routes,
 };
 pub use background::Background;
 pub use cache::{CACHE_PREFIX, OUTPUT_VERSION};
@@ -105,6 +106,11 @@ impl Service {
     /// server holds a request's body with it while the body is read and used.
     pub fn hold(&self, bytes: u64, what: &str) -> Result<Held> {
         self.work.hold(bytes, what)
+    }
+
+    /// Conversions running and waiting in the work queue now.
+    pub fn queue_depth(&self) -> (usize, usize) {
+        self.work.depth()
     }
 
     /// A rule's `bucket`, whatever name it gives, means the served bucket: for a local server with one

@@ -10,6 +10,7 @@
 
 use super::commit::{OwnObject, Restore, Target};
 use super::policy::Rules;
+use super::record::{Image, Record};
 use super::work::Held;
 use super::Service;
 use crate::codec::{self, Frames, Profile};
@@ -17,8 +18,10 @@ use crate::convert::{self, Source};
 use crate::cos::{OriginalInfo, PicOperations, ProcessResult};
 use crate::info::{self, ImageInfo};
 use crate::store::{self, Metadata};
+use crate::timing::Timings;
 use crate::{Error, Limits, Result};
 use std::borrow::Cow;
+use std::time::Instant;
 
 /// `POST /<key>?image_process`: rules over an object already stored.
 pub struct Post {
@@ -44,8 +47,14 @@ pub struct Copy {
     pub replace: Option<(String, Metadata)>,
 }
 
-/// What `UploadResult` reports: the input (its `ImageInfo` with `is_pic_info`) and each stored output.
-pub type Report = (OriginalInfo, Vec<ProcessResult>);
+/// What `UploadResult` reports — the input (its `ImageInfo` with `is_pic_info`) and each stored
+/// output — with what the request read, made and spent its time on.
+#[derive(Debug)]
+pub struct Report {
+    pub original: OriginalInfo,
+    pub results: Vec<ProcessResult>,
+    pub record: Record,
+}
 
 /// Outputs converted and not yet stored, with the input's info when it was asked for. It holds the
 /// memory taken for what the writes replace: keep it until the writes are done.
@@ -56,6 +65,8 @@ pub(super) struct Prepared {
     /// For a PUT ([`Service::prepare`]'s `upload`): what the upload's own write replaces.
     pub upload_before: Option<Restore>,
     pub _held: Option<Held>,
+    /// The source read, the outputs made, and the time their work took.
+    pub record: Record,
 }
 
 impl Service {
@@ -63,10 +74,12 @@ impl Service {
         let limits = self.config.process_limits();
         // The input is refused from its head when it is over the limit, and held within the memory
         // budget while it waits for its work.
+        let fetching = Instant::now();
         let size = (self.default_bucket.head(&post.key).await?).map_or(0, |h| h.size);
         limits.check_bytes(usize::try_from(size).unwrap_or(usize::MAX))?;
         let _input = self.work.hold(size, "the input")?;
         let obj = self.default_bucket.get(&post.key).await?;
+        let fetched = fetching.elapsed();
         let want_info = post.ops.is_pic_info == 1;
         let prepared = self
             .prepare(
@@ -79,11 +92,17 @@ impl Service {
                 false,
             )
             .await?;
+        let storing = Instant::now();
         let results = self
             .store_outputs(prepared.outputs, &obj.head.etag, None, limits)
             .await?;
+        let record = (prepared.record).stored(Some(fetched), storing.elapsed());
         let original = self.original(&post.key, &obj.head.etag, prepared.info, &results);
-        Ok((original, results))
+        Ok(Report {
+            original,
+            results,
+            record,
+        })
     }
 
     /// Stores the upload and its rules' outputs; returns the report and the upload's own ETag (the
@@ -111,6 +130,7 @@ impl Service {
             )
             .await?;
         let etag = store::content_etag(put.body);
+        let storing = Instant::now();
         let results = if prepared.outputs.is_empty() {
             // Alone, the upload is one whole write: nothing to put back.
             limits.check_deadline()?;
@@ -130,8 +150,14 @@ impl Service {
             self.store_outputs(prepared.outputs, &etag, Some(upload), limits)
                 .await?
         };
+        let record = (prepared.record).stored(None, storing.elapsed());
         let original = self.original(&put.key, &etag, prepared.info, &results);
-        Ok(((original, results), etag))
+        let report = Report {
+            original,
+            results,
+            record,
+        };
+        Ok((report, etag))
     }
 
     /// Deletes an object a client may delete (not under mogr's reserved prefixes); deleting one that
@@ -229,14 +255,20 @@ impl Service {
             "the objects these rules' outputs replace (kept to put back if a write fails)",
         )?;
         let input = input.into_owned();
-        let (outputs, info) = self
+        let started = Instant::now();
+        let (outputs, info, mut record) = self
             .work
             .run(limits.deadline, move || {
+                let mut record = Record {
+                    bytes_in: Some(input.len() as u64),
+                    ..Record::default()
+                };
                 let source = codec::probe(&input, &limits).and_then(|probe| {
                     // A rule that would fail on its sizes fails before the decode, not after it.
                     for rule in rules.iter().filter(|r| !r.ignore_error) {
                         convert::plan(rule, &probe, &limits)?;
                     }
+                    record.input = Some(Image::source(&probe, input.len()));
                     let info_frames = if want_info {
                         info::frames_needed(&probe)
                     } else {
@@ -246,19 +278,32 @@ impl Service {
                         .iter()
                         .map(|r| convert::frames_for(r, probe.format))
                         .fold(info_frames, Frames::or);
-                    Source::decode(&input, probe, &limits, frames)
+                    (record.timings)
+                        .time("decode", || Source::decode(&input, probe, &limits, frames))
                 });
                 let outputs =
                     convert::convert_each(&source, &input, &rules, &limits, Profile::Persistent)?;
+                for out in &outputs {
+                    record.outputs.push(Image::made(out));
+                    record.timings.extend(&out.timings);
+                }
                 let info = if want_info {
                     let s = source?;
                     Some(info::describe(&input, &s.probe, &s.picture))
                 } else {
                     None
                 };
-                Ok((outputs, info))
+                Ok((outputs, info, record))
             })
             .await?;
+        // the time in the work queue not spent converting: the wait for a worker, the probe
+        let mut timings = Timings::default();
+        timings.add(
+            "queue",
+            started.elapsed().saturating_sub(record.timings.total()),
+        );
+        timings.extend(&record.timings);
+        record.timings = timings;
         let mut befores = self.befores(&places, upload).await?.into_iter();
         let outputs = places
             .into_iter()
@@ -276,6 +321,7 @@ impl Service {
             info,
             upload_before: befores.next(),
             _held: Some(held),
+            record,
         })
     }
 }

@@ -56,6 +56,12 @@ impl Work {
         }
     }
 
+    /// Conversions running and waiting now.
+    pub fn depth(&self) -> (usize, usize) {
+        let running = self.size - self.slots.available_permits().min(self.size);
+        (running, self.waiting.load(Ordering::SeqCst))
+    }
+
     /// Takes `bytes` of the memory budget for what a request is about to read and keep outside its
     /// work, or refuses at once: 503 `SlowDown` while other requests hold the budget, 400 when `bytes`
     /// alone is more than all of it (no retry would help).

@@ -4,7 +4,7 @@
 
 use super::{
     check_implemented, conditional, error_response, header_text, is_s3_request, parse_query,
-    request_id, with_request_id, Addressed,
+    request_id, with_record, with_request_id, Addressed,
 };
 use crate::service::content_type::renders_inertly;
 use crate::service::download::{Answer, Body, Download};
@@ -102,8 +102,7 @@ fn answer_response<B>(
         tag,
         warning,
         slim_flag,
-        timings,
-        bytes_in,
+        record,
     } = answered;
     // The object itself carries its stored ETag, metadata and time; a conversion or a fact, its tag.
     let is_stored = stored.is_some();
@@ -217,20 +216,17 @@ fn answer_response<B>(
     if let Some(flag) = slim_flag {
         resp = resp.header(SLIM_FLAG, u16::from(flag));
     }
-    // where a conversion's time and bytes went (the object itself has no stages)
-    if !timings.is_empty() {
-        resp = resp.header(SERVER_TIMING, timings.server_timing());
-    }
-    if let Some(n) = bytes_in {
-        resp = resp.header(BYTES, format!("in={n}; out={}", body.len()));
-    }
     resp = resp.header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    let sent = body.len();
     let body = if req.method() == Method::HEAD {
         Vec::new()
     } else {
         body
     };
-    resp.body(body).map_err(|e| Error::internal(e.to_string()))
+    let resp = resp
+        .body(body)
+        .map_err(|e| Error::internal(e.to_string()))?;
+    Ok(with_record(resp, record, sent))
 }
 
 /// The user-metadata prefixes an answer to `req` uses: the client's dialect — `x-amz-meta-` for an S3
@@ -270,8 +266,6 @@ pub(super) fn crc64(body: &[u8]) -> u64 {
 const WARNING: &str = "x-mogr-warning";
 /// COS's answer header to `imageSlim`: 1 when the image was slimmed, 2 when the original came back.
 const SLIM_FLAG: &str = "x-slimflag";
-const SERVER_TIMING: &str = "server-timing";
-const BYTES: &str = "x-mogr-bytes";
 
 #[cfg(test)]
 mod tests {

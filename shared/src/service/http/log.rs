@@ -1,13 +1,28 @@
-//! The access log: one line per request, and the request's id.
+//! The access log: one line per request — its [`Line`], with the operation's [`Record`] — and the
+//! request's id.
 
+pub(super) use crate::service::record::escape_controls;
+use crate::service::record::{Line, Record};
+use crate::Code;
 use http::{Method, Request, Response};
 use percent_encoding::percent_decode_str;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One access-log line per request: method, key, rule, status, bytes, milliseconds and request id,
-/// as `tracing` fields (plain text locally, JSON on Lambda). Start it before the request is handed
-/// on, finish it with the response.
+/// The request's id, ours: set by the entry point (the Lambda invocation's, or made by
+/// [`AccessLog::start`]) as the request's extension; a client's `x-request-id` or `x-amz-request-id`
+/// header is never taken for it.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The operation the router took a request to (`download`, `put`, …), as the response's extension.
+#[derive(Clone, Copy, Debug)]
+pub struct Route(pub &'static str);
+
+/// One access-log line per request ([`Line::log`]: plain text locally, JSON on Lambda, and the
+/// metrics). Start it before the request is handed on, finish it with the response.
 pub struct AccessLog {
+    entry: &'static str,
+    id: String,
     method: Method,
     key: String,
     rule: String,
@@ -15,9 +30,12 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
+    /// Gives `req` its id — `id` (the Lambda invocation's) or a new one — and notes what it asks.
     /// The key and the query are the client's text: decoded, with control characters escaped (a line
     /// of the log is one request, whatever the client sent) and signatures and tokens redacted.
-    pub fn start<B>(req: &Request<B>) -> AccessLog {
+    pub fn start<B>(req: &mut Request<B>, entry: &'static str, id: Option<&str>) -> AccessLog {
+        let id = id.map_or_else(new_id, str::to_string);
+        req.extensions_mut().insert(RequestId(id.clone()));
         let decode = |s: &str| escape_controls(&percent_decode_str(s).decode_utf8_lossy());
         let path = req.uri().path();
         let query = crate::query::params(req.uri().query())
@@ -28,6 +46,8 @@ impl AccessLog {
             .collect::<Vec<_>>()
             .join("&");
         AccessLog {
+            entry,
+            id,
             method: req.method().clone(),
             key: decode(path.strip_prefix('/').unwrap_or(path)),
             rule: decode(&query),
@@ -35,39 +55,28 @@ impl AccessLog {
         }
     }
 
-    /// Logs the line and hands the response back.
-    pub fn finish<B: AsRef<[u8]>>(self, resp: Response<B>) -> Response<B> {
+    /// Logs the line, with what the response's extensions say the request did, and hands the response
+    /// back.
+    pub fn finish<B: AsRef<[u8]>>(self, mut resp: Response<B>) -> Response<B> {
         let ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let rid = resp
-            .headers()
-            .get("x-cos-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        tracing::info!(
-            method = %self.method,
-            key = %self.key,
-            rule = %self.rule,
-            status = resp.status().as_u16(),
-            bytes = resp.body().as_ref().len(),
-            ms = (ms * 10.0).round() / 10.0,
-            request_id = %rid,
-            "request"
-        );
+        let record = resp.extensions_mut().remove::<Record>().unwrap_or_default();
+        let ext = resp.extensions();
+        Line {
+            request_id: &self.id,
+            entry: self.entry,
+            route: ext.get::<Route>().map_or("-", |r| r.0),
+            method: self.method.as_str(),
+            key: &self.key,
+            rule: &self.rule,
+            status: resp.status().as_u16(),
+            bytes: resp.body().as_ref().len() as u64,
+            code: ext.get::<Code>().map(|c| c.as_str()),
+            ms,
+            record: &record,
+        }
+        .log();
         resp
     }
-}
-
-/// `s` with its control characters (CR, LF, ESC, …) written as `\u{..}` escapes.
-pub(super) fn escape_controls(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                format!("\\u{{{:x}}}", c as u32)
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// Query parameters whose values are credentials: signatures and session tokens.
@@ -78,20 +87,18 @@ fn is_secret(name: &str) -> bool {
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
-/// The request's id: the one a proxy or Lambda gave it, or a new one.
-pub fn request_id<B>(req: &Request<B>) -> String {
-    for h in [
-        "x-amz-request-id",
-        "x-request-id",
-        "lambda-runtime-aws-request-id",
-    ] {
-        if let Some(v) = req.headers().get(h).and_then(|v| v.to_str().ok()) {
-            return v.to_string();
-        }
-    }
+fn new_id() -> String {
     format!(
         "mogr-{:x}-{}",
         std::process::id(),
         REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The request's id: the one its entry point gave it ([`AccessLog::start`]), or a new one.
+pub fn request_id<B>(req: &Request<B>) -> String {
+    match req.extensions().get::<RequestId>() {
+        Some(id) => id.0.clone(),
+        None => new_id(),
+    }
 }

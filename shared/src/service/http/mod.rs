@@ -15,11 +15,12 @@ mod write;
 
 pub use address::{is_s3_request, Addressed};
 pub use integrity::check_body_digests;
-pub use log::{request_id, AccessLog};
+pub use log::{request_id, AccessLog, RequestId, Route};
 pub use refuse::check_implemented;
 pub use route::Routes;
 
 use super::download::Query;
+use super::record::Record;
 use crate::store::{self, Metadata};
 use crate::{cos, Code, Error, Result};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
@@ -30,6 +31,30 @@ fn with_request_id(mut resp: Response<Vec<u8>>, rid: &str) -> Response<Vec<u8>> 
     if let Ok(v) = HeaderValue::from_str(rid) {
         resp.headers_mut().insert("x-cos-request-id", v);
     }
+    resp
+}
+
+/// What the request did, as the answer's headers — `Server-Timing` (where a conversion's time went;
+/// the object itself has no stages) and `X-Mogr-Bytes: in=<source>; out=<outputs>` (or, without
+/// outputs, the `sent` body: a fact) — and as the response's extension, which the access log and the
+/// metrics read.
+fn with_record(mut resp: Response<Vec<u8>>, record: Record, sent: usize) -> Response<Vec<u8>> {
+    let headers = resp.headers_mut();
+    if !record.timings.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&record.timings.server_timing()) {
+            headers.insert("server-timing", v);
+        }
+    }
+    if let Some(n) = record.bytes_in {
+        let out = match record.outputs.is_empty() {
+            true => sent as u64,
+            false => record.bytes_out(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&format!("in={n}; out={out}")) {
+            headers.insert("x-mogr-bytes", v);
+        }
+    }
+    resp.extensions_mut().insert(record);
     resp
 }
 
@@ -135,6 +160,7 @@ pub fn error_response(e: &Error, resource: &str, request_id: &str) -> Response<V
     }
     let xml = cos::error_xml(e, resource, request_id);
     let mut resp = with_request_id(Response::new(xml.into_bytes()), request_id);
+    resp.extensions_mut().insert(e.code);
     *resp.status_mut() =
         StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(

@@ -3,6 +3,7 @@
 //! DeleteObjects), a listing (ListObjects, ListBuckets) or a step of a multipart upload.
 
 use super::body::{unchunk, Body};
+use super::log::{RequestId, Route};
 use super::{error_response, request_id, user_metadata, with_request_id, Addressed};
 use crate::cos::list::{self, Query};
 use crate::cos::{self, multipart as xml};
@@ -68,6 +69,23 @@ fn listing_off(signed_downloads: bool) -> Error {
     Error::new(Code::AccessDenied, how)
 }
 
+/// The write a request asks for: `put`, `copy`, `post`, `delete`.
+fn write_route<B>(req: &Request<B>) -> &'static str {
+    match *req.method() {
+        Method::PUT
+            if req.headers().contains_key("x-amz-copy-source")
+                || req.headers().contains_key("x-cos-copy-source") =>
+        {
+            "copy"
+        }
+        Method::PUT => "put",
+        Method::POST if query::has(req.uri().query(), "delete") => "delete",
+        Method::POST => "post",
+        Method::DELETE => "delete",
+        _ => "-",
+    }
+}
+
 /// A write or a listing without a signature, while the service holds access keys.
 fn unsigned(method: &Method) -> Error {
     let what = match *method {
@@ -84,13 +102,28 @@ fn unsigned(method: &Method) -> Error {
 }
 
 impl Service {
-    /// Answers any request, as the entry point's `routes` allow.
+    /// Answers any request, as the entry point's `routes` allow. The response carries the
+    /// operation's [`Route`] (and, from the operation, its [`Record`](crate::service::record::Record))
+    /// for the access log.
     pub async fn handle<B: AsRef<[u8]>>(
+        &self,
+        mut req: Request<B>,
+        routes: Routes,
+    ) -> Response<Vec<u8>> {
+        let rid = request_id(&req);
+        req.extensions_mut().insert(RequestId(rid.clone()));
+        let (route, mut resp) = self.route(req, routes, &rid).await;
+        resp.extensions_mut().insert(Route(route));
+        resp
+    }
+
+    async fn route<B: AsRef<[u8]>>(
         &self,
         req: Request<B>,
         routes: Routes,
-    ) -> Response<Vec<u8>> {
-        let (rid, resource) = (request_id(&req), req.uri().path().to_string());
+        rid: &str,
+    ) -> (&'static str, Response<Vec<u8>>) {
+        let resource = req.uri().path().to_string();
         // the signature covers the request as sent, before its path is read as a key, and an
         // aws-chunked body is decoded once its signature is known to hold
         let verified = self.authenticate(&req).await;
@@ -101,7 +134,12 @@ impl Service {
         };
         let mut req = match unchunked {
             Ok(req) => req,
-            Err(e) => return with_request_id(error_response(&e, &resource, &rid), &rid),
+            Err(e) => {
+                return (
+                    "-",
+                    with_request_id(error_response(&e, &resource, rid), rid),
+                )
+            }
         };
         let signed = verified.map(|v| v.is_some());
         let checked = signed.and_then(|signed| {
@@ -109,26 +147,32 @@ impl Service {
             super::check_implemented(&req, true)?;
             Ok(signed)
         });
-        let answered = match checked {
-            Err(e) => Err(e),
+        let (route, answered) = match checked {
+            Err(e) => ("-", Err(e)),
             Ok(signed) if matches!(*req.method(), Method::GET | Method::HEAD) => {
                 match self.read_listing(&req).await {
-                    Ok(Some(listing)) => self.answer_listing(listing, routes, signed).await,
-                    Ok(None) => return self.download(req).await,
-                    Err(e) => Err(e),
+                    Ok(Some(listing)) => {
+                        ("list", self.answer_listing(listing, routes, signed).await)
+                    }
+                    Ok(None) => return ("download", self.download(req).await),
+                    Err(e) => ("-", Err(e)),
                 }
             }
-            Ok(false) if self.keys_required() => Err(unsigned(req.method())),
-            Ok(_) if !routes.writes => Err(Error::new(
-                Code::AccessDenied,
-                format!(
-                    "{} is not answered here: this entry point answers downloads (GET, HEAD)",
-                    req.method()
-                ),
-            )),
+            Ok(false) if self.keys_required() => ("-", Err(unsigned(req.method()))),
+            Ok(_) if !routes.writes => (
+                "-",
+                Err(Error::new(
+                    Code::AccessDenied,
+                    format!(
+                        "{} is not answered here: this entry point answers downloads (GET, HEAD)",
+                        req.method()
+                    ),
+                )),
+            ),
             Ok(_) => match self.multipart(&req, routes).await {
-                Some(answer) => answer,
+                Some(answer) => ("multipart", answer),
                 None => {
+                    let route = write_route(&req);
                     // a PUT (a copy included) stores an object: a bucket notifies of it
                     let put = (*req.method() == Method::PUT).then(|| key_of(req.uri().path()));
                     let resp = self.process(req).await;
@@ -137,12 +181,12 @@ impl Service {
                     {
                         self.notify(&key).await;
                     }
-                    return resp;
+                    return (route, resp);
                 }
             },
         };
-        let resp = answered.unwrap_or_else(|e| error_response(&e, &resource, &rid));
-        with_request_id(resp, &rid)
+        let resp = answered.unwrap_or_else(|e| error_response(&e, &resource, rid));
+        (route, with_request_id(resp, rid))
     }
 
     /// Who signed `req` with one of the service's access keys (`None` when it is not signed, or
@@ -343,14 +387,16 @@ impl Service {
                     self.notify(&key).await;
                 }
                 let processed = (done.report.as_ref())
-                    .map(|(original, results)| cos::report_xml(Some(original), results));
-                Ok(xml_response(xml::complete_xml(
+                    .map(|r| cos::report_xml(Some(&r.original), &r.results));
+                let resp = xml_response(xml::complete_xml(
                     &self.location_of(&key),
                     bucket,
                     &key,
                     &done.etag,
                     processed.as_deref(),
-                )))
+                ));
+                let record = done.report.map(|r| r.record).unwrap_or_default();
+                Ok(super::with_record(resp, record, 0))
             }
             (&Method::DELETE, Some(id)) => {
                 self.abort_upload(&key, id).await?;

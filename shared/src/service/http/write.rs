@@ -5,13 +5,14 @@
 use super::answer::{crc64, CRC64};
 use super::{
     check_body_digests, check_implemented, error_response, integrity, parse_query, refuse,
-    request_id, user_metadata, with_request_id,
+    request_id, user_metadata, with_record, with_request_id,
 };
 use crate::cos::{self, PicOperations};
 use crate::query;
 use crate::service::content_type::{check_content_type, guess_type};
 use crate::service::download::Query;
 use crate::service::process::{Copy, Post, Put};
+use crate::service::record::Record;
 use crate::service::Service;
 use crate::store::key_of;
 use crate::{Code, Error, Result};
@@ -49,7 +50,7 @@ impl Service {
             return Ok(Written {
                 status: StatusCode::OK,
                 xml: Some(cos::copy_result_xml(&head.etag, modified)),
-                stored: None,
+                ..Written::default()
             });
         }
         if req.method() == Method::DELETE {
@@ -57,7 +58,7 @@ impl Service {
             return Ok(Written::default());
         }
         let ops = pic_operations(req.headers())?;
-        let ((original, results), stored) = match *req.method() {
+        let (report, stored) = match *req.method() {
             Method::POST => {
                 if !matches!(parse_query(req.uri().query())?, Query::ImageProcess) {
                     return Err(Error::invalid(
@@ -93,8 +94,8 @@ impl Service {
                     // COS answers a plain PUT with headers only.
                     return Ok(Written {
                         status: StatusCode::OK,
-                        xml: None,
                         stored,
+                        ..Written::default()
                     });
                 }
                 (report, stored)
@@ -107,8 +108,12 @@ impl Service {
         };
         Ok(Written {
             status: StatusCode::OK,
-            xml: Some(cos::upload_result_xml(Some(&original), &results)),
+            xml: Some(cos::upload_result_xml(
+                Some(&report.original),
+                &report.results,
+            )),
             stored,
+            record: report.record,
         })
     }
 }
@@ -143,7 +148,7 @@ impl Service {
         Ok(Written {
             status: StatusCode::OK,
             xml: Some(cos::delete::delete_result_xml(delete.quiet, &results)),
-            stored: None,
+            ..Written::default()
         })
     }
 
@@ -245,6 +250,7 @@ struct Written {
     status: StatusCode,
     xml: Option<String>,
     stored: Option<(String, u64)>,
+    record: Record,
 }
 
 impl Default for Written {
@@ -254,6 +260,7 @@ impl Default for Written {
             status: StatusCode::NO_CONTENT,
             xml: None,
             stored: None,
+            record: Record::default(),
         }
     }
 }
@@ -273,8 +280,9 @@ impl Written {
             }
             None => Vec::new(),
         };
-        b.header(header::CONTENT_LENGTH, body.len())
+        let resp = (b.header(header::CONTENT_LENGTH, body.len()))
             .body(body)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        with_record(resp, self.record, 0)
     }
 }
