@@ -347,3 +347,66 @@ async fn a_request_past_its_deadline_stops_before_its_next_write_and_puts_back_t
     assert!(body.contains("<Code>ServiceUnavailable</Code>"), "{body}");
     assert!(files(dir.path()).is_empty(), "{:?}", files(dir.path()));
 }
+
+#[tokio::test]
+async fn outputs_record_the_rule_that_made_them_and_a_batch_can_tell_what_is_done() {
+    let (dir, service) = setup(Config::default()).await;
+    let json = r#"{"rules":[{"fileid":"/b/a.webp","rule":"imageMogr2/thumbnail/50x/format/webp"},{"fileid":"/b/a.png","rule":"imageMogr2/thumbnail/40x/format/png"}]}"#;
+    let ops = mogr::cos::PicOperations::parse(json).unwrap();
+    let store = DirStore::new("local", dir.path());
+    let source = store.head("photo.jpg").await.unwrap().unwrap().etag;
+    assert_eq!(
+        service
+            .rules_done("photo.jpg", &source, &ops)
+            .await
+            .unwrap(),
+        [false, false],
+        "nothing made yet"
+    );
+    assert_eq!(post(&service, "photo.jpg", json).await.status(), 200);
+    let meta = store.head("b/a.webp").await.unwrap().unwrap().metadata;
+    assert_eq!(
+        meta.get(mogr::store::RULE),
+        Some(&mogr::store::rule_tag(
+            "imageMogr2/thumbnail/50x/format/webp"
+        ))
+    );
+    assert_eq!(
+        service
+            .rules_done("photo.jpg", &source, &ops)
+            .await
+            .unwrap(),
+        [true, true]
+    );
+    // another rule for the same output, or another source, is not done; nothing was written asking
+    let changed = json.replace("thumbnail/40x", "thumbnail/30x");
+    let changed = mogr::cos::PicOperations::parse(&changed).unwrap();
+    assert_eq!(
+        service
+            .rules_done("photo.jpg", &source, &changed)
+            .await
+            .unwrap(),
+        [true, false]
+    );
+    assert_eq!(
+        service
+            .rules_done("photo.jpg", "another-etag", &ops)
+            .await
+            .unwrap(),
+        [false, false]
+    );
+    let png = store.head("b/a.png").await.unwrap().unwrap();
+    assert!(mogr::store::made_by(
+        &png.metadata,
+        &source,
+        "imageMogr2/thumbnail/40x/format/png"
+    ));
+    // a fileid onto an object mogr did not write is refused, as a POST would refuse it
+    let onto_source =
+        r#"{"rules":[{"fileid":"/anim/animated.gif","rule":"imageMogr2/format/png"}]}"#;
+    let onto_source = mogr::cos::PicOperations::parse(onto_source).unwrap();
+    assert!(service
+        .rules_done("photo.jpg", &source, &onto_source)
+        .await
+        .is_err());
+}

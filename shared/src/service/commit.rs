@@ -6,7 +6,7 @@ use super::policy::Place;
 use super::Service;
 use crate::convert::Output;
 use crate::cos::ProcessResult;
-use crate::store::{output_metadata, Metadata, Object, Store};
+use crate::store::{self, output_metadata, Metadata, Object, Store};
 use crate::{Code, Limits, Result};
 use std::sync::Arc;
 
@@ -16,6 +16,8 @@ pub(super) struct Target {
     pub key: String,
     pub output: Output,
     pub before: Restore,
+    /// The rule the output was made by, as written (its tag recorded as [`store::RULE`]).
+    pub rule: String,
 }
 
 /// How to undo one write.
@@ -106,6 +108,7 @@ impl Service {
             key,
             output,
             before,
+            rule,
         } in targets
         {
             let served = bucket.name() == self.default_bucket.name();
@@ -118,7 +121,8 @@ impl Service {
                 before,
             };
             let mime = output.format.mime();
-            let meta = output_metadata(source_etag, output.stored_quality());
+            let mut meta = output_metadata(source_etag, output.stored_quality());
+            meta.insert(store::RULE.to_string(), store::rule_tag(&rule));
             let etag = self
                 .write_one(undo, &mut done, output.bytes, mime, &meta, limits)
                 .await?;

@@ -160,6 +160,24 @@ impl Service {
         Ok((report, etag))
     }
 
+    /// Which of `ops`' rules already have their output, made from the source whose ETag is
+    /// `source_etag` by that very rule (the output's [`store::SOURCE_ETAG`] and [`store::RULE`]): what
+    /// a batch over a bucket skips. Checks the rules' outputs as a POST would, and writes nothing.
+    pub async fn rules_done(
+        &self,
+        key: &str,
+        source_etag: &str,
+        ops: &PicOperations,
+    ) -> Result<Vec<bool>> {
+        let places = self.places(key, ops, Rules::Trusted).await?;
+        Ok((places.iter().zip(&ops.rules))
+            .map(|(p, r)| {
+                (p.existing.as_ref())
+                    .is_some_and(|h| store::made_by(&h.metadata, source_etag, &r.rule))
+            })
+            .collect())
+    }
+
     /// Deletes an object a client may delete (not under mogr's reserved prefixes); deleting one that
     /// does not exist succeeds, as in S3 and COS.
     pub async fn delete(&self, key: &str) -> Result<()> {
@@ -309,11 +327,13 @@ impl Service {
             .into_iter()
             .zip(outputs)
             .zip(befores.by_ref())
-            .map(|((place, output), before)| Target {
+            .zip(&ops.rules)
+            .map(|(((place, output), before), r)| Target {
                 bucket: place.bucket,
                 key: place.key,
                 output,
                 before,
+                rule: r.rule.clone(),
             })
             .collect();
         Ok(Prepared {

@@ -35,6 +35,9 @@ pub fn is_reserved(key: &str) -> bool {
 pub const OUTPUT_MARKER: &str = "mogr-output";
 /// Metadata key naming the ETag of the source an output was made from.
 pub const SOURCE_ETAG: &str = "mogr-source-etag";
+/// Metadata key naming the rule an output was made by ([`rule_tag`]): with [`SOURCE_ETAG`], what tells
+/// that an output is current (`mogr batch` skips it).
+pub const RULE: &str = "mogr-rule";
 /// User-metadata key of an output's quality setting (lossy formats): what its UploadResult said, and what
 /// `?imageInfo` of the output reports as `quality` (HEIF, AVIF and WebP files do not hold it).
 pub const QUALITY: &str = "mogr-quality";
@@ -211,6 +214,19 @@ pub fn output_metadata(source_etag: &str, quality: Option<u8>) -> Metadata {
         meta.insert(QUALITY.to_string(), q.to_string());
     }
     meta
+}
+
+/// The tag of a Pic-Operations rule as written (MD5, hex), recorded in its output's [`RULE`].
+pub fn rule_tag(rule: &str) -> String {
+    use md5::Digest;
+    format!("{:x}", md5::Md5::digest(rule.trim().as_bytes()))
+}
+
+/// Whether `meta` is an output's made from the source with `source_etag` by `rule`.
+pub fn made_by(meta: &Metadata, source_etag: &str, rule: &str) -> bool {
+    is_output(meta)
+        && meta.get(SOURCE_ETAG).map(String::as_str) == Some(source_etag.trim_matches('"'))
+        && meta.get(RULE) == Some(&rule_tag(rule))
 }
 
 /// Whether `meta` marks one of mogr's outputs ([`output_metadata`]).
