@@ -1,5 +1,6 @@
 //! The `mogr` command: convert local files with imageMogr2 rules, inspect images, and run the demo.
 
+mod batch;
 mod index;
 mod listen;
 mod serve;
@@ -93,6 +94,29 @@ enum Command {
         #[arg(long)]
         no_metrics: bool,
     },
+    /// Apply a Pic-Operations rule set to every image under a prefix of a folder, as POST
+    /// ?image_process would; outputs already made from the same source by the same rule are skipped.
+    #[command(after_help = "Example:\n  \
+        echo '{\"rules\":[{\"fileid\":\"/heif/{dirname}/{barename}.heic\",\"rule\":\"imageMogr2/format/heif\"}]}' > rules.json\n  \
+        mogr batch --rules rules.json --root photos --prefix 2024/\n\n\
+        Exit status: 0 every object done, 1 some failed, 2 bad arguments.")]
+    Batch {
+        /// The rule set: Pic-Operations' JSON, as the header carries it.
+        #[arg(long)]
+        rules: PathBuf,
+        /// The folder served as the bucket.
+        #[arg(long)]
+        root: PathBuf,
+        /// Only keys under this prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Objects converted at once (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// List what would be converted, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a signed download URL, for a service started with MOGR_SIGNING_KEYS.
     #[command(after_help = "Example:\n  \
         MOGR_SIGNING_KEYS=$KEY mogr sign photo.png --processor imageMogr2/format/heif \\\n    \
@@ -130,6 +154,34 @@ fn main() {
         } => convert(&input, &rule, &output, profile),
         Command::Info { input } => info(&input),
         Command::Demo { dir, out } => demo(&dir, out.as_deref()),
+        Command::Batch {
+            rules,
+            root,
+            prefix,
+            jobs,
+            dry_run,
+        } => {
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let batch = batch::Batch {
+                rules,
+                root,
+                prefix,
+                jobs,
+                dry_run,
+            };
+            let code = tokio::runtime::Runtime::new()
+                .context("cannot start the async runtime")
+                .and_then(|rt| rt.block_on(batch::run(batch)));
+            match code {
+                Ok(code) => std::process::exit(code),
+                Err(e) => {
+                    eprintln!("mogr: {e:#}");
+                    std::process::exit(2);
+                }
+            }
+        }
         Command::Serve {
             root,
             addr,

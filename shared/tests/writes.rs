@@ -410,3 +410,32 @@ async fn outputs_record_the_rule_that_made_them_and_a_batch_can_tell_what_is_don
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn an_output_another_object_made_is_not_taken_for_done() {
+    let (dir, service) = setup(Config::default()).await;
+    let store = DirStore::new("local", dir.path());
+    store
+        .put(
+            "photo.png",
+            example("photo.png"),
+            "image/png",
+            &Metadata::new(),
+        )
+        .await
+        .unwrap();
+    let json = r#"{"rules":[{"fileid":"/same.webp","rule":"imageMogr2/format/webp"}]}"#;
+    let ops = mogr::cos::PicOperations::parse(json).unwrap();
+    assert_eq!(post(&service, "photo.jpg", json).await.status(), 200);
+    let png = store.head("photo.png").await.unwrap().unwrap().etag;
+    let e = service
+        .rules_done("photo.png", &png, &ops)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("the output of another object"), "{e}");
+    let jpg = store.head("photo.jpg").await.unwrap().unwrap().etag;
+    assert_eq!(
+        service.rules_done("photo.jpg", &jpg, &ops).await.unwrap(),
+        [true]
+    );
+}

@@ -18,6 +18,8 @@ pub(super) struct Target {
     pub before: Restore,
     /// The rule the output was made by, as written (its tag recorded as [`store::RULE`]).
     pub rule: String,
+    /// The key of the object it was made from (its tag recorded as [`store::SOURCE_KEY`]).
+    pub source: String,
 }
 
 /// How to undo one write.
@@ -109,6 +111,7 @@ impl Service {
             output,
             before,
             rule,
+            source,
         } in targets
         {
             let served = bucket.name() == self.default_bucket.name();
@@ -123,6 +126,7 @@ impl Service {
             let mime = output.format.mime();
             let mut meta = output_metadata(source_etag, output.stored_quality());
             meta.insert(store::RULE.to_string(), store::rule_tag(&rule));
+            meta.insert(store::SOURCE_KEY.to_string(), store::key_tag(&source));
             let etag = self
                 .write_one(undo, &mut done, output.bytes, mime, &meta, limits)
                 .await?;

@@ -162,7 +162,8 @@ impl Service {
 
     /// Which of `ops`' rules already have their output, made from the source whose ETag is
     /// `source_etag` by that very rule (the output's [`store::SOURCE_ETAG`] and [`store::RULE`]): what
-    /// a batch over a bucket skips. Checks the rules' outputs as a POST would, and writes nothing.
+    /// a batch over a bucket skips. Checks the rules' outputs as a POST would, and writes nothing; an
+    /// output another object made is an error (two objects would take turns writing it).
     pub async fn rules_done(
         &self,
         key: &str,
@@ -170,12 +171,24 @@ impl Service {
         ops: &PicOperations,
     ) -> Result<Vec<bool>> {
         let places = self.places(key, ops, Rules::Trusted).await?;
-        Ok((places.iter().zip(&ops.rules))
-            .map(|(p, r)| {
-                (p.existing.as_ref())
-                    .is_some_and(|h| store::made_by(&h.metadata, source_etag, &r.rule))
-            })
-            .collect())
+        let mine = store::key_tag(key);
+        let mut done = Vec::with_capacity(places.len());
+        for (p, r) in places.iter().zip(&ops.rules) {
+            let meta = p.existing.as_ref().map(|h| &h.metadata);
+            // two objects naming one output would write over each other's on every run
+            if let Some(other) = meta.and_then(|m| m.get(store::SOURCE_KEY)) {
+                if *other != mine {
+                    return Err(Error::invalid(format!(
+                        "fileid {:?} names {:?}, the output of another object: give each object \
+                         its own (in mogr batch, with {{basename}} where objects differ only in \
+                         their extension)",
+                        r.fileid, p.key
+                    )));
+                }
+            }
+            done.push(meta.is_some_and(|m| store::made_by(m, source_etag, &r.rule)));
+        }
+        Ok(done)
     }
 
     /// Deletes an object a client may delete (not under mogr's reserved prefixes); deleting one that
@@ -334,6 +347,7 @@ impl Service {
                 output,
                 before,
                 rule: r.rule.clone(),
+                source: key.to_string(),
             })
             .collect();
         Ok(Prepared {

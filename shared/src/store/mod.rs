@@ -35,6 +35,8 @@ pub fn is_reserved(key: &str) -> bool {
 pub const OUTPUT_MARKER: &str = "mogr-output";
 /// Metadata key naming the ETag of the source an output was made from.
 pub const SOURCE_ETAG: &str = "mogr-source-etag";
+/// Metadata key naming the key of the object an output was made from ([`key_tag`]).
+pub const SOURCE_KEY: &str = "mogr-source-key";
 /// Metadata key naming the rule an output was made by ([`rule_tag`]): with [`SOURCE_ETAG`], what tells
 /// that an output is current (`mogr batch` skips it).
 pub const RULE: &str = "mogr-rule";
@@ -220,6 +222,12 @@ pub fn output_metadata(source_etag: &str, quality: Option<u8>) -> Metadata {
 pub fn rule_tag(rule: &str) -> String {
     use md5::Digest;
     format!("{:x}", md5::Md5::digest(rule.trim().as_bytes()))
+}
+
+/// The tag of an object's key (MD5, hex: any key, in ASCII), recorded in its outputs' [`SOURCE_KEY`].
+pub fn key_tag(key: &str) -> String {
+    use md5::Digest;
+    format!("{:x}", md5::Md5::digest(key.as_bytes()))
 }
 
 /// Whether `meta` is an output's made from the source with `source_etag` by `rule`.
