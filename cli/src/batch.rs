@@ -173,24 +173,21 @@ pub async fn run(b: Batch) -> Result<i32> {
 /// is current; otherwise its remaining rules run as a POST would run them.
 async fn one(service: &Service, ops: &PicOperations, entry: store::Entry, dry_run: bool) -> Done {
     let key = entry.key;
-    let ops = &for_object(ops, &key);
-    let image = key
-        .rsplit_once('.')
-        .is_some_and(|(_, ext)| mogr::Format::from_name(&ext.to_ascii_lowercase()).is_some());
-    if !image {
+    if !crate::index::is_image(&key) {
         return Done::Skipped("not an image (by its extension)");
     }
+    let ops = &for_object(ops, &key);
     let head = match service.bucket().head(&key).await {
         Ok(Some(h)) => h,
         Ok(None) => return Done::Skipped("deleted while the batch ran"),
-        Err(e) => return Done::Failed(format!("{}: {}", e.code.as_str(), e.message)),
+        Err(e) => return failed(&key, e),
     };
     if store::is_output(&head.metadata) {
         return Done::Skipped("one of mogr's outputs");
     }
     let done = match service.rules_done(&key, &head.etag, ops).await {
         Ok(d) => d,
-        Err(e) => return Done::Failed(format!("{}: {}", e.code.as_str(), e.message)),
+        Err(e) => return failed(&key, e),
     };
     let left: Vec<_> = (ops.rules.iter().zip(&done))
         .filter(|(_, done)| !**done)
@@ -219,12 +216,14 @@ async fn one(service: &Service, ops: &PicOperations, entry: store::Entry, dry_ru
             bytes_in: head.size,
             bytes_out: report.results.iter().map(|r| r.size).sum(),
         },
-        // the message names the problem; grouped by code so a summary stays short
-        Err(e) => {
-            eprintln!("{key}: {}", e.message);
-            Done::Failed(e.code.as_str().to_string())
-        }
+        Err(e) => failed(&key, e),
     }
+}
+
+/// A failure on `key`: its message on standard error, its code for the summary (which stays short).
+fn failed(key: &str, e: mogr::Error) -> Done {
+    eprintln!("{key}: {}", e.message);
+    Done::Failed(e.code.as_str().to_string())
 }
 
 /// `ops` with each fileid's placeholders filled in for `key`.

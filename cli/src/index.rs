@@ -53,7 +53,7 @@ fn href(key: &str, query: &str) -> String {
     esc(&format!("/{}{query}", encode_key(key)))
 }
 
-fn is_image(key: &str) -> bool {
+pub(crate) fn is_image(key: &str) -> bool {
     key.rsplit_once('.')
         .is_some_and(|(_, ext)| Format::from_name(&ext.to_ascii_lowercase()).is_some())
 }

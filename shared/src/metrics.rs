@@ -61,107 +61,87 @@ impl Emf {
     /// The EMF lines of `line`, stamped `timestamp` (ms since the epoch).
     pub fn lines(&self, line: &Line, timestamp: u64) -> Vec<Value> {
         let r = line.record;
-        let mut request = Map::new();
-        let mut metrics = Vec::new();
-        let mut metric = |map: &mut Map<String, Value>, name: &str, unit: &str, value: Value| {
-            map.insert(name.into(), value);
-            metrics.push(json!({ "Name": name, "Unit": unit }));
-        };
-        metric(&mut request, "Requests", "Count", 1.into());
-        metric(
-            &mut request,
-            "Errors",
-            "Count",
-            u8::from(line.code.is_some()).into(),
-        );
-        metric(
-            &mut request,
-            "ServerErrors",
-            "Count",
-            u8::from(line.status >= 500).into(),
-        );
-        metric(
-            &mut request,
-            "Duration",
-            "Milliseconds",
-            round_ms(line.ms).into(),
-        );
-        for stage in STAGES {
+        let mut request = Metrics::default();
+        request.put("Requests", "Count", 1);
+        request.put("Errors", "Count", u8::from(line.code.is_some()));
+        request.put("ServerErrors", "Count", u8::from(line.status >= 500));
+        request.put("Duration", "Milliseconds", round_ms(line.ms));
+        for (stage, name) in STAGE_METRICS {
             if let Some(d) = r.timings.get(stage) {
-                let name = format!("{}Time", capitalized(stage));
-                metric(&mut request, &name, "Milliseconds", ms(d).into());
+                request.put(name, "Milliseconds", round_ms(d.as_secs_f64() * 1e3));
             }
         }
         let mut dimensions = vec![json!(["Function"])];
         if let Some(code) = line.code {
-            request.insert("ErrorCode".into(), code.into());
+            request.fields.insert("ErrorCode".into(), code.into());
             dimensions.push(json!(["Function", "ErrorCode"]));
         }
-        request.insert("Function".into(), line.entry.into());
-        request.insert("RequestId".into(), line.request_id.into());
-        request.insert(
-            "_aws".into(),
-            self.directive(timestamp, dimensions, std::mem::take(&mut metrics)),
-        );
-        let mut lines = vec![Value::Object(request)];
+        let mut lines = vec![self.line(request, line, dimensions, timestamp)];
         for out in &r.outputs {
-            let mut made = Map::new();
-            let mut metrics = Vec::new();
-            let mut metric = |name: &str, unit: &str, value: Value| {
-                made.insert(name.into(), value);
-                metrics.push(json!({ "Name": name, "Unit": unit }));
-            };
-            metric("Conversions", "Count", 1.into());
-            metric("BytesOut", "Bytes", out.bytes.into());
+            let mut made = Metrics::default();
+            made.put("Conversions", "Count", 1);
+            made.put("BytesOut", "Bytes", out.bytes);
             if let Some(bytes_in) = r.bytes_in {
-                metric("BytesIn", "Bytes", bytes_in.into());
-                metric(
-                    "BytesSaved",
-                    "Bytes",
-                    (bytes_in as i64 - out.bytes as i64).into(),
-                );
+                made.put("BytesIn", "Bytes", bytes_in);
+                made.put("BytesSaved", "Bytes", bytes_in as i64 - out.bytes as i64);
             }
-            metric("Pixels", "Count", out.pixels().into());
-            made.insert("Function".into(), line.entry.into());
-            made.insert("Format".into(), out.format.name().into());
-            made.insert("RequestId".into(), line.request_id.into());
+            made.put("Pixels", "Count", out.pixels());
+            made.fields
+                .insert("Format".into(), out.format.name().into());
             let dimensions = vec![json!(["Function"]), json!(["Function", "Format"])];
-            made.insert(
-                "_aws".into(),
-                self.directive(timestamp, dimensions, metrics),
-            );
-            lines.push(Value::Object(made));
+            lines.push(self.line(made, line, dimensions, timestamp));
         }
         lines
     }
 
-    fn directive(&self, timestamp: u64, dimensions: Vec<Value>, metrics: Vec<Value>) -> Value {
-        json!({
+    /// One EMF line: `m`'s values, the request's `Function` and `RequestId`, and the directive naming
+    /// the metrics and their `dimensions`.
+    fn line(&self, m: Metrics, line: &Line, dimensions: Vec<Value>, timestamp: u64) -> Value {
+        let mut fields = m.fields;
+        fields.insert("Function".into(), line.entry.into());
+        fields.insert("RequestId".into(), line.request_id.into());
+        let directive = json!({
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": self.namespace,
                 "Dimensions": dimensions,
-                "Metrics": metrics,
+                "Metrics": m.metrics,
             }],
-        })
+        });
+        fields.insert("_aws".into(), directive);
+        Value::Object(fields)
     }
 }
+
+/// An EMF line's metrics being gathered: each value, and its name and unit for the directive.
+#[derive(Default)]
+struct Metrics {
+    fields: Map<String, Value>,
+    metrics: Vec<Value>,
+}
+
+impl Metrics {
+    fn put(&mut self, name: &str, unit: &str, value: impl Into<Value>) {
+        self.fields.insert(name.into(), value.into());
+        self.metrics.push(json!({ "Name": name, "Unit": unit }));
+    }
+}
+
+/// Each stage's EMF metric.
+const STAGE_METRICS: [(&str, &str); 7] = [
+    ("fetch", "FetchTime"),
+    ("cache", "CacheTime"),
+    ("queue", "QueueTime"),
+    ("decode", "DecodeTime"),
+    ("transform", "TransformTime"),
+    ("encode", "EncodeTime"),
+    ("store", "StoreTime"),
+];
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    round_ms(d.as_secs_f64() * 1e3)
-}
-
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default()
 }
 
 type Labels = Vec<(&'static str, String)>;

@@ -1,5 +1,5 @@
-//! [`Timings`]: where a request's time went, stage by stage (`fetch`, `queue`, `decode`, `transform`,
-//! `encode`, `cache`), for the answer's `Server-Timing` header. Nothing here knows HTTP: the header's
+//! [`Timings`]: where a request's time went, stage by stage (`fetch`, `cache`, `queue`, `decode`,
+//! `transform`, `encode`, `store`), for the answer's `Server-Timing` header and the access log. Nothing here knows HTTP: the header's
 //! text is the W3C Server-Timing syntax, written by whoever answers.
 
 use std::time::{Duration, Instant};
@@ -16,6 +16,15 @@ impl Timings {
         match self.stages.iter_mut().find(|(s, _)| *s == stage) {
             Some((_, d)) => *d += took,
             None => self.stages.push((stage, took)),
+        }
+    }
+
+    /// Adds `took` to `stage`, which comes first when it is new (a stage that began before those
+    /// recorded: the wait for them).
+    pub fn before(&mut self, stage: &'static str, took: Duration) {
+        match self.stages.iter_mut().find(|(s, _)| *s == stage) {
+            Some((_, d)) => *d += took,
+            None => self.stages.insert(0, (stage, took)),
         }
     }
 
@@ -77,5 +86,9 @@ mod tests {
         assert_eq!(t.get("decode"), Some(Duration::from_millis(30)));
         assert_eq!(t.time("encode", || 7), 7);
         assert!(t.get("encode").is_some());
+        t.before("queue", Duration::from_millis(1));
+        assert!(t
+            .server_timing()
+            .starts_with("queue;dur=1.0, fetch;dur=2.0"));
     }
 }

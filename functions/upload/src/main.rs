@@ -54,11 +54,12 @@ async fn main() -> Result<(), Error> {
             };
             match result {
                 Ok((key, outcome)) => {
+                    let none = Record::default();
                     let record = match &outcome {
-                        HookOutcome::Processed(_, record) => record.clone(),
-                        _ => Record::default(),
+                        HookOutcome::Processed(_, record) => record,
+                        _ => &none,
                     };
-                    line(&key, 200, None, &record);
+                    line(&key, 200, None, record);
                     done.push(json!({ "key": key, "outcome": format!("{outcome:?}") }));
                 }
                 Err(e) if e.is_client_error() => {

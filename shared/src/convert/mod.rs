@@ -37,8 +37,6 @@ pub struct Output {
     pub timings: Timings,
     /// `quality/auto`'s full-size tries (0 without a search).
     pub tries: u32,
-    /// The SSIMULACRA2 score of `quality/auto`'s choice (`None` without a search).
-    pub score: Option<f64>,
 }
 
 impl Output {
@@ -206,7 +204,6 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
         slim_flag: None,
         timings: Timings::default(),
         tries: 0,
-        score: None,
     })
 }
 
@@ -264,18 +261,14 @@ fn convert_picture(
         // imageSlim's JPEGs: mozjpeg's trellis quantisation and optimised scans, as yjpeg
         optimized: rule.yjpeg || (rule.slim && format == Format::Jpeg),
     };
-    let (mut bytes, score, tries) = match auto {
-        Some(target) => {
-            let Searched {
-                bytes,
-                score,
-                tries,
-            } = auto_quality(&pic, &mut opts, target, limits)?;
-            (bytes, Some(score), tries)
-        }
+    let Searched { mut bytes, tries } = match auto {
+        Some(target) => auto_quality(&pic, &mut opts, target, limits)?,
         None => {
             limits.check_deadline()?;
-            (codec::encode(&pic, &opts)?, None, 0)
+            Searched {
+                bytes: codec::encode(&pic, &opts)?,
+                tries: 0,
+            }
         }
     };
 
@@ -299,7 +292,6 @@ fn convert_picture(
             slim_flag: Some(2),
             timings,
             tries,
-            score,
             ..original(input, limits)?
         });
     }
@@ -321,7 +313,6 @@ fn convert_picture(
         slim_flag: rule.slim.then_some(1),
         timings,
         tries,
-        score,
     })
 }
 

@@ -140,15 +140,13 @@ pub(super) fn auto_quality(
     );
     Ok(Searched {
         bytes: found.bytes,
-        score: found.score,
         tries: found.tries,
     })
 }
 
-/// What [`auto_quality`] chose: the output, its SSIMULACRA2 score, and the full-size encodes it took.
+/// An output and the full-size encodes that made it: [`auto_quality`]'s tries (0 for one plain encode).
 pub(super) struct Searched {
     pub bytes: Vec<u8>,
-    pub score: f64,
     pub tries: u32,
 }
 

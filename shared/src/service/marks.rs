@@ -112,10 +112,8 @@ impl Service {
                 ),
             ));
         }
-        let key = percent_decode_str(path)
-            .decode_utf8()
-            .map_err(|_| Error::invalid("a watermark image's URL names its key in UTF-8"))?
-            .into_owned();
+        let key = store::decode_path(path)
+            .map_err(|_| Error::invalid("a watermark image's URL names its key in UTF-8"))?;
         if key.is_empty() || store::is_reserved(&key) {
             return Err(Error::new(
                 Code::AccessDenied,

@@ -18,7 +18,6 @@ use crate::convert::{self, Source};
 use crate::cos::{OriginalInfo, PicOperations, ProcessResult};
 use crate::info::{self, ImageInfo};
 use crate::store::{self, Metadata};
-use crate::timing::Timings;
 use crate::{Error, Limits, Result};
 use std::borrow::Cow;
 use std::time::Instant;
@@ -328,13 +327,8 @@ impl Service {
             })
             .await?;
         // the time in the work queue not spent converting: the wait for a worker, the probe
-        let mut timings = Timings::default();
-        timings.add(
-            "queue",
-            started.elapsed().saturating_sub(record.timings.total()),
-        );
-        timings.extend(&record.timings);
-        record.timings = timings;
+        let queued = started.elapsed().saturating_sub(record.timings.total());
+        record.timings.before("queue", queued);
         let mut befores = self.befores(&places, upload).await?.into_iter();
         let outputs = places
             .into_iter()

@@ -68,29 +68,17 @@ impl Image {
 impl Record {
     /// The record of work done between reading its source (`fetch`, when the request read it) and
     /// storing its outputs (`store`): those stages around the work's own.
-    pub fn stored(self, fetch: Option<Duration>, store: Duration) -> Record {
-        let mut timings = Timings::default();
+    pub fn stored(mut self, fetch: Option<Duration>, store: Duration) -> Record {
         if let Some(fetch) = fetch {
-            timings.add("fetch", fetch);
+            self.timings.before("fetch", fetch);
         }
-        timings.extend(&self.timings);
-        timings.add("store", store);
-        Record { timings, ..self }
+        self.timings.add("store", store);
+        self
     }
 
     /// The bytes of every output.
     pub fn bytes_out(&self) -> u64 {
         self.outputs.iter().map(|o| o.bytes).sum()
-    }
-
-    /// The bytes the outputs saved beside their source (negative when they are larger).
-    pub fn bytes_saved(&self) -> i64 {
-        let Some(bytes_in) = self.bytes_in else {
-            return 0;
-        };
-        (self.outputs.iter())
-            .map(|o| bytes_in as i64 - o.bytes as i64)
-            .sum()
     }
 
     /// The outputs' formats, `heif,webp` (empty without outputs).

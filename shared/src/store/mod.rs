@@ -220,14 +220,12 @@ pub fn output_metadata(source_etag: &str, quality: Option<u8>) -> Metadata {
 
 /// The tag of a Pic-Operations rule as written (MD5, hex), recorded in its output's [`RULE`].
 pub fn rule_tag(rule: &str) -> String {
-    use md5::Digest;
-    format!("{:x}", md5::Md5::digest(rule.trim().as_bytes()))
+    content_etag(rule.trim().as_bytes())
 }
 
 /// The tag of an object's key (MD5, hex: any key, in ASCII), recorded in its outputs' [`SOURCE_KEY`].
 pub fn key_tag(key: &str) -> String {
-    use md5::Digest;
-    format!("{:x}", md5::Md5::digest(key.as_bytes()))
+    content_etag(key.as_bytes())
 }
 
 /// Whether `meta` is an output's made from the source with `source_etag` by `rule`.

@@ -134,12 +134,7 @@ impl Service {
         };
         let mut req = match unchunked {
             Ok(req) => req,
-            Err(e) => {
-                return (
-                    "-",
-                    with_request_id(error_response(&e, &resource, rid), rid),
-                )
-            }
+            Err(e) => return ("-", error_response(&e, &resource, rid)),
         };
         let signed = verified.map(|v| v.is_some());
         let checked = signed.and_then(|signed| {
