@@ -1,5 +1,6 @@
-//! `mogr batch`: a Pic-Operations rule set applied to every image under a prefix of a folder served
-//! as a bucket, each object stored exactly as `POST /<key>?image_process` stores it (the same
+//! `mogr batch`: a Pic-Operations rule set applied to every image under a prefix of an S3 bucket
+//! (`--bucket s3://BUCKET/PREFIX`, through the same store as the functions') or of a folder served
+//! as a bucket (`--root`), each object stored exactly as `POST /<key>?image_process` stores it (the same
 //! `Service::post`: fileids, the output marker, outputs never processed again). Rules whose output is
 //! already made from the object's current ETag by that rule are skipped, so a second run, or a run
 //! after an interrupted one, does only what is left. A failure on one object never stops the others.
@@ -11,34 +12,50 @@
 //! or `{basename}` would name one output for every object, and is refused.
 
 use anyhow::{Context, Result};
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use mogr::cos::PicOperations;
 use mogr::service::{Config, Post, Service};
 use mogr::store::{self, DirStore, Store};
+use serde_json::json;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 /// What `mogr batch` was asked.
 pub struct Batch {
     pub rules: PathBuf,
-    pub root: PathBuf,
-    pub prefix: String,
+    pub source: Source,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub report: Option<PathBuf>,
     pub jobs: usize,
     pub dry_run: bool,
 }
 
+/// Where the objects are.
+pub enum Source {
+    /// A folder served as the bucket, and a prefix in it.
+    Root { root: PathBuf, prefix: String },
+    /// `s3://BUCKET/PREFIX`.
+    Bucket(String),
+}
+
 /// What became of one object.
 enum Done {
-    /// Rules run: the source's bytes and the outputs'.
+    /// Rules run: the source's bytes, and each output's key, format and bytes.
     Converted {
         bytes_in: u64,
-        bytes_out: u64,
+        outputs: Vec<(String, String, u64)>,
     },
     /// Every rule's output was current (or, with `--dry-run`, would have been made: `would`).
     Skipped(&'static str),
-    Failed(String),
+    Failed {
+        code: String,
+        message: String,
+    },
 }
 
 /// The run's totals.
@@ -53,19 +70,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn add(&mut self, done: Done) {
+    fn add(&mut self, done: &Done) {
         self.objects += 1;
         match done {
-            Done::Converted {
-                bytes_in,
-                bytes_out,
-            } => {
+            Done::Converted { bytes_in, outputs } => {
                 self.converted += 1;
                 self.bytes_in += bytes_in;
-                self.bytes_out += bytes_out;
+                self.bytes_out += outputs.iter().map(|o| o.2).sum::<u64>();
             }
             Done::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
-            Done::Failed(why) => *self.failed.entry(why).or_default() += 1,
+            Done::Failed { code, .. } => *self.failed.entry(code.clone()).or_default() += 1,
         }
     }
 
@@ -73,20 +87,25 @@ impl Summary {
         self.failed.values().sum()
     }
 
-    /// The summary as printed at the end.
-    fn text(&self, took: std::time::Duration) -> String {
-        let skipped: u64 = self.skipped.values().sum();
-        let saved = match self.bytes_in {
+    /// The share of the converted sources' bytes their outputs saved, in per cent.
+    fn saved(&self) -> f64 {
+        match self.bytes_in {
             0 => 0.0,
             n => 100.0 * (n as f64 - self.bytes_out as f64) / n as f64,
-        };
+        }
+    }
+
+    /// The summary as printed at the end.
+    fn text(&self, took: Duration) -> String {
+        let skipped: u64 = self.skipped.values().sum();
         let mut text = format!(
-            "{} objects: {} converted, {skipped} skipped, {} failed; {} bytes in, {} bytes out ({saved:.1} % saved); {:.1} s",
+            "{} objects: {} converted, {skipped} skipped, {} failed; {} bytes in, {} bytes out ({:.1} % saved); {:.1} s",
             self.objects,
             self.converted,
             self.failures(),
             self.bytes_in,
             self.bytes_out,
+            self.saved(),
             took.as_secs_f64()
         );
         for (why, n) in &self.skipped {
@@ -97,22 +116,129 @@ impl Summary {
         }
         text
     }
+
+    /// The summary as `--report` writes it.
+    fn json(&self, took: Duration) -> serde_json::Value {
+        json!({
+            "objects": self.objects,
+            "converted": self.converted,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "saved_percent": (self.saved() * 10.0).round() / 10.0,
+            "seconds": (took.as_secs_f64() * 10.0).round() / 10.0,
+        })
+    }
 }
 
-/// Runs the batch; returns the exit code: 0 when every object is done, 1 when some failed.
-pub async fn run(b: Batch) -> Result<i32> {
-    let json = std::fs::read_to_string(&b.rules)
-        .with_context(|| format!("cannot read the rules in {}", b.rules.display()))?;
+/// `--report FILE.json`, written as the run goes (a row per object as it is done, so a million rows
+/// are never held): `{"objects": [rows…], "summary": {…}}`.
+struct Report {
+    out: std::io::BufWriter<std::fs::File>,
+    rows: u64,
+}
+
+impl Report {
+    fn create(path: &std::path::Path) -> Result<Report> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        out.write_all(b"{\"objects\": [")?;
+        Ok(Report { out, rows: 0 })
+    }
+
+    fn row(&mut self, key: &str, done: &Done) -> std::io::Result<()> {
+        let row = match done {
+            Done::Converted { bytes_in, outputs } => json!({
+                "key": key,
+                "result": "converted",
+                "bytes_in": bytes_in,
+                "bytes_out": outputs.iter().map(|o| o.2).sum::<u64>(),
+                "outputs": outputs.iter().map(|(key, format, bytes)| {
+                    json!({"key": key, "format": format, "bytes": bytes})
+                }).collect::<Vec<_>>(),
+            }),
+            Done::Skipped(why) => json!({"key": key, "result": "skipped", "reason": why}),
+            Done::Failed { code, message } => {
+                json!({"key": key, "result": "failed", "code": code, "message": message})
+            }
+        };
+        let sep: &[u8] = if self.rows == 0 { b"\n" } else { b",\n" };
+        self.rows += 1;
+        self.out.write_all(sep)?;
+        serde_json::to_writer(&mut self.out, &row)?;
+        Ok(())
+    }
+
+    fn finish(mut self, summary: &Summary, took: Duration) -> std::io::Result<()> {
+        self.out.write_all(b"\n], \"summary\": ")?;
+        serde_json::to_writer_pretty(&mut self.out, &summary.json(took))?;
+        self.out.write_all(b"}\n")?;
+        self.out.flush()
+    }
+}
+
+/// Which keys the batch takes: those matching any `--include` (every key when there is none) and no
+/// `--exclude`. A pattern is matched against the whole key; `*` matches any run of characters, `/`
+/// included (as the AWS CLI's filters do), `?` one, `[abc]` one of a set, `{jpg,png}` either.
+struct Filter {
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+impl Filter {
+    fn new(include: &[String], exclude: &[String]) -> Result<Filter> {
+        let set = |patterns: &[String], flag: &str| -> Result<GlobSet> {
+            let mut set = GlobSetBuilder::new();
+            for p in patterns {
+                set.add(Glob::new(p).map_err(|e| {
+                    anyhow::anyhow!("{flag} {p:?} is not a pattern ({e}): e.g. '*.jpg', 'raw/*'")
+                })?);
+            }
+            Ok(set.build()?)
+        };
+        Ok(Filter {
+            include: (!include.is_empty())
+                .then(|| set(include, "--include"))
+                .transpose()?,
+            exclude: set(exclude, "--exclude")?,
+        })
+    }
+
+    fn takes(&self, key: &str) -> bool {
+        self.include.as_ref().is_none_or(|s| s.is_match(key)) && !self.exclude.is_match(key)
+    }
+}
+
+/// `s3://BUCKET/PREFIX` as (bucket, prefix).
+fn s3_url(url: &str) -> Result<(&str, &str)> {
+    let (bucket, prefix) = url
+        .strip_prefix("s3://")
+        .map(|rest| rest.split_once('/').unwrap_or((rest, "")))
+        .filter(|(bucket, _)| !bucket.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--bucket {url:?} is not an S3 URL: write s3://BUCKET or s3://BUCKET/PREFIX"
+            )
+        })?;
+    Ok((bucket, prefix))
+}
+
+/// The rule set in `path`, refused when a fileid would name one output for every object.
+fn read_rules(path: &std::path::Path) -> Result<PicOperations> {
+    let json = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the rules in {}", path.display()))?;
     let ops = PicOperations::parse(&json).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a Pic-Operations rule set ({}): write it as the header's JSON, \
              {{\"rules\":[{{\"fileid\":\"/heif/photo.heic\",\"rule\":\"imageMogr2/format/heif\"}}]}}",
-            b.rules.display(),
+            path.display(),
             e.message
         )
     })?;
     if ops.rules.is_empty() {
-        anyhow::bail!("{} has no rules: nothing to do", b.rules.display());
+        anyhow::bail!("{} has no rules: nothing to do", path.display());
     }
     for r in &ops.rules {
         if !(r.fileid.contains("{barename}") || r.fileid.contains("{basename}")) {
@@ -123,49 +249,97 @@ pub async fn run(b: Batch) -> Result<i32> {
             );
         }
     }
-    if !b.root.is_dir() {
-        anyhow::bail!(
-            "{} is not a folder: name the folder with --root",
-            b.root.display()
-        );
-    }
-    let store: Arc<dyn Store> = Arc::new(DirStore::new("local", b.root.clone()));
+    Ok(ops)
+}
+
+/// Runs the batch; returns the exit code: 0 when every object is done, 1 when some failed. An
+/// error is a bad argument or a bucket that cannot be listed (exit 2).
+pub async fn run(b: Batch) -> Result<i32> {
+    let ops = Arc::new(read_rules(&b.rules)?);
+    let filter = Filter::new(&b.include, &b.exclude)?;
+    let (store, prefix): (Arc<dyn Store>, String) = match &b.source {
+        Source::Root { root, prefix } => {
+            if !root.is_dir() {
+                anyhow::bail!(
+                    "{} is not a folder: name the folder with --root",
+                    root.display()
+                );
+            }
+            (
+                Arc::new(DirStore::new("local", root.clone())),
+                prefix.clone(),
+            )
+        }
+        Source::Bucket(url) => {
+            let (bucket, prefix) = s3_url(url)?;
+            let store = mogr::bootstrap::s3_store_from_env(bucket)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            (Arc::new(store), prefix.to_string())
+        }
+    };
+    let mut report = b.report.as_deref().map(Report::create).transpose()?;
     let service = Arc::new(Service::new(Config::from_env()?, store.clone()));
-    let ops = Arc::new(ops);
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut running = JoinSet::new();
     let mut after: Option<String> = None;
+    let mut count = |summary: &mut Summary, joined| -> Result<()> {
+        let (key, done) = match joined {
+            Ok(done) => done,
+            Err(e) => (
+                String::new(),
+                Done::Failed {
+                    code: "Panicked".into(),
+                    message: format!("{e}"),
+                },
+            ),
+        };
+        summary.add(&done);
+        if let Some(report) = &mut report {
+            report.row(&key, &done).context("cannot write the report")?;
+        }
+        Ok(())
+    };
     // one page of keys at a time: a bucket of a million keys is never held at once
     loop {
         let page = store
-            .list(&b.prefix, after.as_deref(), 1000)
+            .list(&prefix, after.as_deref(), 1000)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot list {:?}: {}", b.prefix, e.message))?;
+            .map_err(|e| anyhow::anyhow!("cannot list {prefix:?}: {}", e.message))?;
         let next = (page.truncated)
             .then(|| page.entries.last().map(|e| e.key.clone()))
             .flatten();
         for entry in page.entries {
-            if store::is_reserved(&entry.key) {
+            if store::is_reserved(&entry.key) || !filter.takes(&entry.key) {
                 continue;
             }
             while running.len() >= b.jobs.max(1) {
-                if let Some(done) = running.join_next().await {
-                    summary.add(done.unwrap_or_else(|e| Done::Failed(format!("panicked: {e}"))));
+                if let Some(joined) = running.join_next().await {
+                    count(&mut summary, joined)?;
                 }
             }
             let (service, ops, dry_run) = (service.clone(), ops.clone(), b.dry_run);
-            running.spawn(async move { one(&service, &ops, entry, dry_run).await });
+            running.spawn(async move {
+                let key = entry.key.clone();
+                (key, one(&service, &ops, entry, dry_run).await)
+            });
         }
         match next {
             Some(next) => after = Some(next),
             None => break,
         }
     }
-    while let Some(done) = running.join_next().await {
-        summary.add(done.unwrap_or_else(|e| Done::Failed(format!("panicked: {e}"))));
+    while let Some(joined) = running.join_next().await {
+        count(&mut summary, joined)?;
     }
-    println!("{}", summary.text(started.elapsed()));
+    let took = started.elapsed();
+    if let Some(report) = report {
+        report
+            .finish(&summary, took)
+            .context("cannot write the report")?;
+    }
+    println!("{}", summary.text(took));
     Ok(if summary.failures() > 0 { 1 } else { 0 })
 }
 
@@ -214,7 +388,9 @@ async fn one(service: &Service, ops: &PicOperations, entry: store::Entry, dry_ru
     match service.post(post).await {
         Ok(report) => Done::Converted {
             bytes_in: head.size,
-            bytes_out: report.results.iter().map(|r| r.size).sum(),
+            outputs: (report.results.into_iter())
+                .map(|r| (r.key, r.format, r.size))
+                .collect(),
         },
         Err(e) => failed(&key, e),
     }
@@ -223,7 +399,10 @@ async fn one(service: &Service, ops: &PicOperations, entry: store::Entry, dry_ru
 /// A failure on `key`: its message on standard error, its code for the summary (which stays short).
 fn failed(key: &str, e: mogr::Error) -> Done {
     eprintln!("{key}: {}", e.message);
-    Done::Failed(e.code.as_str().to_string())
+    Done::Failed {
+        code: e.code.as_str().to_string(),
+        message: e.message,
+    }
 }
 
 /// `ops` with each fileid's placeholders filled in for `key`.

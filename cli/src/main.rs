@@ -94,22 +94,39 @@ enum Command {
         #[arg(long)]
         no_metrics: bool,
     },
-    /// Apply a Pic-Operations rule set to every image under a prefix of a folder, as POST
-    /// ?image_process would; outputs already made from the same source by the same rule are skipped.
-    #[command(after_help = "Example:\n  \
+    /// Apply a Pic-Operations rule set to every image under a prefix of an S3 bucket or a folder,
+    /// as POST ?image_process would; outputs already made from the same source by the same rule are
+    /// skipped, so an interrupted run continues where it stopped.
+    #[command(after_help = "Examples:\n  \
         echo '{\"rules\":[{\"fileid\":\"/heif/{dirname}/{barename}.heic\",\"rule\":\"imageMogr2/format/heif\"}]}' > rules.json\n  \
-        mogr batch --rules rules.json --root photos --prefix 2024/\n\n\
+        mogr batch --rules rules.json --bucket s3://my-photos/2024/ --exclude '*.gif'\n  \
+        mogr batch --rules rules.json --root photos --prefix 2024/ --report report.json\n\n\
+        --bucket uses the AWS SDK's configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_S3, ...).\n\
         Exit status: 0 every object done, 1 some failed, 2 bad arguments.")]
     Batch {
         /// The rule set: Pic-Operations' JSON, as the header carries it.
         #[arg(long)]
         rules: PathBuf,
-        /// The folder served as the bucket.
+        /// The bucket and prefix: s3://BUCKET or s3://BUCKET/PREFIX.
+        #[arg(long, required_unless_present = "root", conflicts_with_all = ["root", "prefix"])]
+        bucket: Option<String>,
+        /// Or a folder served as the bucket.
         #[arg(long)]
-        root: PathBuf,
-        /// Only keys under this prefix.
+        root: Option<PathBuf>,
+        /// With --root: only keys under this prefix.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// Only keys matching this pattern (repeatable; matched against the whole key, `*` crossing
+        /// `/`: '*.jpg', '2024/*').
+        #[arg(long)]
+        include: Vec<String>,
+        /// Not keys matching this pattern (repeatable; wins over --include).
+        #[arg(long)]
+        exclude: Vec<String>,
+        /// Also write the summary and one row per object (converted, skipped or failed, and why)
+        /// to this JSON file.
+        #[arg(long)]
+        report: Option<PathBuf>,
         /// Objects converted at once (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
@@ -156,18 +173,31 @@ fn main() {
         Command::Demo { dir, out } => demo(&dir, out.as_deref()),
         Command::Batch {
             rules,
+            bucket,
             root,
             prefix,
+            include,
+            exclude,
+            report,
             jobs,
             dry_run,
         } => {
             let jobs = jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             });
+            let source = match (bucket, root) {
+                (Some(url), _) => batch::Source::Bucket(url),
+                (None, root) => batch::Source::Root {
+                    root: root.unwrap_or_default(),
+                    prefix,
+                },
+            };
             let batch = batch::Batch {
                 rules,
-                root,
-                prefix,
+                source,
+                include,
+                exclude,
+                report,
                 jobs,
                 dry_run,
             };

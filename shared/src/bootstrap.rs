@@ -79,6 +79,13 @@ pub fn tune_malloc() {
     }
 }
 
+/// A store over S3 `bucket` configured from the environment, as the functions' is (credentials,
+/// region, `AWS_ENDPOINT_URL_S3`, the `MOGR_S3_*` policy); for `mogr batch --bucket`.
+pub async fn s3_store_from_env(bucket: &str) -> Result<S3Store> {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok(S3Store::new(S3Store::client_from(&shared)?, bucket))
+}
+
 /// A service over S3 built from the environment.
 pub async fn service_from_env() -> Result<Service> {
     tune_malloc();

@@ -1,0 +1,231 @@
+//! `mogr batch --bucket s3://…` against a real S3-protocol server: ~50 mixed objects (images, text,
+//! broken images, mogr's own outputs), converted once, counted right, skipped the second time.
+
+use mogr_e2e::{binary, example, S3Server, BUCKET};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const RULES: &str = r#"{"rules":[{"fileid":"/heif/{dirname}/{barename}.heic","rule":"imageMogr2/thumbnail/64x/format/heif"},{"fileid":"/small/{dirname}/{barename}.webp","rule":"imageMogr2/thumbnail/32x/format/webp"}]}"#;
+
+/// Every object in the bucket: key → (ETag, size, last modified).
+async fn objects(server: &S3Server) -> BTreeMap<String, (String, i64, String)> {
+    let mut all = BTreeMap::new();
+    let mut pages = server
+        .client()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for o in page.unwrap().contents() {
+            all.insert(
+                o.key().unwrap().to_string(),
+                (
+                    o.e_tag().unwrap_or_default().to_string(),
+                    o.size().unwrap_or_default(),
+                    format!("{:?}", o.last_modified()),
+                ),
+            );
+        }
+    }
+    all
+}
+
+/// Runs `mogr batch` against `server` with `args`: (exit code, stdout, stderr).
+async fn batch(server: &S3Server, args: &[&str]) -> (i32, String, String) {
+    let rules = std::env::temp_dir().join(format!("mogr-batch-s3-{}.json", std::process::id()));
+    std::fs::write(&rules, RULES).unwrap();
+    let mut cmd = std::process::Command::new(binary("mogr"));
+    cmd.args(["batch", "--rules"]).arg(&rules).args(args);
+    cmd.envs(server.env());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_is_converted_once_with_a_report_of_every_object() {
+    let server = S3Server::start("batch").await;
+    server.create_bucket(BUCKET).await;
+    let (jpg, alpha, shot, gif) = (
+        example("photo.jpg"),
+        example("alpha.png"),
+        example("screenshot.png"),
+        example("animated.gif"),
+    );
+    let mut put = Vec::new();
+    for i in 0..12 {
+        put.push((format!("in/j/{i}.jpg"), jpg.clone(), false));
+    }
+    for i in 0..10 {
+        put.push((format!("in/p/{i}.png"), alpha.clone(), false));
+        put.push((format!("in/s/{i}.png"), shot.clone(), false));
+    }
+    for i in 0..8 {
+        put.push((format!("in/g/{i}.gif"), gif.clone(), false));
+    }
+    for i in 0..2 {
+        put.push((format!("in/skip/{i}.jpg"), jpg.clone(), false));
+        put.push((
+            format!("in/broken/{i}.jpg"),
+            jpg[..jpg.len() / 3].to_vec(),
+            false,
+        ));
+    }
+    for i in 0..3 {
+        put.push((format!("in/docs/{i}.txt"), b"not an image".to_vec(), false));
+        put.push((format!("in/made/{i}.heic"), jpg.clone(), true));
+    }
+    put.push(("other/x.jpg".into(), jpg.clone(), false));
+    assert_eq!(put.len(), 51, "50 under in/, one beside it");
+    for (key, body, output) in put {
+        let meta: &[(&str, &str)] = if output { &[("mogr-output", "1")] } else { &[] };
+        server.put(BUCKET, &key, body, meta).await;
+    }
+    let before = objects(&server).await;
+    let report = std::env::temp_dir().join(format!("mogr-batch-{}.json", std::process::id()));
+
+    // the first run: every image under in/ but in/skip/ converted, the broken ones counted
+    let url = format!("s3://{BUCKET}/in/");
+    let (code, out, err) = batch(
+        &server,
+        &[
+            "--bucket",
+            &url,
+            "--exclude",
+            "in/skip/*",
+            "--jobs",
+            "2",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "two objects failed: {out}{err}");
+    assert!(
+        out.starts_with("48 objects: 40 converted, 6 skipped, 2 failed;"),
+        "{out}{err}"
+    );
+    assert!(
+        out.contains("skipped 3: not an image (by its extension)"),
+        "{out}"
+    );
+    assert!(out.contains("skipped 3: one of mogr's outputs"), "{out}");
+    assert!(out.contains("failed 2: InvalidArgument"), "{out}");
+    assert!(err.contains("in/broken/0.jpg") && err.contains("in/broken/1.jpg"));
+
+    let after = objects(&server).await;
+    let made: BTreeMap<&String, i64> = (after.iter())
+        .filter(|(k, _)| !before.contains_key(*k))
+        .map(|(k, v)| (k, v.1))
+        .collect();
+    assert_eq!(
+        made.len(),
+        80,
+        "two outputs for each of 40 images: {made:?}"
+    );
+    assert!(made.contains_key(&"heif/in/j/11.heic".to_string()));
+    assert!(made.contains_key(&"small/in/g/7.webp".to_string()));
+    assert!(!made
+        .keys()
+        .any(|k| k.contains("skip/") || k.contains("other/")));
+    for (key, was) in &before {
+        assert_eq!(after.get(key), Some(was), "{key} untouched");
+    }
+    let stored: i64 = made.values().sum();
+    let bytes_in = 12 * jpg.len() + 10 * (alpha.len() + shot.len()) + 8 * gif.len();
+    assert!(
+        out.contains(&format!("; {bytes_in} bytes in, {stored} bytes out (")),
+        "{out}"
+    );
+
+    // the report: the same summary, and a row per object naming what was stored
+    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let rows = report["objects"].as_array().unwrap();
+    assert_eq!(rows.len(), 48);
+    assert_eq!(report["summary"]["converted"], 40);
+    assert_eq!(report["summary"]["bytes_out"], stored);
+    assert_eq!(report["summary"]["failed"]["InvalidArgument"], 2);
+    let mut outputs = 0;
+    for row in rows {
+        let key = row["key"].as_str().unwrap();
+        match row["result"].as_str().unwrap() {
+            "converted" => {
+                for o in row["outputs"].as_array().unwrap() {
+                    let out_key = o["key"].as_str().unwrap().to_string();
+                    assert_eq!(made.get(&out_key), o["bytes"].as_i64().as_ref(), "{row}");
+                    outputs += 1;
+                }
+            }
+            "failed" => {
+                assert!(key.starts_with("in/broken/"), "{row}");
+                assert_eq!(row["code"], "InvalidArgument");
+                assert!(!row["message"].as_str().unwrap().is_empty());
+            }
+            "skipped" => assert!(
+                key.starts_with("in/docs/") || key.starts_with("in/made/"),
+                "{row}"
+            ),
+            other => panic!("{other} in {row}"),
+        }
+    }
+    assert_eq!(outputs, 80);
+
+    // again: nothing left, nothing written
+    let (code, out, _) = batch(&server, &["--bucket", &url, "--exclude", "in/skip/*"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("48 objects: 0 converted, 46 skipped, 2 failed;"),
+        "{out}"
+    );
+    assert!(
+        out.contains("skipped 40: every output is made already"),
+        "{out}"
+    );
+    assert_eq!(objects(&server).await, after);
+
+    // only what --include names; a dry run writes nothing
+    let (code, out, _) = batch(
+        &server,
+        &["--bucket", &url, "--include", "*/skip/*", "--dry-run"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("\n2 objects: 0 converted, 2 skipped, 0 failed;"),
+        "{out}"
+    );
+    assert!(out.contains("would convert in/skip/1.jpg (2 of 2 rules)"));
+    assert_eq!(objects(&server).await, after);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_that_is_not_an_s3_url_or_cannot_be_listed_is_refused() {
+    let server = S3Server::start("batch-refused").await;
+    for (args, says) in [
+        (&["--bucket", BUCKET][..], "is not an S3 URL"),
+        (&["--bucket", "s3:///in/"][..], "is not an S3 URL"),
+        (
+            &["--bucket", "s3://no-such-bucket/"][..],
+            "cannot list \"\"",
+        ),
+        (
+            &["--bucket", "s3://b/", "--root", "/tmp"][..],
+            "cannot be used with",
+        ),
+        (
+            &["--bucket", "s3://b/", "--include", "[jpg"][..],
+            "--include \"[jpg\" is not a pattern",
+        ),
+    ] {
+        let (code, out, err) = batch(&server, args).await;
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
