@@ -13,13 +13,15 @@
 
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
 use mogr::cos::PicOperations;
 use mogr::service::{Config, Post, Service};
 use mogr::store::{self, DirStore, Store};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -50,13 +52,21 @@ enum Done {
         bytes_in: u64,
         outputs: Vec<(String, String, u64)>,
     },
-    /// Every rule's output was current (or, with `--dry-run`, would have been made: `would`).
+    /// Every rule's output was current, or the object is not to be converted.
     Skipped(&'static str),
+    /// With `--dry-run`: `left` of the `of` rules would run.
+    Would {
+        left: usize,
+        of: usize,
+    },
     Failed {
         code: String,
         message: String,
     },
 }
+
+/// Why a dry run counts an object skipped.
+const WOULD: &str = "would be converted (--dry-run)";
 
 /// The run's totals.
 #[derive(Default)]
@@ -79,6 +89,7 @@ impl Summary {
                 self.bytes_out += outputs.iter().map(|o| o.2).sum::<u64>();
             }
             Done::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
+            Done::Would { .. } => *self.skipped.entry(WOULD).or_default() += 1,
             Done::Failed { code, .. } => *self.failed.entry(code.clone()).or_default() += 1,
         }
     }
@@ -160,6 +171,9 @@ impl Report {
                 }).collect::<Vec<_>>(),
             }),
             Done::Skipped(why) => json!({"key": key, "result": "skipped", "reason": why}),
+            Done::Would { left, .. } => {
+                json!({"key": key, "result": "skipped", "reason": WOULD, "rules": left})
+            }
             Done::Failed { code, message } => {
                 json!({"key": key, "result": "failed", "code": code, "message": message})
             }
@@ -252,11 +266,11 @@ fn read_rules(path: &std::path::Path) -> Result<PicOperations> {
     Ok(ops)
 }
 
-/// Runs the batch; returns the exit code: 0 when every object is done, 1 when some failed. An
-/// error is a bad argument or a bucket that cannot be listed (exit 2).
+/// Runs the batch; returns the exit code: 0 when every object is done, 1 when some failed, 130 when
+/// a signal stopped it early. An error is a bad argument or a bucket that cannot be listed (exit 2).
 pub async fn run(b: Batch) -> Result<i32> {
     let ops = Arc::new(read_rules(&b.rules)?);
-    let filter = Filter::new(&b.include, &b.exclude)?;
+    let filter = Arc::new(Filter::new(&b.include, &b.exclude)?);
     let (store, prefix): (Arc<dyn Store>, String) = match &b.source {
         Source::Root { root, prefix } => {
             if !root.is_dir() {
@@ -278,69 +292,259 @@ pub async fn run(b: Batch) -> Result<i32> {
             (Arc::new(store), prefix.to_string())
         }
     };
-    let mut report = b.report.as_deref().map(Report::create).transpose()?;
     let service = Arc::new(Service::new(Config::from_env()?, store.clone()));
-    let started = Instant::now();
-    let mut summary = Summary::default();
-    let mut running = JoinSet::new();
-    let mut after: Option<String> = None;
-    let mut count = |summary: &mut Summary, joined| -> Result<()> {
-        let (key, done) = match joined {
-            Ok(done) => done,
-            Err(e) => (
-                String::new(),
-                Done::Failed {
-                    code: "Panicked".into(),
-                    message: format!("{e}"),
-                },
-            ),
-        };
-        summary.add(&done);
-        if let Some(report) = &mut report {
-            report.row(&key, &done).context("cannot write the report")?;
-        }
-        Ok(())
+    let pages = |store: &Arc<dyn Store>| Pages {
+        store: store.clone(),
+        prefix: prefix.clone(),
+        filter: filter.clone(),
+        after: None,
+        last: false,
     };
-    // one page of keys at a time: a bucket of a million keys is never held at once
-    loop {
-        let page = store
-            .list(&prefix, after.as_deref(), 1000)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot list {prefix:?}: {}", e.message))?;
-        let next = (page.truncated)
-            .then(|| page.entries.last().map(|e| e.key.clone()))
-            .flatten();
-        for entry in page.entries {
-            if store::is_reserved(&entry.key) || !filter.takes(&entry.key) {
-                continue;
-            }
+    let mut tally = Tally {
+        summary: Summary::default(),
+        report: b.report.as_deref().map(Report::create).transpose()?,
+        progress: Progress::new(),
+        // the total, for the progress: a second listing that runs ahead of the work
+        counter: Some(tokio::spawn(pages(&store).count())),
+    };
+    let stop = stop_on_signal(tally.progress.bar.clone());
+    let started = Instant::now();
+    let mut running = JoinSet::new();
+    let mut keys = pages(&store);
+    'listing: while let Some(entries) = keys
+        .next()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot list {prefix:?}: {}", e.message))?
+    {
+        for entry in entries {
             while running.len() >= b.jobs.max(1) {
                 if let Some(joined) = running.join_next().await {
-                    count(&mut summary, joined)?;
+                    tally.took(joined).await?;
                 }
             }
+            if stop.load(Ordering::SeqCst) {
+                break 'listing;
+            }
+            tally.progress.listed();
             let (service, ops, dry_run) = (service.clone(), ops.clone(), b.dry_run);
             running.spawn(async move {
                 let key = entry.key.clone();
                 (key, one(&service, &ops, entry, dry_run).await)
             });
         }
-        match next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
     }
     while let Some(joined) = running.join_next().await {
-        count(&mut summary, joined)?;
+        tally.took(joined).await?;
     }
     let took = started.elapsed();
-    if let Some(report) = report {
+    tally.progress.bar.finish_and_clear();
+    let summary = tally.summary;
+    if let Some(report) = tally.report {
         report
             .finish(&summary, took)
             .context("cannot write the report")?;
     }
     println!("{}", summary.text(took));
+    if stop.load(Ordering::SeqCst) {
+        eprintln!("mogr: stopped early: run the same command again to do what is left");
+        return Ok(130);
+    }
     Ok(if summary.failures() > 0 { 1 } else { 0 })
+}
+
+/// The keys to look at, a store page (1000 keys) at a time: mogr's own and those the filter leaves
+/// out are dropped.
+struct Pages {
+    store: Arc<dyn Store>,
+    prefix: String,
+    filter: Arc<Filter>,
+    after: Option<String>,
+    last: bool,
+}
+
+impl Pages {
+    async fn next(&mut self) -> mogr::Result<Option<Vec<store::Entry>>> {
+        if self.last {
+            return Ok(None);
+        }
+        let page = (self.store)
+            .list(&self.prefix, self.after.as_deref(), 1000)
+            .await?;
+        self.after = page.entries.last().map(|e| e.key.clone());
+        self.last = !page.truncated || self.after.is_none();
+        let mut entries = page.entries;
+        entries.retain(|e| !store::is_reserved(&e.key) && self.filter.takes(&e.key));
+        Ok(Some(entries))
+    }
+
+    async fn count(mut self) -> mogr::Result<u64> {
+        let mut n = 0;
+        while let Some(entries) = self.next().await? {
+            n += entries.len() as u64;
+        }
+        Ok(n)
+    }
+}
+
+/// What the run has done so far: the summary, the report's rows, the progress.
+struct Tally {
+    summary: Summary,
+    report: Option<Report>,
+    progress: Progress,
+    counter: Option<tokio::task::JoinHandle<mogr::Result<u64>>>,
+}
+
+impl Tally {
+    async fn took(&mut self, joined: Result<(String, Done), tokio::task::JoinError>) -> Result<()> {
+        let (key, done) = joined.unwrap_or_else(|e| {
+            let message = format!("panicked: {e}");
+            (
+                String::new(),
+                Done::Failed {
+                    code: "Panicked".into(),
+                    message,
+                },
+            )
+        });
+        match &done {
+            Done::Failed { message, .. } => self.progress.say(|| eprintln!("{key}: {message}")),
+            Done::Would { left, of } => self
+                .progress
+                .say(|| println!("would convert {key} ({left} of {of} rules)")),
+            _ => {}
+        }
+        self.summary.add(&done);
+        if let Some(report) = &mut self.report {
+            report.row(&key, &done).context("cannot write the report")?;
+        }
+        if let Some(counter) = self.counter.take_if(|c| c.is_finished()) {
+            if let Ok(Ok(total)) = counter.await {
+                self.progress.counted(total);
+            }
+        }
+        self.progress.done(&self.summary);
+        Ok(())
+    }
+}
+
+/// Progress on standard error: a bar on a terminal (objects done of all, rate, time left, bytes in
+/// → out and % saved so far); otherwise a line at every 5 %, once the objects are counted.
+struct Progress {
+    /// Hidden when standard error is not a terminal.
+    bar: ProgressBar,
+    total: Option<u64>,
+    listed: u64,
+    /// The last 5 % step printed, off a terminal.
+    step: u64,
+    started: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = if std::io::stderr().is_terminal() {
+            let style = ProgressStyle::with_template(
+                "{spinner} [{wide_bar}] {pos}/{len} objects, {eta} left · {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> ");
+            let bar = ProgressBar::no_length().with_style(style);
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Progress {
+            bar,
+            total: None,
+            listed: 0,
+            step: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// One more key listed: the bar's length until the objects are counted.
+    fn listed(&mut self) {
+        self.listed += 1;
+        if self.total.is_none() {
+            self.bar.set_length(self.listed);
+        }
+    }
+
+    fn counted(&mut self, total: u64) {
+        self.total = Some(total);
+        self.bar.set_length(total.max(self.listed));
+    }
+
+    fn done(&mut self, summary: &Summary) {
+        let rate = summary.objects as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        let so_far = format!(
+            "{rate:.1}/s · {} → {} ({:.1} % saved)",
+            HumanBytes(summary.bytes_in),
+            HumanBytes(summary.bytes_out),
+            summary.saved()
+        );
+        if !self.bar.is_hidden() {
+            self.bar.set_position(summary.objects);
+            self.bar.set_message(so_far);
+            return;
+        }
+        let Some(total) = self.total.filter(|t| *t > 0) else {
+            return;
+        };
+        let step = (summary.objects.min(total) * 20 / total).min(20);
+        if step > self.step {
+            self.step = step;
+            let left = total.saturating_sub(summary.objects) as f64 / rate.max(1e-9);
+            eprintln!(
+                "{} % ({} of {total} objects) · {so_far} · {} left",
+                step * 5,
+                summary.objects,
+                HumanDuration(Duration::from_secs_f64(left.min(1e9)))
+            );
+        }
+    }
+
+    /// Runs `print` with the bar out of the way.
+    fn say(&self, print: impl FnOnce()) {
+        self.bar.suspend(print)
+    }
+}
+
+/// A flag set on the first Ctrl-C (or SIGTERM): no new object starts, those being converted finish.
+/// A second one ends the process at once; nothing is half-written either way (each output is stored
+/// whole or not at all), and a run started again does what is left.
+fn stop_on_signal(bar: ProgressBar) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        signal().await;
+        flag.store(true, Ordering::SeqCst);
+        bar.suspend(|| {
+            eprintln!(
+                "mogr: stopping: the objects being converted finish and no new one starts \
+                 (again to quit at once; nothing is left half-written either way)"
+            )
+        });
+        signal().await;
+        bar.suspend(|| eprintln!("mogr: stopped: run the same command again to do what is left"));
+        std::process::exit(130);
+    });
+    stop
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// One object: skipped when it is not an image or one of mogr's outputs, or when every rule's output
@@ -354,14 +558,14 @@ async fn one(service: &Service, ops: &PicOperations, entry: store::Entry, dry_ru
     let head = match service.bucket().head(&key).await {
         Ok(Some(h)) => h,
         Ok(None) => return Done::Skipped("deleted while the batch ran"),
-        Err(e) => return failed(&key, e),
+        Err(e) => return failed(e),
     };
     if store::is_output(&head.metadata) {
         return Done::Skipped("one of mogr's outputs");
     }
     let done = match service.rules_done(&key, &head.etag, ops).await {
         Ok(d) => d,
-        Err(e) => return failed(&key, e),
+        Err(e) => return failed(e),
     };
     let left: Vec<_> = (ops.rules.iter().zip(&done))
         .filter(|(_, done)| !**done)
@@ -371,12 +575,10 @@ async fn one(service: &Service, ops: &PicOperations, entry: store::Entry, dry_ru
         return Done::Skipped("every output is made already");
     }
     if dry_run {
-        println!(
-            "would convert {key} ({} of {} rules)",
-            left.len(),
-            done.len()
-        );
-        return Done::Skipped("would be converted (--dry-run)");
+        return Done::Would {
+            left: left.len(),
+            of: done.len(),
+        };
     }
     let post = Post {
         key: key.clone(),
@@ -392,13 +594,12 @@ async fn one(service: &Service, ops: &PicOperations, entry: store::Entry, dry_ru
                 .map(|r| (r.key, r.format, r.size))
                 .collect(),
         },
-        Err(e) => failed(&key, e),
+        Err(e) => failed(e),
     }
 }
 
-/// A failure on `key`: its message on standard error, its code for the summary (which stays short).
-fn failed(key: &str, e: mogr::Error) -> Done {
-    eprintln!("{key}: {}", e.message);
+/// A failure: its code for the summary (which stays short), its message for standard error.
+fn failed(e: mogr::Error) -> Done {
     Done::Failed {
         code: e.code.as_str().to_string(),
         message: e.message,

@@ -102,7 +102,10 @@ enum Command {
         mogr batch --rules rules.json --bucket s3://my-photos/2024/ --exclude '*.gif'\n  \
         mogr batch --rules rules.json --root photos --prefix 2024/ --report report.json\n\n\
         --bucket uses the AWS SDK's configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_S3, ...).\n\
-        Exit status: 0 every object done, 1 some failed, 2 bad arguments.")]
+        Progress goes to stderr: a bar on a terminal, a line per 5 % otherwise. Ctrl-C (or SIGTERM)\n\
+        lets the objects being converted finish and stops; a second one quits at once. Nothing is\n\
+        left half-written either way, and the same command run again does only what is left.\n\n\
+        Exit status: 0 every object done, 1 some failed, 2 bad arguments, 130 stopped early.")]
     Batch {
         /// The rule set: Pic-Operations' JSON, as the header carries it.
         #[arg(long)]

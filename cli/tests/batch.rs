@@ -186,3 +186,126 @@ fn a_dry_run_writes_nothing_and_a_fileid_for_every_object_is_refused() {
     assert_eq!(files(&root), before);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Waits (up to a minute) until `ready` holds.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "waited a minute for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_stopped_or_killed_run_is_continued_with_nothing_done_twice() {
+    let root = std::env::temp_dir().join(format!("mogr-batch-{}-resume", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let jpg = examples("photo.jpg");
+    for i in 0..30 {
+        put(&root, &format!("in/{i:02}.jpg"), &jpg);
+    }
+    // a whole-size HEIF each: long enough to stop the run midway
+    let rules = r#"{"rules":[{"fileid":"/heif/{dirname}/{barename}.heic","rule":"imageMogr2/format/heif"},{"fileid":"/small/{dirname}/{barename}.webp","rule":"imageMogr2/thumbnail/32x/format/webp"}]}"#;
+    let file = root.with_extension("rules.json");
+    std::fs::write(&file, rules).unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_mogr"))
+            .args(["batch", "--jobs", "1", "--rules", file.to_str().unwrap()])
+            .arg("--root")
+            .arg(&root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let made = |folder: &str| {
+        (files(&root).into_iter())
+            .filter(|f| f.starts_with(folder))
+            .count()
+    };
+
+    // Ctrl-C: the object being converted finishes, no new one starts
+    let run = start();
+    wait_until("3 outputs", || made("heif/") >= 3);
+    unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
+    let out = run.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(130), "{stdout}{stderr}");
+    assert!(stderr.contains("mogr: stopping:"), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    let first = made("heif/");
+    assert!((3..30).contains(&first), "{stdout}");
+    assert_eq!(made("small/"), first, "each object stopped whole");
+    assert!(
+        stdout.starts_with(&format!("{first} objects: {first} converted, 0 skipped")),
+        "{stdout}"
+    );
+
+    // killed outright: at most the object being converted is left with one output of two
+    let run = start();
+    wait_until("3 more outputs", || made("heif/") >= first + 3);
+    unsafe { libc::kill(run.id() as i32, libc::SIGKILL) };
+    run.wait_with_output().unwrap();
+    let kept: Vec<(String, std::time::SystemTime)> = (files(&root).into_iter())
+        .filter(|f| f.starts_with("heif/") || f.starts_with("small/"))
+        .map(|f| {
+            let at = std::fs::metadata(root.join(&f))
+                .unwrap()
+                .modified()
+                .unwrap();
+            (f, at)
+        })
+        .collect();
+    for (f, _) in &kept {
+        // every output there is whole: a partial write never takes an object's name
+        let info = Command::new(env!("CARGO_BIN_EXE_mogr"))
+            .arg("info")
+            .arg(root.join(f))
+            .output()
+            .unwrap();
+        assert!(info.status.success(), "{f} is not a whole image");
+    }
+    let whole = (0..30)
+        .filter(|i| {
+            let has = |f: String| kept.iter().any(|(k, _)| *k == f);
+            has(format!("heif/in/{i:02}.heic")) && has(format!("small/in/{i:02}.webp"))
+        })
+        .count();
+    assert!(whole >= first + 2, "{whole} objects whole after the kill");
+
+    // continued: only what is left, nothing made twice, nothing of the killed run's left behind
+    let (code, out, err) = batch(&root, rules, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let left = 30 - whole;
+    assert!(
+        out.starts_with(&format!(
+            "30 objects: {left} converted, {whole} skipped, 0 failed;"
+        )),
+        "{out}"
+    );
+    assert_eq!((made("heif/"), made("small/")), (30, 30));
+    for (f, at) in &kept {
+        let now = std::fs::metadata(root.join(f)).unwrap().modified().unwrap();
+        assert_eq!(now, *at, "{f} was made again");
+    }
+    let tmp = root.join(".mogr/tmp");
+    let litter = std::fs::read_dir(&tmp).map_or(0, |d| d.count());
+    assert_eq!(litter, 0, "temporary files left in {}", tmp.display());
+    // off a terminal, the progress is a line at each 5 %
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(" objects) · ")).collect();
+    assert!((1..=20).contains(&lines.len()), "{err}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("100 % (30 of 30 objects) · "),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -241,6 +241,25 @@ async fn an_uploaded_objects_own_rules_write_only_beside_it() {
 }
 
 #[tokio::test]
+async fn a_killed_writers_temporary_files_are_swept_when_the_folder_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join(".mogr/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // a process id above any the kernel hands out (pid_max is at most 2^22): its writer is gone
+    std::fs::write(tmp.join("999999999-7"), b"half a body").unwrap();
+    let live = tmp.join(format!("{}-1", std::process::id()));
+    std::fs::write(&live, b"a body being written").unwrap();
+    let store = DirStore::new("local", dir.path());
+    assert!(!tmp.join("999999999-7").exists());
+    assert!(live.exists(), "a live writer's file is its own");
+    store
+        .put("a", b"x".to_vec(), "text/plain", &Metadata::new())
+        .await
+        .unwrap();
+    assert_eq!(store.get("a").await.unwrap().body, b"x");
+}
+
+#[tokio::test]
 async fn the_folder_store_keeps_body_and_metadata_together() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(DirStore::new("local", dir.path()));

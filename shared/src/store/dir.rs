@@ -90,6 +90,24 @@ impl DirStore {
             folders: RwLock::new(()),
             etags: Arc::default(),
         }
+        .swept()
+    }
+
+    /// The store, with the temporary files of processes that are gone removed from `.mogr/tmp`: a
+    /// process killed mid-write leaves the body it was writing there, never renamed into place, so
+    /// nothing refers to it. A file's name starts with its writer's process id.
+    fn swept(self) -> DirStore {
+        #[cfg(target_os = "linux")]
+        if let Ok(dir) = std::fs::read_dir(self.root.join(".mogr/tmp")) {
+            for file in dir.flatten() {
+                let name = file.file_name();
+                let pid = name.to_str().and_then(|n| n.split_once('-')).map(|p| p.0);
+                if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+                    let _ = std::fs::remove_file(file.path());
+                }
+            }
+        }
+        self
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
