@@ -1,21 +1,17 @@
 //! `mogr batch`: a Pic-Operations rule set applied to every image under a prefix of an S3 bucket
 //! (`--bucket s3://BUCKET/PREFIX`, through the same store as the functions') or of a folder served
 //! as a bucket (`--root`), each object stored exactly as `POST /<key>?image_process` stores it (the same
-//! `Service::post`: fileids, the output marker, outputs never processed again). Rules whose output is
-//! already made from the object's current ETag by that rule are skipped, so a second run, or a run
-//! after an interrupted one, does only what is left. A failure on one object never stops the others.
-//!
-//! A fileid names each object's own output with placeholders, as OSS's batch jobs do: `{dirname}`
-//! (the key's folder, `a/b`), `{barename}` (its name without the extension), `{basename}` (with it)
-//! and `{ext}`; e.g. `/heif/{dirname}/{barename}.heic` (a fileid with `{dirname}` starts with `/`:
-//! a relative one is resolved beside the object, as COS resolves it). A fileid without `{barename}`
-//! or `{basename}` would name one output for every object, and is refused.
+//! `Service::batch_one`, S3 Batch Operations' too: fileids with placeholders, the output marker,
+//! outputs never processed again). Rules whose output is already made from the object's current ETag
+//! by that rule are skipped, so a second run, or a run after an interrupted one, does only what is
+//! left. A failure on one object never stops the others.
 
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressStyle};
 use mogr::cos::PicOperations;
-use mogr::service::{Config, Post, Service};
+use mogr::service::batch::{self, Outcome};
+use mogr::service::{Config, Service};
 use mogr::store::{self, DirStore, Store};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -45,26 +41,6 @@ pub enum Source {
     Bucket(String),
 }
 
-/// What became of one object.
-enum Done {
-    /// Rules run: the source's bytes, and each output's key, format and bytes.
-    Converted {
-        bytes_in: u64,
-        outputs: Vec<(String, String, u64)>,
-    },
-    /// Every rule's output was current, or the object is not to be converted.
-    Skipped(&'static str),
-    /// With `--dry-run`: `left` of the `of` rules would run.
-    Would {
-        left: usize,
-        of: usize,
-    },
-    Failed {
-        code: String,
-        message: String,
-    },
-}
-
 /// Why a dry run counts an object skipped.
 const WOULD: &str = "would be converted (--dry-run)";
 
@@ -74,23 +50,25 @@ pub struct Summary {
     pub objects: u64,
     pub converted: u64,
     pub skipped: BTreeMap<&'static str, u64>,
-    pub failed: BTreeMap<String, u64>,
+    pub failed: BTreeMap<&'static str, u64>,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
 
 impl Summary {
-    fn add(&mut self, done: &Done) {
+    fn add(&mut self, done: &Outcome) {
         self.objects += 1;
         match done {
-            Done::Converted { bytes_in, outputs } => {
+            Outcome::Converted {
+                bytes_in, outputs, ..
+            } => {
                 self.converted += 1;
                 self.bytes_in += bytes_in;
-                self.bytes_out += outputs.iter().map(|o| o.2).sum::<u64>();
+                self.bytes_out += outputs.iter().map(|o| o.size).sum::<u64>();
             }
-            Done::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
-            Done::Would { .. } => *self.skipped.entry(WOULD).or_default() += 1,
-            Done::Failed { code, .. } => *self.failed.entry(code.clone()).or_default() += 1,
+            Outcome::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
+            Outcome::Would { .. } => *self.skipped.entry(WOULD).or_default() += 1,
+            Outcome::Failed(e) => *self.failed.entry(e.code.as_str()).or_default() += 1,
         }
     }
 
@@ -159,24 +137,29 @@ impl Report {
         Ok(Report { out, rows: 0 })
     }
 
-    fn row(&mut self, key: &str, done: &Done) -> std::io::Result<()> {
+    fn row(&mut self, key: &str, done: &Outcome) -> std::io::Result<()> {
         let row = match done {
-            Done::Converted { bytes_in, outputs } => json!({
+            Outcome::Converted {
+                bytes_in, outputs, ..
+            } => json!({
                 "key": key,
                 "result": "converted",
                 "bytes_in": bytes_in,
-                "bytes_out": outputs.iter().map(|o| o.2).sum::<u64>(),
-                "outputs": outputs.iter().map(|(key, format, bytes)| {
-                    json!({"key": key, "format": format, "bytes": bytes})
+                "bytes_out": outputs.iter().map(|o| o.size).sum::<u64>(),
+                "outputs": outputs.iter().map(|o| {
+                    json!({"key": o.key, "format": o.format, "bytes": o.size})
                 }).collect::<Vec<_>>(),
             }),
-            Done::Skipped(why) => json!({"key": key, "result": "skipped", "reason": why}),
-            Done::Would { left, .. } => {
+            Outcome::Skipped(why) => json!({"key": key, "result": "skipped", "reason": why}),
+            Outcome::Would { left, .. } => {
                 json!({"key": key, "result": "skipped", "reason": WOULD, "rules": left})
             }
-            Done::Failed { code, message } => {
-                json!({"key": key, "result": "failed", "code": code, "message": message})
-            }
+            Outcome::Failed(e) => json!({
+                "key": key,
+                "result": "failed",
+                "code": e.code.as_str(),
+                "message": e.message,
+            }),
         };
         let sep: &[u8] = if self.rows == 0 { b"\n" } else { b",\n" };
         self.rows += 1;
@@ -243,27 +226,7 @@ fn s3_url(url: &str) -> Result<(&str, &str)> {
 fn read_rules(path: &std::path::Path) -> Result<PicOperations> {
     let json = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the rules in {}", path.display()))?;
-    let ops = PicOperations::parse(&json).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a Pic-Operations rule set ({}): write it as the header's JSON, \
-             {{\"rules\":[{{\"fileid\":\"/heif/photo.heic\",\"rule\":\"imageMogr2/format/heif\"}}]}}",
-            path.display(),
-            e.message
-        )
-    })?;
-    if ops.rules.is_empty() {
-        anyhow::bail!("{} has no rules: nothing to do", path.display());
-    }
-    for r in &ops.rules {
-        if !(r.fileid.contains("{barename}") || r.fileid.contains("{basename}")) {
-            anyhow::bail!(
-                "fileid {:?} names one output for every object: name each object's own with \
-                 {{barename}} or {{basename}}, e.g. \"/heif/{{dirname}}/{{barename}}.heic\"",
-                r.fileid
-            );
-        }
-    }
-    Ok(ops)
+    batch::parse_rules(&json).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))
 }
 
 /// Runs the batch; returns the exit code: 0 when every object is done, 1 when some failed, 130 when
@@ -328,8 +291,8 @@ pub async fn run(b: Batch) -> Result<i32> {
             tally.progress.listed();
             let (service, ops, dry_run) = (service.clone(), ops.clone(), b.dry_run);
             running.spawn(async move {
-                let key = entry.key.clone();
-                (key, one(&service, &ops, entry, dry_run).await)
+                let outcome = service.batch_one(&entry.key, &ops, dry_run).await;
+                (entry.key, outcome)
             });
         }
     }
@@ -395,20 +358,17 @@ struct Tally {
 }
 
 impl Tally {
-    async fn took(&mut self, joined: Result<(String, Done), tokio::task::JoinError>) -> Result<()> {
+    async fn took(
+        &mut self,
+        joined: Result<(String, Outcome), tokio::task::JoinError>,
+    ) -> Result<()> {
         let (key, done) = joined.unwrap_or_else(|e| {
-            let message = format!("panicked: {e}");
-            (
-                String::new(),
-                Done::Failed {
-                    code: "Panicked".into(),
-                    message,
-                },
-            )
+            let e = mogr::Error::internal(format!("panicked: {e}"));
+            (String::new(), Outcome::Failed(e))
         });
         match &done {
-            Done::Failed { message, .. } => self.progress.say(|| eprintln!("{key}: {message}")),
-            Done::Would { left, of } => self
+            Outcome::Failed(e) => self.progress.say(|| eprintln!("{key}: {}", e.message)),
+            Outcome::Would { left, of } => self
                 .progress
                 .say(|| println!("would convert {key} ({left} of {of} rules)")),
             _ => {}
@@ -547,105 +507,164 @@ async fn signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// One object: skipped when it is not an image or one of mogr's outputs, or when every rule's output
-/// is current; otherwise its remaining rules run as a POST would run them.
-async fn one(service: &Service, ops: &PicOperations, entry: store::Entry, dry_run: bool) -> Done {
-    let key = entry.key;
-    if !crate::index::is_image(&key) {
-        return Done::Skipped("not an image (by its extension)");
-    }
-    let ops = &for_object(ops, &key);
-    let head = match service.bucket().head(&key).await {
-        Ok(Some(h)) => h,
-        Ok(None) => return Done::Skipped("deleted while the batch ran"),
-        Err(e) => return failed(e),
-    };
-    if store::is_output(&head.metadata) {
-        return Done::Skipped("one of mogr's outputs");
-    }
-    let done = match service.rules_done(&key, &head.etag, ops).await {
-        Ok(d) => d,
-        Err(e) => return failed(e),
-    };
-    let left: Vec<_> = (ops.rules.iter().zip(&done))
-        .filter(|(_, done)| !**done)
-        .map(|(r, _)| r.clone())
-        .collect();
-    if left.is_empty() {
-        return Done::Skipped("every output is made already");
-    }
-    if dry_run {
-        return Done::Would {
-            left: left.len(),
-            of: done.len(),
-        };
-    }
-    let post = Post {
-        key: key.clone(),
-        ops: PicOperations {
-            is_pic_info: 0,
-            rules: left,
-        },
-    };
-    match service.post(post).await {
-        Ok(report) => Done::Converted {
-            bytes_in: head.size,
-            outputs: (report.results.into_iter())
-                .map(|r| (r.key, r.format, r.size))
-                .collect(),
-        },
-        Err(e) => failed(e),
-    }
+/// What `mogr batch --s3-batch` needs beyond the batch: the function a job invokes and the role it
+/// takes (the stack's `UploadFunctionArn` and `BatchOperationsRoleArn` outputs), and optionally an S3
+/// Inventory report's `manifest.json` to use instead of a listing.
+pub struct S3Job {
+    pub function_arn: String,
+    pub role_arn: String,
+    pub inventory: Option<String>,
 }
 
-/// A failure: its code for the summary (which stays short), its message for standard error.
-fn failed(e: mogr::Error) -> Done {
-    Done::Failed {
-        code: e.code.as_str().to_string(),
-        message: e.message,
-    }
-}
+/// The most a job's user argument holds.
+const USER_ARGUMENT_MAX: usize = 1024;
 
-/// `ops` with each fileid's placeholders filled in for `key`.
-fn for_object(ops: &PicOperations, key: &str) -> PicOperations {
-    let (dirname, basename) = key.rsplit_once('/').unwrap_or(("", key));
-    let (barename, ext) = basename.rsplit_once('.').unwrap_or((basename, ""));
-    let mut ops = ops.clone();
-    for r in &mut ops.rules {
-        let filled = (r.fileid.replace("{dirname}", dirname))
-            .replace("{barename}", barename)
-            .replace("{basename}", basename)
-            .replace("{ext}", ext);
-        // a key at the top has no folder: `/heif/{dirname}/x` is `/heif/x`
-        let mut fileid = String::with_capacity(filled.len());
-        for c in filled.chars() {
-            if !(c == '/' && fileid.ends_with('/')) {
-                fileid.push(c);
-            }
+/// Characters escaped in a CSV manifest's keys: all but letters, digits and `/-_.~` (a `+` would be
+/// read back as a space, a `,` would split the line).
+const MANIFEST_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `mogr batch --s3-batch`: writes the job's manifest (the images under the prefix, as the batch
+/// would take them, unless an S3 Inventory report is given) to `mogr-batch/<token>/manifest.csv` in
+/// the bucket, and prints the S3 Batch Operations job that runs the rule set over it with the upload
+/// function — the JSON `aws s3control create-job --cli-input-json` takes. Its completion report goes
+/// beside the manifest.
+pub async fn s3_batch(b: Batch, job: S3Job) -> Result<i32> {
+    let json = std::fs::read_to_string(&b.rules)
+        .with_context(|| format!("cannot read the rules in {}", b.rules.display()))?;
+    read_rules(&b.rules)?;
+    let rules = serde_json::from_str::<serde_json::Value>(&json)?.to_string();
+    let Source::Bucket(url) = &b.source else {
+        anyhow::bail!("--s3-batch runs on a bucket: name it with --bucket s3://BUCKET/PREFIX");
+    };
+    let (bucket, prefix) = s3_url(url)?;
+    let arn: Vec<&str> = job.function_arn.split(':').collect();
+    let (partition, account) = match arn[..] {
+        ["arn", partition, "lambda", _, account, "function", ..]
+            if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (partition, account)
         }
-        r.fileid = fileid;
+        _ => anyhow::bail!(
+            "--function-arn {:?} is not a Lambda function's ARN: give the stack's \
+             UploadFunctionArn output (arn:aws:lambda:REGION:ACCOUNT:function:NAME)",
+            job.function_arn
+        ),
+    };
+    let store = mogr::bootstrap::s3_store_from_env(bucket)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let token = format!(
+        "{}-{:04x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs(),
+        std::process::id() & 0xffff
+    );
+    let folder = format!("mogr-batch/{token}");
+    let (spec, location, objects) = match &job.inventory {
+        Some(inventory) => {
+            let (inv_bucket, inv_key) = s3_url(inventory)?;
+            let inv_store = mogr::bootstrap::s3_store_from_env(inv_bucket)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let head = (inv_store.head(inv_key).await)
+                .map_err(|e| anyhow::anyhow!("cannot read {inventory}: {}", e.message))?
+                .ok_or_else(|| anyhow::anyhow!("{inventory} does not exist: give the manifest.json of an S3 Inventory report"))?;
+            let spec = json!({"Format": "S3InventoryReport_CSV_20161130"});
+            let location = json!({
+                "ObjectArn": format!("arn:{partition}:s3:::{inv_bucket}/{inv_key}"),
+                "ETag": head.etag,
+            });
+            (spec, location, None)
+        }
+        None => {
+            let mut keys = Pages {
+                store: Arc::new(
+                    mogr::bootstrap::s3_store_from_env(bucket)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+                ),
+                prefix: prefix.to_string(),
+                filter: Arc::new(Filter::new(&b.include, &b.exclude)?),
+                after: None,
+                last: false,
+            };
+            let (mut csv, mut n) = (String::new(), 0u64);
+            while let Some(entries) = (keys.next().await)
+                .map_err(|e| anyhow::anyhow!("cannot list {prefix:?}: {}", e.message))?
+            {
+                for e in entries.iter().filter(|e| batch::is_image_key(&e.key)) {
+                    let key = percent_encoding::utf8_percent_encode(&e.key, MANIFEST_ESCAPE);
+                    csv.push_str(&format!("{bucket},{key}\n"));
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                anyhow::bail!("no images under {url}: no job to run");
+            }
+            let key = format!("{folder}/manifest.csv");
+            let etag = (store
+                .put(&key, csv.into_bytes(), "text/csv", &Default::default())
+                .await)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot write the manifest s3://{bucket}/{key}: {}",
+                        e.message
+                    )
+                })?;
+            let spec =
+                json!({"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]});
+            let location = json!({
+                "ObjectArn": format!("arn:{partition}:s3:::{bucket}/{key}"),
+                "ETag": etag,
+            });
+            (spec, location, Some(n))
+        }
+    };
+    let mut invoke = json!({
+        "FunctionArn": job.function_arn,
+        "InvocationSchemaVersion": "2.0",
+    });
+    if rules.len() <= USER_ARGUMENT_MAX {
+        invoke["UserArguments"] = json!({ "rules": rules });
+    } else {
+        eprintln!(
+            "mogr: the rules are {} characters, more than the {USER_ARGUMENT_MAX} a job's argument \
+             holds: the job carries none, and the function runs its BatchRules (set that stack \
+             parameter to them)",
+            rules.len()
+        );
     }
-    ops
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_name_each_objects_output() {
-        let ops = PicOperations::parse(
-            r#"{"rules":[{"fileid":"/heif/{dirname}/{barename}.heic","rule":"imageMogr2/format/heif"},{"fileid":"{basename}.{ext}.webp","rule":"imageMogr2/format/webp"}]}"#,
-        )
-        .unwrap();
-        let at = |key: &str| -> Vec<String> {
-            for_object(&ops, key)
-                .rules
-                .into_iter()
-                .map(|r| r.fileid)
-                .collect()
-        };
-        assert_eq!(at("a/b/c.jpg"), ["/heif/a/b/c.heic", "c.jpg.jpg.webp"]);
-        assert_eq!(at("top.png"), ["/heif/top.heic", "top.png.png.webp"]);
+    let spec_json = json!({
+        "AccountId": account,
+        "ConfirmationRequired": false,
+        "Operation": { "LambdaInvoke": invoke },
+        "Manifest": { "Spec": spec, "Location": location },
+        "Report": {
+            "Bucket": format!("arn:{partition}:s3:::{bucket}"),
+            "Prefix": folder,
+            "Format": "Report_CSV_20180820",
+            "Enabled": true,
+            "ReportScope": "AllTasks",
+        },
+        "Priority": 10,
+        "RoleArn": job.role_arn,
+        "ClientRequestToken": token,
+        "Description": format!("mogr batch over {url}"),
+    });
+    println!("{}", serde_json::to_string_pretty(&spec_json)?);
+    if let Some(n) = objects {
+        eprintln!("mogr: wrote s3://{bucket}/{folder}/manifest.csv ({n} images)");
     }
+    eprintln!(
+        "mogr: save this as job.json and start the job with\n  \
+         aws s3control create-job --region REGION --cli-input-json file://job.json\n\
+         its completion report goes to s3://{bucket}/{folder}/"
+    );
+    Ok(0)
 }

@@ -5,7 +5,6 @@
 use mogr::cos::list::{Entry, Page, Query, MAX_KEYS};
 use mogr::service::{self, Service};
 use mogr::store::{decode_path, encode_key};
-use mogr::Format;
 
 type Req = http::Request<bytes::Bytes>;
 type Resp = http::Response<Vec<u8>>;
@@ -53,11 +52,6 @@ fn href(key: &str, query: &str) -> String {
     esc(&format!("/{}{query}", encode_key(key)))
 }
 
-pub(crate) fn is_image(key: &str) -> bool {
-    key.rsplit_once('.')
-        .is_some_and(|(_, ext)| Format::from_name(&ext.to_ascii_lowercase()).is_some())
-}
-
 /// The HTML index of one folder.
 fn html(bucket: &str, prefix: &str, page: &Page) -> String {
     let title = format!("{bucket}/{prefix}");
@@ -93,7 +87,7 @@ http://HOST/photo.jpg</code>).</p>";
     }
     for Entry { key, size: n, .. } in &page.contents {
         let name = esc(&key[prefix.len()..]);
-        if !is_image(key) {
+        if !mogr::service::batch::is_image_key(key) {
             h += &format!(
                 "<tr><td></td><td><a href=\"{}\">{name}</a></td><td class=\"n\">{}</td><td></td></tr>",
                 href(key, ""),

@@ -136,6 +136,21 @@ enum Command {
         /// List what would be converted, and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Do not convert here: write a manifest of the images to the bucket's mogr-batch/ and
+        /// print the S3 Batch Operations job that converts them with the stack's upload function
+        /// (for `aws s3control create-job --cli-input-json`).
+        #[arg(long, requires_all = ["bucket", "function_arn", "role_arn"], conflicts_with_all = ["dry_run", "report"])]
+        s3_batch: bool,
+        /// With --s3-batch: the function the job invokes (the stack's UploadFunctionArn output).
+        #[arg(long, requires = "s3_batch")]
+        function_arn: Option<String>,
+        /// With --s3-batch: the role the job takes (the stack's BatchOperationsRoleArn output).
+        #[arg(long, requires = "s3_batch")]
+        role_arn: Option<String>,
+        /// With --s3-batch: an S3 Inventory report's manifest.json (s3://BUCKET/KEY) to use instead
+        /// of listing the bucket.
+        #[arg(long, requires = "s3_batch")]
+        inventory: Option<String>,
     },
     /// Print a signed download URL, for a service started with MOGR_SIGNING_KEYS.
     #[command(after_help = "Example:\n  \
@@ -184,6 +199,10 @@ fn main() {
             report,
             jobs,
             dry_run,
+            s3_batch,
+            function_arn,
+            role_arn,
+            inventory,
         } => {
             let jobs = jobs.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -204,9 +223,17 @@ fn main() {
                 jobs,
                 dry_run,
             };
+            let job = s3_batch.then(|| batch::S3Job {
+                function_arn: function_arn.unwrap_or_default(),
+                role_arn: role_arn.unwrap_or_default(),
+                inventory,
+            });
             let code = tokio::runtime::Runtime::new()
                 .context("cannot start the async runtime")
-                .and_then(|rt| rt.block_on(batch::run(batch)));
+                .and_then(|rt| match job {
+                    Some(job) => rt.block_on(batch::s3_batch(batch, job)),
+                    None => rt.block_on(batch::run(batch)),
+                });
             match code {
                 Ok(code) => std::process::exit(code),
                 Err(e) => {

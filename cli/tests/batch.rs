@@ -182,7 +182,7 @@ fn a_dry_run_writes_nothing_and_a_fileid_for_every_object_is_refused() {
     assert!(err.contains("names one output for every object"), "{err}");
     let (code, _, err) = batch(&root, "{not json", &[]);
     assert_eq!(code, 2);
-    assert!(err.contains("is not a Pic-Operations rule set"), "{err}");
+    assert!(err.contains("are not a Pic-Operations rule set"), "{err}");
     assert_eq!(files(&root), before);
     let _ = std::fs::remove_dir_all(&root);
 }

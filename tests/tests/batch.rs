@@ -229,3 +229,135 @@ async fn a_bucket_that_is_not_an_s3_url_or_cannot_be_listed_is_refused() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_batch_operations_job_is_written_for_the_upload_function() {
+    let server = S3Server::start("batch-job").await;
+    server.create_bucket(BUCKET).await;
+    let jpg = example("photo.jpg");
+    for key in [
+        "in/a.jpg",
+        "in/b c+d,e.png",
+        "in/x/f.gif",
+        "in/notes.txt",
+        "out.jpg",
+    ] {
+        server.put(BUCKET, key, jpg.clone(), &[]).await;
+    }
+    let function = "arn:aws:lambda:us-east-1:123456789012:function:mogr-UploadFunction-x";
+    let role = "arn:aws:iam::123456789012:role/mogr-BatchOperationsRole-x";
+    let url = format!("s3://{BUCKET}/in/");
+    let args = [
+        "--bucket",
+        &url,
+        "--s3-batch",
+        "--function-arn",
+        function,
+        "--role-arn",
+        role,
+    ];
+    let (code, out, err) = batch(&server, &args).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("(3 images)"), "{err}");
+    let job: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(job["AccountId"], "123456789012");
+    assert_eq!(job["RoleArn"], role);
+    let invoke = &job["Operation"]["LambdaInvoke"];
+    assert_eq!(invoke["FunctionArn"], function);
+    assert_eq!(invoke["InvocationSchemaVersion"], "2.0");
+    let rules: Value =
+        serde_json::from_str(invoke["UserArguments"]["rules"].as_str().unwrap()).unwrap();
+    assert_eq!(rules, serde_json::from_str::<Value>(RULES).unwrap());
+
+    // the manifest: the images under the prefix, keys URL-encoded, where the job says, its ETag
+    let arn = job["Manifest"]["Location"]["ObjectArn"].as_str().unwrap();
+    let key = arn
+        .strip_prefix(&format!("arn:aws:s3:::{BUCKET}/"))
+        .unwrap();
+    assert!(
+        key.starts_with("mogr-batch/") && key.ends_with("/manifest.csv"),
+        "{key}"
+    );
+    let (manifest, _) = server.get(BUCKET, key).await.unwrap();
+    assert_eq!(
+        String::from_utf8(manifest).unwrap(),
+        format!("{BUCKET},in/a.jpg\n{BUCKET},in/b%20c%2Bd%2Ce.png\n{BUCKET},in/x/f.gif\n")
+    );
+    let head = server
+        .client()
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await;
+    let etag = head.unwrap().e_tag().unwrap().to_string();
+    assert_eq!(
+        format!(
+            "\"{}\"",
+            job["Manifest"]["Location"]["ETag"].as_str().unwrap()
+        ),
+        etag
+    );
+    assert_eq!(
+        job["Report"]["Prefix"],
+        key.trim_end_matches("/manifest.csv")
+    );
+
+    // the request the AWS CLI would send: valid for S3 Control's CreateJob, as botocore checks it
+    let check = r#"
+import json, sys, botocore.session, botocore.validate
+shape = botocore.session.get_session().get_service_model("s3control").operation_model("CreateJob").input_shape
+botocore.validate.validate_parameters(json.load(sys.stdin), shape)
+print("valid")
+"#;
+    let said = with_input(
+        std::process::Command::new("python3").args(["-c", check]),
+        &out,
+    );
+    assert_eq!(said.trim(), "valid", "botocore: {said}");
+
+    // arguments it cannot run with
+    for (args, says) in [
+        (&["--bucket", &url, "--s3-batch"][..], "--function-arn"),
+        (
+            &[
+                "--bucket",
+                &url,
+                "--s3-batch",
+                "--function-arn",
+                "mogr-upload",
+                "--role-arn",
+                role,
+            ][..],
+            "is not a Lambda function's ARN",
+        ),
+    ] {
+        let (code, out, err) = batch(&server, args).await;
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+/// Runs `cmd` with `input` on its standard input: its standard output and error, as text.
+fn with_input(cmd: &mut std::process::Command, input: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = (cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped()))
+    .spawn()
+    .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

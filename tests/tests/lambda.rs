@@ -724,3 +724,132 @@ fn check_request_record(download: &Function, first: &Value, refused: &Value) {
     assert_eq!(refused_emf[0]["ErrorCode"], "InvalidArgument");
     assert_eq!(refused_emf[0]["Errors"], 1);
 }
+
+/// S3 Batch Operations invoking the upload function, both schemas as S3 sends them (events/): each
+/// task answered `Succeeded` (converted, or skipped and why), `PermanentFailure` (a broken image, an
+/// object of another bucket) or `TemporaryFailure` (S3 answering 503, so S3 retries the task).
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_upload_answers_s3_batch_operations_tasks() {
+    let server = S3Server::start("lambda-batch").await;
+    server.create_bucket(BUCKET).await;
+    let jpg = example("photo.jpg");
+    for (key, body) in [
+        ("batch/a photo.jpg", jpg.clone()),
+        ("batch/c.png", example("alpha.png")),
+        ("batch/busy.jpg", jpg.clone()),
+        ("batch/broken.jpg", jpg[..jpg.len() / 3].to_vec()),
+        ("batch/notes.txt", b"not an image".to_vec()),
+    ] {
+        server.put(BUCKET, key, body, &[]).await;
+    }
+    let s3 = FaultProxy::start(server.addr).await;
+    s3.set(Some(Plan::on(
+        Fault::Status(503, "SlowDown"),
+        "HEAD",
+        "batch/busy.jpg",
+    )));
+    const RULES: &str = r#"{"rules":[{"fileid":"/heif/{dirname}/{barename}.heic","rule":"imageMogr2/thumbnail/100x/format/heif"}]}"#;
+    let upload = start(
+        "mogr-upload",
+        &server,
+        &[
+            ("AWS_ENDPOINT_URL_S3", &s3.endpoint()),
+            ("MOGR_BATCH_RULES", RULES),
+        ],
+    );
+
+    // schema 1.0: the function's rules; one task per case
+    let mut one = event("s3-batch-1.0.json");
+    let task = one["tasks"][0].clone();
+    let mut tasks = vec![task.clone()];
+    for (id, key, bucket) in [
+        ("busy", "batch/busy.jpg", "mogr-examples"),
+        ("broken", "batch/broken.jpg", "mogr-examples"),
+        ("notes", "batch/notes.txt", "mogr-examples"),
+        ("elsewhere", "batch/c.png", "another-bucket"),
+    ] {
+        let mut t = task.clone();
+        t["taskId"] = id.into();
+        t["s3Key"] = key.into();
+        t["s3BucketArn"] = format!("arn:aws:s3:::{bucket}").into();
+        tasks.push(t);
+    }
+    one["tasks"] = tasks.into();
+    let resp = invoke(&upload, &one).await;
+    assert_eq!(resp["invocationSchemaVersion"], "1.0", "{resp}");
+    assert_eq!(resp["invocationId"], one["invocationId"]);
+    assert_eq!(resp["treatMissingKeysAs"], "PermanentFailure");
+    let result = |id: &str| -> (String, String) {
+        let r = (resp["results"].as_array().unwrap().iter())
+            .find(|r| r["taskId"] == id)
+            .unwrap_or_else(|| panic!("no result for {id}: {resp}"));
+        (
+            r["resultCode"].as_str().unwrap().to_string(),
+            r["resultString"].as_str().unwrap().to_string(),
+        )
+    };
+    let (code, text) = result("dGFza2lkZ29lc2hlcmUK");
+    assert_eq!(code, "Succeeded", "{text}");
+    assert!(text.contains("heif/batch/a photo.heic ("), "{text}");
+    let (heic, meta) = server.get(BUCKET, "heif/batch/a photo.heic").await.unwrap();
+    assert_eq!(image_facts(&heic), (Format::Heif, 100, 67));
+    assert!(meta.contains_key("mogr-rule"), "{meta:?}");
+    let (code, text) = result("busy");
+    assert_eq!(code, "TemporaryFailure", "{text}");
+    assert!(
+        text.starts_with("ServiceUnavailable") || text.starts_with("SlowDown"),
+        "{text}"
+    );
+    let (code, text) = result("broken");
+    assert_eq!(code, "PermanentFailure", "{text}");
+    assert!(text.starts_with("InvalidArgument"), "{text}");
+    assert_eq!(result("notes").0, "Succeeded");
+    assert!(result("notes").1.contains("not an image"));
+    let (code, text) = result("elsewhere");
+    assert_eq!(code, "PermanentFailure", "{text}");
+    assert!(
+        text.contains("\"another-bucket\" is not the one this function serves"),
+        "{text}"
+    );
+    assert!(server.get(BUCKET, "heif/batch/busy.heic").await.is_none());
+    // one access-log line per task
+    let lines = upload.logged("request");
+    let batch: Vec<&Value> = lines.iter().filter(|l| l["route"] == "batch").collect();
+    assert_eq!(batch.len(), 5, "{lines:?}");
+    assert!(batch
+        .iter()
+        .any(|l| l["key"] == "batch/broken.jpg" && l["code"] == "InvalidArgument"));
+
+    // once S3 answers, the retried task succeeds; a task done already is skipped
+    s3.set(None);
+    let mut again = event("s3-batch-1.0.json");
+    again["tasks"][0]["s3Key"] = "batch/busy.jpg".into();
+    let resp = invoke(&upload, &again).await;
+    assert_eq!(resp["results"][0]["resultCode"], "Succeeded", "{resp}");
+    assert!(server.get(BUCKET, "heif/batch/busy.heic").await.is_some());
+    let resp = invoke(&upload, &event("s3-batch-1.0.json")).await;
+    assert_eq!(
+        resp["results"][0]["resultString"], "skipped: every output is made already",
+        "{resp}"
+    );
+
+    // schema 2.0: the job's own rules, in its user arguments
+    let two = event("s3-batch-2.0.json");
+    let resp = invoke(&upload, &two).await;
+    assert_eq!(resp["invocationSchemaVersion"], "2.0", "{resp}");
+    assert_eq!(resp["results"][0]["taskId"], "y5R3a2lkZ29lc2hlcmUK");
+    assert_eq!(resp["results"][0]["resultCode"], "Succeeded", "{resp}");
+    let webp = server.get(BUCKET, "small/batch/c.webp").await.unwrap().0;
+    assert_eq!(image_facts(&webp).0, Format::Webp);
+    assert!(server.get(BUCKET, "heif/batch/c.heic").await.is_none());
+    // rules naming one output for every object fail every task for good
+    let mut bad = two.clone();
+    bad["job"]["userArguments"]["rules"] =
+        r#"{"rules":[{"fileid":"/all.webp","rule":"imageMogr2/format/webp"}]}"#.into();
+    let resp = invoke(&upload, &bad).await;
+    assert_eq!(resp["results"][0]["resultCode"], "PermanentFailure");
+    assert!(resp["results"][0]["resultString"]
+        .as_str()
+        .unwrap()
+        .contains("names one output for every object"));
+}

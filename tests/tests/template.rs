@@ -312,3 +312,25 @@ fn template_watches_the_functions_with_a_dashboard_and_alarms() {
         .unwrap_or_else(|e| panic!("the dashboard is not JSON: {e}\n{substituted}"));
     assert_eq!(dashboard["widgets"].as_array().unwrap().len(), 7);
 }
+
+#[test]
+fn template_lets_s3_batch_operations_run_the_upload_function() {
+    let t = std::fs::read_to_string(repo().join("template.yaml")).unwrap();
+    let role = &t[t
+        .find("  BatchOperationsRole:")
+        .expect("a role for S3 Batch Operations")..];
+    let role = &role[..role.find("\n\n").unwrap()];
+    for needed in [
+        "Principal: {Service: batchoperations.s3.amazonaws.com}",
+        "Action: [lambda:InvokeFunction]\n                Resource: [!GetAtt UploadFunction.Arn",
+        "Action: [s3:GetObject, s3:GetObjectVersion, s3:PutObject]",
+        "s3:::${Bucket}/mogr-batch/*",
+    ] {
+        assert!(role.contains(needed), "{needed} not in\n{role}");
+    }
+    // the function's own rule set, and what `mogr batch --s3-batch` is given
+    assert!(t.contains("MOGR_BATCH_RULES: !Ref BatchRules"));
+    for output in ["UploadFunctionArn:", "BatchOperationsRoleArn:"] {
+        assert!(t.contains(output), "{output}");
+    }
+}

@@ -1,4 +1,7 @@
-//! Lambda on S3 `ObjectCreated` notifications -> service::on_upload, one record at a time. A refusal
+//! Lambda on S3 `ObjectCreated` notifications -> service::on_upload, one record at a time; and on S3
+//! Batch Operations invocations (schema 1.0 or 2.0) -> service::s3_batch, a rule set over each object
+//! of a job's manifest, answered per task `Succeeded`, `TemporaryFailure` (S3 retries it) or
+//! `PermanentFailure`. A notification's refusal
 //! (a 4xx: bad rules in the object's metadata, an undecodable image, a fileid it may not write) is
 //! permanent: it is logged and reported, and the event is done. Any other failure (S3 down, a timeout)
 //! is returned as an error, so Lambda retries the event and then sends it to the dead-letter queue
@@ -6,8 +9,9 @@
 
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use mogr::service::batch::BatchInvocation;
 use mogr::service::record::{Line, Record};
-use mogr::service::HookOutcome;
+use mogr::service::{HookOutcome, Service};
 use serde_json::{json, Value};
 
 #[tokio::main]
@@ -15,65 +19,86 @@ async fn main() -> Result<(), Error> {
     mogr::bootstrap::init_lambda();
     let service = mogr::bootstrap::service_from_env().await?;
     let service = &service;
-    run(service_fn(move |event: LambdaEvent<S3Event>| async move {
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
         let id = event.context.request_id;
-        let mut done = Vec::new();
-        for record in event.payload.records {
-            let started = std::time::Instant::now();
-            let bucket = record.s3.bucket.name.unwrap_or_default();
-            let raw_key = record.s3.object.key.unwrap_or_default();
-            if bucket != service.bucket().name() {
-                tracing::warn!(
-                    bucket,
-                    key = raw_key,
-                    "event for a bucket this function does not serve: ignored"
-                );
-                continue;
-            }
-            let result = match mogr::store::key_from_event(&raw_key) {
-                Ok(key) => service.on_upload(&key).await.map(|o| (key, o)),
-                Err(e) => Err(e),
-            };
-            let method = record.event_name.as_deref().unwrap_or("ObjectCreated");
-            let line = |key: &str, status: u16, code: Option<&'static str>, record: &Record| {
-                let key = mogr::service::record::escape_controls(key);
-                Line {
-                    request_id: &id,
-                    entry: "upload",
-                    route: "event",
-                    method,
-                    key: &key,
-                    rule: "",
-                    status,
-                    bytes: 0,
-                    code,
-                    ms: started.elapsed().as_secs_f64() * 1e3,
-                    record,
-                }
-                .log()
-            };
-            match result {
-                Ok((key, outcome)) => {
-                    let none = Record::default();
-                    let record = match &outcome {
-                        HookOutcome::Processed(_, record) => record,
-                        _ => &none,
-                    };
-                    line(&key, 200, None, record);
-                    done.push(json!({ "key": key, "outcome": format!("{outcome:?}") }));
-                }
-                Err(e) if e.is_client_error() => {
-                    line(&raw_key, e.code.status(), Some(e.code.as_str()), &Record::default());
-                    tracing::warn!(bucket, key = raw_key, code = e.code.as_str(), error = %e.message, "upload refused: not retried");
-                    done.push(json!({ "key": raw_key, "outcome": "Refused", "error": e.to_string() }));
-                }
-                Err(e) => {
-                    line(&raw_key, e.code.status(), Some(e.code.as_str()), &Record::default());
-                    return Err(e.into());
-                }
-            }
+        if event.payload.get("invocationSchemaVersion").is_some() {
+            let invocation: BatchInvocation = serde_json::from_value(event.payload)?;
+            return Ok(serde_json::to_value(
+                service.s3_batch(&invocation, &id).await,
+            )?);
         }
-        Ok::<Value, Error>(json!({ "records": done }))
+        notifications(service, &id, serde_json::from_value(event.payload)?).await
     }))
     .await
+}
+
+/// An S3 notification's records, one at a time.
+async fn notifications(service: &Service, id: &str, event: S3Event) -> Result<Value, Error> {
+    let mut done = Vec::new();
+    for record in event.records {
+        let started = std::time::Instant::now();
+        let bucket = record.s3.bucket.name.unwrap_or_default();
+        let raw_key = record.s3.object.key.unwrap_or_default();
+        if bucket != service.bucket().name() {
+            tracing::warn!(
+                bucket,
+                key = raw_key,
+                "event for a bucket this function does not serve: ignored"
+            );
+            continue;
+        }
+        let result = match mogr::store::key_from_event(&raw_key) {
+            Ok(key) => service.on_upload(&key).await.map(|o| (key, o)),
+            Err(e) => Err(e),
+        };
+        let method = record.event_name.as_deref().unwrap_or("ObjectCreated");
+        let line = |key: &str, status: u16, code: Option<&'static str>, record: &Record| {
+            let key = mogr::service::record::escape_controls(key);
+            Line {
+                request_id: id,
+                entry: "upload",
+                route: "event",
+                method,
+                key: &key,
+                rule: "",
+                status,
+                bytes: 0,
+                code,
+                ms: started.elapsed().as_secs_f64() * 1e3,
+                record,
+            }
+            .log()
+        };
+        match result {
+            Ok((key, outcome)) => {
+                let none = Record::default();
+                let record = match &outcome {
+                    HookOutcome::Processed(_, record) => record,
+                    _ => &none,
+                };
+                line(&key, 200, None, record);
+                done.push(json!({ "key": key, "outcome": format!("{outcome:?}") }));
+            }
+            Err(e) if e.is_client_error() => {
+                line(
+                    &raw_key,
+                    e.code.status(),
+                    Some(e.code.as_str()),
+                    &Record::default(),
+                );
+                tracing::warn!(bucket, key = raw_key, code = e.code.as_str(), error = %e.message, "upload refused: not retried");
+                done.push(json!({ "key": raw_key, "outcome": "Refused", "error": e.to_string() }));
+            }
+            Err(e) => {
+                line(
+                    &raw_key,
+                    e.code.status(),
+                    Some(e.code.as_str()),
+                    &Record::default(),
+                );
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(json!({ "records": done }))
 }

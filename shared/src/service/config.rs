@@ -32,6 +32,9 @@ pub struct Config {
     /// Where an uploaded object's own rules (`x-amz-meta-pic-operations`) may write besides its own
     /// folder: key prefixes, from `MOGR_HOOK_OUTPUT_PREFIXES` (comma-separated; default none).
     pub hook_output_prefixes: Vec<String>,
+    /// The rule set S3 Batch Operations jobs run when they give none (`MOGR_BATCH_RULES`,
+    /// Pic-Operations' JSON with `{dirname}`/`{barename}`/`{basename}`/`{ext}` fileids).
+    pub batch_rules: Option<PicOperations>,
     /// Conversions run at once (default: one per core) and how many more may wait before requests are
     /// refused with 503 `SlowDown` (default: twice the workers).
     pub workers: usize,
@@ -72,6 +75,7 @@ impl Default for Config {
             detached_cache_writes: false,
             default_rules: Vec::new(),
             hook_output_prefixes: Vec::new(),
+            batch_rules: None,
             workers: cores() as usize,
             queue: 2 * cores() as usize,
             download_max_pixels: 40_000_000,
@@ -168,6 +172,11 @@ impl Config {
                 c.default_rules
                     .push((prefix, PicOperations::parse(&ops.to_string())?));
             }
+        }
+        if let Some(v) = var("MOGR_BATCH_RULES") {
+            let ops = super::batch::parse_rules(&v)
+                .map_err(|e| Error::internal(format!("MOGR_BATCH_RULES: {}", e.message)))?;
+            c.batch_rules = Some(ops);
         }
         Ok(c)
     }

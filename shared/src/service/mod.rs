@@ -11,6 +11,7 @@
 //! - `process`: Pic-Operations rules run over one decode (POST `?image_process`, PUT);
 //!   `policy`: where they may write; `commit`: their outputs stored all or nothing;
 //! - `hook`: the bucket-notification hook (an object put straight into the bucket);
+//! - [`batch`]: a rule set over stored objects one at a time (`mogr batch`, S3 Batch Operations);
 //! - `marks`: the watermark images a rule names, read from the served bucket only;
 //! - `list`: ListObjects over any store; [`multipart`]: multipart uploads over any store;
 //! - `content_type`: stored types, inert types, a body's type by its bytes;
@@ -18,6 +19,7 @@
 //! - [`sign`]: signed downloads (`MOGR_SIGNING_KEYS`); `work`: the work queue and the memory budget.
 
 mod background;
+pub mod batch;
 mod cache;
 mod commit;
 pub mod config;
