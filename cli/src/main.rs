@@ -237,7 +237,7 @@ fn main() {
             match code {
                 Ok(code) => std::process::exit(code),
                 Err(e) => {
-                    eprintln!("mogr: {e:#}");
+                    eprintln!("mogr: {}", plain(&e));
                     std::process::exit(2);
                 }
             }
@@ -260,9 +260,21 @@ fn main() {
         } => sign(&key, &processor, expires_in, &base),
     };
     if let Err(e) = result {
-        eprintln!("mogr: {e:#}");
+        eprintln!("mogr: {}", plain(&e));
         std::process::exit(1);
     }
+}
+
+/// An error as the command says it: each cause in plain words, without the COS error codes HTTP
+/// answers carry (`InvalidArgument`, `InternalError`), which would only puzzle a person at a shell.
+fn plain(e: &anyhow::Error) -> String {
+    let causes: Vec<String> = (e.chain())
+        .map(|c| match c.downcast_ref::<mogr::Error>() {
+            Some(e) => e.message.clone(),
+            None => c.to_string(),
+        })
+        .collect();
+    causes.join(": ")
 }
 
 fn sign(key: &str, processor: &str, expires_in: u64, base: &str) -> Result<()> {
@@ -302,6 +314,15 @@ fn convert(input: &str, rule: &str, output: &str, profile: Profile) -> Result<()
     } else {
         format_of_path(output)
     };
+    let extension = Path::new(output).extension().and_then(|e| e.to_str());
+    let unwritten =
+        extension.filter(|e| UNWRITTEN_IMAGES.contains(&e.to_ascii_lowercase().as_str()));
+    if let (Some(ext), false) = (unwritten, to_stdout) {
+        anyhow::bail!(
+            "{output}: mogr does not write .{ext} files; name the output .jpg, .png, .webp, .gif, \
+             .heic, .avif, .bmp or .tiff"
+        );
+    }
     if let Some(wanted) = wanted {
         match rule.format {
             // the rule names none: the output's extension decides
@@ -346,6 +367,16 @@ fn convert(input: &str, rule: &str, output: &str, profile: Profile) -> Result<()
     }
     Ok(())
 }
+
+/// Extensions of image formats mogr does not write: an output named so is refused rather than
+/// written as another format under that name (an extension naming no image, `.out`, leaves the format
+/// to the rule, or the input's).
+const UNWRITTEN_IMAGES: &[&str] = &[
+    "jxl", "jp2", "j2k", "j2c", "jpf", "jpx", "jpm", "jxr", "wdp", "hdp", "ico", "cur", "icns",
+    "svg", "svgz", "psd", "psb", "exr", "hdr", "qoi", "tga", "pbm", "pgm", "ppm", "pnm", "pam",
+    "pcx", "dds", "ktx", "ktx2", "xbm", "xpm", "mng", "jng", "dng", "cr2", "cr3", "nef", "arw",
+    "orf", "rw2", "raf", "raw", "heics", "avifs", "eps",
+];
 
 /// The format a file name's extension stands for (`.webp`, `.HEIC`, `.jpe`), if any.
 fn format_of_path(path: &str) -> Option<Format> {

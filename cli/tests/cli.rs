@@ -84,6 +84,8 @@ fn errors_are_one_line_and_exit_1() {
         ),
         ("imageMogr2/format/heif", "no/such/file.png", "cannot read"),
     ];
+    // plain words at a shell: COS's error codes are for HTTP answers
+    let codes = ["InvalidArgument", "InternalError", "InvalidImage"];
     for (rule, input, needle) in cases {
         let out = mogr()
             .args([
@@ -100,7 +102,34 @@ fn errors_are_one_line_and_exit_1() {
         assert_eq!(out.status.code(), Some(1), "{rule} {input}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
         assert!(err.contains(needle), "{rule} {input}: {err}");
+        assert!(!codes.iter().any(|c| err.contains(c)), "{err}");
     }
+    // an extension naming a format mogr does not write: refused, nothing written
+    let jxl = tmp("x.jxl");
+    let out = mogr()
+        .args(["convert", repo("examples/photo.jpg").to_str().unwrap()])
+        .args([
+            "-r",
+            "imageMogr2/thumbnail/40x",
+            "-o",
+            jxl.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("mogr does not write .jxl files"), "{err}");
+    assert!(!jxl.exists());
+    // a signing key too short is the user's to fix, and said so
+    let out = mogr()
+        .args(["sign", "photo.png"])
+        .env("MOGR_SIGNING_KEYS", "short")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("MOGR_SIGNING_KEYS"), "{err}");
+    assert!(!codes.iter().any(|c| err.contains(c)), "{err}");
 }
 
 #[test]
