@@ -68,14 +68,17 @@ enum Command {
     },
     /// Serve a folder as the bucket over HTTP: GET ?imageMogr2/..., POST ?image_process, PUT with Pic-Operations.
     #[command(after_help = "Examples:\n  \
-        mogr serve --root examples --addr 8080\n  \
+        mogr serve                       (a copy of the shipped samples, on 127.0.0.1:8080)\n  \
+        mogr serve --root photos --addr 8081\n  \
         curl -o photo.heic 'http://127.0.0.1:8080/photo.png?imageMogr2/format/heif'\n  \
         curl 'http://127.0.0.1:8080/?list-type=2'   (or open http://127.0.0.1:8080/ in a browser)\n\n\
         Settings (MOGR_WORKERS, MOGR_DOWNLOAD_DEADLINE_MS, ...) come from the environment: see the README.")]
     Serve {
-        /// The folder that acts as the bucket; it must exist.
-        #[arg(long, default_value = "examples")]
-        root: PathBuf,
+        /// The folder that acts as the bucket; it must exist. Without it: a copy of the shipped
+        /// samples, made in ~/.cache/mogr/samples ($XDG_CACHE_HOME/mogr/samples) — writes land
+        /// there; delete it to start over.
+        #[arg(long)]
+        root: Option<PathBuf>,
         /// Where to listen: `host:port` (`127.0.0.1:8080`, `localhost:9000`, `0.0.0.0:8080` for every
         /// interface) or a bare port (`8080`, on 127.0.0.1).
         #[arg(long, default_value = "127.0.0.1:8080", value_parser = serve::parse_addr)]

@@ -117,13 +117,18 @@ impl Gate {
 }
 
 pub async fn run(
-    root: PathBuf,
+    root: Option<PathBuf>,
     addr: SocketAddr,
     bucket: Option<String>,
     guard: Guard,
     access: Access,
     metrics: bool,
 ) -> Result<()> {
+    let samples = root.is_none();
+    let root = match root {
+        Some(root) => root,
+        None => samples_copy()?,
+    };
     if !root.is_dir() {
         anyhow::bail!(
             "{} is not a folder: name the folder to serve with --root, or create it first (mkdir -p {})",
@@ -131,9 +136,17 @@ pub async fn run(
             root.display()
         );
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                ": another program (another mogr serve?) listens there; pick another port with \
+                 --addr 8081 (MOGR_ADDR=127.0.0.1:8081 for scripts/run.sh)"
+            }
+            std::io::ErrorKind::PermissionDenied => ": ports below 1024 need root; pick one above",
+            _ => "",
+        };
+        anyhow::anyhow!("cannot listen on {addr} ({e}){hint}")
+    })?;
     let local = listener.local_addr()?;
     let mut config = Config::from_env()?;
     // `Location` in UploadResult names this server unless the operator names a public host.
@@ -163,6 +176,12 @@ pub async fn run(
         metrics: metrics.then(mogr::metrics::local_on),
     });
     println!("mogr serves {} at http://{local}/", root.display());
+    if samples {
+        println!(
+            "(a copy of the shipped samples: writes land there, never in the checkout; delete the \
+             folder to start over, or serve your own with --root DIR)"
+        );
+    }
     if let Some(sample) = first_image(&root) {
         let rule = "imageMogr2/format/heif";
         let path = signer
@@ -373,6 +392,41 @@ async fn answer(server: &Server, mut req: Request, rid: &str) -> http::Response<
         notify: true,
     };
     service.handle(req, routes).await
+}
+
+/// The samples shipped with mogr (examples/), inside the binary.
+const SAMPLES: &[(&str, &[u8])] = &[
+    ("photo.jpg", include_bytes!("../../examples/photo.jpg")),
+    ("photo.png", include_bytes!("../../examples/photo.png")),
+    ("alpha.png", include_bytes!("../../examples/alpha.png")),
+    (
+        "screenshot.png",
+        include_bytes!("../../examples/screenshot.png"),
+    ),
+    (
+        "animated.gif",
+        include_bytes!("../../examples/animated.gif"),
+    ),
+];
+
+/// The folder `mogr serve` serves when given none: `mogr/samples` in the user's cache folder
+/// (`$XDG_CACHE_HOME`, else `~/.cache`), holding the samples — written where missing, so what a user
+/// wrote there stays, and a sample deleted comes back.
+fn samples_copy() -> Result<PathBuf> {
+    let cache = (std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("neither XDG_CACHE_HOME nor HOME is set: name the folder to serve with --root")?;
+    let dir = cache.join("mogr/samples");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, bytes) in SAMPLES {
+        let path = dir.join(name);
+        if !path.exists() {
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(dir)
 }
 
 #[cfg(test)]

@@ -1168,3 +1168,86 @@ fn metrics_count_what_was_served() {
     assert_eq!(r.status(), 403);
     assert!(r.text().unwrap().contains("<Code>AccessDenied</Code>"));
 }
+
+#[test]
+fn without_a_root_a_copy_of_the_samples_is_served_and_the_checkout_stays_clean() {
+    let home = std::env::temp_dir().join(format!("mogr-home-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let copy = home.join(".cache/mogr/samples");
+    let start = |addr: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mogr"))
+            .args(["serve", "--addr", addr])
+            .env("HOME", &home)
+            .env_remove("XDG_CACHE_HOME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = start("127.0.0.1:0");
+    let mut said = std::io::BufReader::new(server.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    std::io::BufRead::read_line(&mut said, &mut first).unwrap();
+    std::io::BufRead::read_line(&mut said, &mut second).unwrap();
+    let base = first
+        .split(" at ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches('/');
+    assert!(first.contains(&format!("{}", copy.display())), "{first}");
+    assert!(second.contains("a copy of the shipped samples"), "{second}");
+    // every shipped sample, and only them
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&copy), names(&examples()));
+    let r = client()
+        .get(format!("{base}/photo.png?imageInfo"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // the README's PUT: it lands in the copy, not in the checkout
+    let r = client()
+        .put(format!("{base}/in/photo.png"))
+        .header(
+            "Pic-Operations",
+            r#"{"rules":[{"fileid":"photo.webp","rule":"imageMogr2/thumbnail/64x/format/webp"}]}"#,
+        )
+        .body(std::fs::read(examples().join("photo.png")).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(copy.join("in/photo.png").is_file() && copy.join("in/photo.webp").is_file());
+    assert!(!examples().join("in").exists() && !examples().join(".mogr").exists());
+
+    // the port taken: said so, with what to do
+    let port = base.rsplit(':').next().unwrap();
+    let out = start(&format!("127.0.0.1:{port}"))
+        .wait_with_output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("another mogr serve?") && err.contains("--addr 8081"),
+        "{err}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // started again: what was written stays, a deleted sample comes back
+    std::fs::remove_file(copy.join("photo.jpg")).unwrap();
+    let mut server = start("127.0.0.1:0");
+    common::base_url(&mut server);
+    assert!(copy.join("in/photo.webp").is_file() && copy.join("photo.jpg").is_file());
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&home);
+}
