@@ -393,15 +393,29 @@ fn format_of_path(path: &str) -> Option<Format> {
 
 /// `wrote small.webp: 640×427, 27.9 KB, −75 %`: what a conversion wrote, for a person at a terminal.
 fn summary(name: &str, input_len: usize, out: &mogr::Output) -> String {
-    let change = 100.0 * (out.bytes.len() as f64 / input_len.max(1) as f64 - 1.0);
-    let sign = if change < 0.0 { "\u{2212}" } else { "+" };
     format!(
-        "wrote {name}: {}\u{d7}{}, {}, {sign}{:.0} %",
+        "wrote {name}: {}\u{d7}{}, {}, {}",
         out.width,
         out.height,
         human_bytes(out.bytes.len() as u64),
-        change.abs()
+        change(input_len as u64, out.bytes.len() as u64)
     )
+}
+
+/// How much `after` differs from `before`, in whole per cent (`−96 %`), with as many decimals as it
+/// takes not to round a real file down to nothing (`−99.6 %`, not `−100 %`).
+fn change(before: u64, after: u64) -> String {
+    let change = 100.0 * (after as f64 / before.max(1) as f64 - 1.0);
+    let sign = if change < 0.0 { "\u{2212}" } else { "+" };
+    let rounds_to_all = |decimals: i32| {
+        let scale = 10f64.powi(decimals);
+        (change.abs() * scale).round() >= 100.0 * scale
+    };
+    let mut decimals = 0;
+    while change < 0.0 && after > 0 && decimals < 3 && rounds_to_all(decimals) {
+        decimals += 1;
+    }
+    format!("{sign}{:.*} %", decimals as usize, change.abs())
 }
 
 /// Bytes in B, KB or MB (powers of 1000, one decimal).
@@ -550,6 +564,16 @@ fn demo(dir: &Path, out: Option<&Path>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_never_rounds_a_file_down_to_nothing() {
+        assert_eq!(change(112_525, 3_277), "\u{2212}97 %");
+        assert_eq!(change(15_000_000, 61_785), "\u{2212}99.6 %");
+        assert_eq!(change(50_000_000, 30_000), "\u{2212}99.9 %");
+        assert_eq!(change(50_000_000, 1_000), "\u{2212}99.998 %");
+        assert_eq!(change(4_011, 16_846), "+320 %");
+        assert_eq!(change(100, 100), "+0 %");
+    }
 
     #[test]
     fn every_command_and_option_has_help_and_every_command_an_example() {

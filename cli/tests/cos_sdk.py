@@ -43,6 +43,11 @@ def quoted_md5(body):
 # put_object: the ETag the Java SDK compares with the body's MD5, the CRC64 the Go SDK checks, a request id
 resp = client.put_object(Bucket=BUCKET, Key="sdk/photo.jpg", Body=photo, Metadata={"x-cos-meta-owner": "sdk-test"})
 check(resp["ETag"] == quoted_md5(photo), "put_object ETag %r" % resp.get("ETag"))
+
+# the README's keyless client: Anonymous=True, no region; downloads are public
+anonymous = CosS3Client(CosConfig(Domain=HOST, Scheme="http", Anonymous=True))
+body = anonymous.get_object(Bucket=BUCKET, Key="sdk/photo.jpg")["Body"].get_raw_stream().read()
+check(body == photo, "an anonymous client's get_object")
 check(resp["x-cos-hash-crc64ecma"] == str(crc64(photo)), "put_object CRC64 %r" % resp.get("x-cos-hash-crc64ecma"))
 check(resp.get("x-cos-request-id"), "put_object request id")
 check(os.path.exists(os.path.join(ROOT, "sdk", "photo.jpg")), "the object is in the served folder")
