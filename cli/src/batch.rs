@@ -555,9 +555,11 @@ pub async fn s3_batch(b: Batch, job: S3Job) -> Result<i32> {
             job.function_arn
         ),
     };
-    let store = mogr::bootstrap::s3_store_from_env(bucket)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let store: Arc<dyn Store> = Arc::new(
+        mogr::bootstrap::s3_store_from_env(bucket)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+    );
     let token = format!(
         "{}-{:04x}",
         std::time::SystemTime::now()
@@ -584,11 +586,7 @@ pub async fn s3_batch(b: Batch, job: S3Job) -> Result<i32> {
         }
         None => {
             let mut keys = Pages {
-                store: Arc::new(
-                    mogr::bootstrap::s3_store_from_env(bucket)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{}", e.message))?,
-                ),
+                store: store.clone(),
                 prefix: prefix.to_string(),
                 filter: Arc::new(Filter::new(&b.include, &b.exclude)?),
                 after: None,
