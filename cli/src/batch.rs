@@ -222,17 +222,24 @@ fn s3_url(url: &str) -> Result<(&str, &str)> {
     Ok((bucket, prefix))
 }
 
-/// The rule set in `path`, refused when a fileid would name one output for every object.
-fn read_rules(path: &std::path::Path) -> Result<PicOperations> {
+/// The rule set in `path` as written, and parsed: refused when a fileid would name one output for
+/// every object.
+fn read_rules(path: &std::path::Path) -> Result<(String, PicOperations)> {
     let json = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the rules in {}", path.display()))?;
-    batch::parse_rules(&json).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))
+    let ops = batch::parse_rules(&json).with_context(|| path.display().to_string())?;
+    Ok((json, ops))
+}
+
+/// The bucket `s3://BUCKET/…` names, through the functions' own S3 store.
+async fn s3_bucket(bucket: &str) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(mogr::bootstrap::s3_store_from_env(bucket).await?))
 }
 
 /// Runs the batch; returns the exit code: 0 when every object is done, 1 when some failed, 130 when
 /// a signal stopped it early. An error is a bad argument or a bucket that cannot be listed (exit 2).
 pub async fn run(b: Batch) -> Result<i32> {
-    let ops = Arc::new(read_rules(&b.rules)?);
+    let ops = Arc::new(read_rules(&b.rules)?.1);
     let filter = Arc::new(Filter::new(&b.include, &b.exclude)?);
     let (store, prefix): (Arc<dyn Store>, String) = match &b.source {
         Source::Root { root, prefix } => {
@@ -249,36 +256,24 @@ pub async fn run(b: Batch) -> Result<i32> {
         }
         Source::Bucket(url) => {
             let (bucket, prefix) = s3_url(url)?;
-            let store = mogr::bootstrap::s3_store_from_env(bucket)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            (Arc::new(store), prefix.to_string())
+            (s3_bucket(bucket).await?, prefix.to_string())
         }
     };
     let service = Arc::new(Service::new(Config::from_env()?, store.clone()));
-    let pages = |store: &Arc<dyn Store>| Pages {
-        store: store.clone(),
-        prefix: prefix.clone(),
-        filter: filter.clone(),
-        after: None,
-        last: false,
-    };
+    let pages = || Pages::new(store.clone(), &prefix, filter.clone());
     let mut tally = Tally {
         summary: Summary::default(),
         report: b.report.as_deref().map(Report::create).transpose()?,
         progress: Progress::new(),
         // the total, for the progress: a second listing that runs ahead of the work
-        counter: Some(tokio::spawn(pages(&store).count())),
+        counter: Some(tokio::spawn(pages().count())),
     };
     let stop = stop_on_signal(tally.progress.bar.clone());
     let started = Instant::now();
     let mut running = JoinSet::new();
-    let mut keys = pages(&store);
-    'listing: while let Some(entries) = keys
-        .next()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot list {prefix:?}: {}", e.message))?
-    {
+    let mut keys = pages();
+    let listing = || format!("cannot list {prefix:?}");
+    'listing: while let Some(entries) = keys.next().await.with_context(listing)? {
         for entry in entries {
             while running.len() >= b.jobs.max(1) {
                 if let Some(joined) = running.join_next().await {
@@ -326,6 +321,16 @@ struct Pages {
 }
 
 impl Pages {
+    fn new(store: Arc<dyn Store>, prefix: &str, filter: Arc<Filter>) -> Pages {
+        Pages {
+            store,
+            prefix: prefix.to_string(),
+            filter,
+            after: None,
+            last: false,
+        }
+    }
+
     async fn next(&mut self) -> mogr::Result<Option<Vec<store::Entry>>> {
         if self.last {
             return Ok(None);
@@ -534,9 +539,8 @@ const MANIFEST_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPH
 /// function — the JSON `aws s3control create-job --cli-input-json` takes. Its completion report goes
 /// beside the manifest.
 pub async fn s3_batch(b: Batch, job: S3Job) -> Result<i32> {
-    let json = std::fs::read_to_string(&b.rules)
-        .with_context(|| format!("cannot read the rules in {}", b.rules.display()))?;
-    read_rules(&b.rules)?;
+    let (json, _) = read_rules(&b.rules)?;
+    // compact, for the job's argument
     let rules = serde_json::from_str::<serde_json::Value>(&json)?.to_string();
     let Source::Bucket(url) = &b.source else {
         anyhow::bail!("--s3-batch runs on a bucket: name it with --bucket s3://BUCKET/PREFIX");
@@ -555,11 +559,7 @@ pub async fn s3_batch(b: Batch, job: S3Job) -> Result<i32> {
             job.function_arn
         ),
     };
-    let store: Arc<dyn Store> = Arc::new(
-        mogr::bootstrap::s3_store_from_env(bucket)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?,
-    );
+    let store = s3_bucket(bucket).await?;
     let token = format!(
         "{}-{:04x}",
         std::time::SystemTime::now()
@@ -571,11 +571,8 @@ pub async fn s3_batch(b: Batch, job: S3Job) -> Result<i32> {
     let (spec, location, objects) = match &job.inventory {
         Some(inventory) => {
             let (inv_bucket, inv_key) = s3_url(inventory)?;
-            let inv_store = mogr::bootstrap::s3_store_from_env(inv_bucket)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-            let head = (inv_store.head(inv_key).await)
-                .map_err(|e| anyhow::anyhow!("cannot read {inventory}: {}", e.message))?
+            let head = (s3_bucket(inv_bucket).await?.head(inv_key).await)
+                .with_context(|| format!("cannot read {inventory}"))?
                 .ok_or_else(|| anyhow::anyhow!("{inventory} does not exist: give the manifest.json of an S3 Inventory report"))?;
             let spec = json!({"Format": "S3InventoryReport_CSV_20161130"});
             let location = json!({
@@ -585,18 +582,15 @@ pub async fn s3_batch(b: Batch, job: S3Job) -> Result<i32> {
             (spec, location, None)
         }
         None => {
-            let mut keys = Pages {
-                store: store.clone(),
-                prefix: prefix.to_string(),
-                filter: Arc::new(Filter::new(&b.include, &b.exclude)?),
-                after: None,
-                last: false,
-            };
+            let filter = Arc::new(Filter::new(&b.include, &b.exclude)?);
+            let mut keys = Pages::new(store.clone(), prefix, filter);
             let (mut csv, mut n) = (String::new(), 0u64);
-            while let Some(entries) = (keys.next().await)
-                .map_err(|e| anyhow::anyhow!("cannot list {prefix:?}: {}", e.message))?
-            {
-                for e in entries.iter().filter(|e| batch::is_image_key(&e.key)) {
+            let listing = || format!("cannot list {prefix:?}");
+            while let Some(entries) = keys.next().await.with_context(listing)? {
+                for e in entries
+                    .iter()
+                    .filter(|e| mogr::Format::of_key(&e.key).is_some())
+                {
                     let key = percent_encoding::utf8_percent_encode(&e.key, MANIFEST_ESCAPE);
                     csv.push_str(&format!("{bucket},{key}\n"));
                     n += 1;
@@ -609,12 +603,7 @@ pub async fn s3_batch(b: Batch, job: S3Job) -> Result<i32> {
             let etag = (store
                 .put(&key, csv.into_bytes(), "text/csv", &Default::default())
                 .await)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot write the manifest s3://{bucket}/{key}: {}",
-                        e.message
-                    )
-                })?;
+                .with_context(|| format!("cannot write the manifest s3://{bucket}/{key}"))?;
             let spec =
                 json!({"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]});
             let location = json!({

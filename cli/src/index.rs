@@ -87,7 +87,7 @@ http://HOST/photo.jpg</code>).</p>";
     }
     for Entry { key, size: n, .. } in &page.contents {
         let name = esc(&key[prefix.len()..]);
-        if !mogr::service::batch::is_image_key(key) {
+        if mogr::Format::of_key(key).is_none() {
             h += &format!(
                 "<tr><td></td><td><a href=\"{}\">{name}</a></td><td class=\"n\">{}</td><td></td></tr>",
                 href(key, ""),

@@ -4,7 +4,7 @@
 //! `/_mogr/metrics`. Each is on only where its entry point turned it on ([`emf_on`], [`local_on`]);
 //! nothing here knows HTTP.
 
-use crate::service::record::{round_ms, Line, STAGES};
+use crate::service::record::{round_ms, Line};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -127,7 +127,8 @@ impl Metrics {
     }
 }
 
-/// Each stage's EMF metric.
+/// The stages a [`Line`] names (each its own `<stage>_ms` field of the log line), and each one's
+/// EMF metric.
 const STAGE_METRICS: [(&str, &str); 7] = [
     ("fetch", "FetchTime"),
     ("cache", "CacheTime"),
@@ -259,7 +260,7 @@ impl Local {
         self.requests.get_or_create(&vec![route(), status]).inc();
         (self.duration.get_or_create(&vec![route()])).observe(line.ms / 1e3);
         let r = line.record;
-        for stage in STAGES {
+        for (stage, _) in STAGE_METRICS {
             if let Some(d) = r.timings.get(stage) {
                 let labels = vec![route(), ("stage", stage.to_string())];
                 self.stages.get_or_create(&labels).observe(d.as_secs_f64());

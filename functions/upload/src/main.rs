@@ -10,7 +10,7 @@
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use mogr::service::batch::BatchInvocation;
-use mogr::service::record::{Line, Record};
+use mogr::service::record::{log_event, Record};
 use mogr::service::{HookOutcome, Service};
 use serde_json::{json, Value};
 
@@ -52,23 +52,7 @@ async fn notifications(service: &Service, id: &str, event: S3Event) -> Result<Va
             Err(e) => Err(e),
         };
         let method = record.event_name.as_deref().unwrap_or("ObjectCreated");
-        let line = |key: &str, status: u16, code: Option<&'static str>, record: &Record| {
-            let key = mogr::service::record::escape_controls(key);
-            Line {
-                request_id: id,
-                entry: "upload",
-                route: "event",
-                method,
-                key: &key,
-                rule: "",
-                status,
-                bytes: 0,
-                code,
-                ms: started.elapsed().as_secs_f64() * 1e3,
-                record,
-            }
-            .log()
-        };
+        let log = |key: &str, done| log_event(id, "event", method, key, started, done);
         match result {
             Ok((key, outcome)) => {
                 let none = Record::default();
@@ -76,26 +60,16 @@ async fn notifications(service: &Service, id: &str, event: S3Event) -> Result<Va
                     HookOutcome::Processed(_, record) => record,
                     _ => &none,
                 };
-                line(&key, 200, None, record);
+                log(&key, Ok(record));
                 done.push(json!({ "key": key, "outcome": format!("{outcome:?}") }));
             }
             Err(e) if e.is_client_error() => {
-                line(
-                    &raw_key,
-                    e.code.status(),
-                    Some(e.code.as_str()),
-                    &Record::default(),
-                );
+                log(&raw_key, Err(&e));
                 tracing::warn!(bucket, key = raw_key, code = e.code.as_str(), error = %e.message, "upload refused: not retried");
                 done.push(json!({ "key": raw_key, "outcome": "Refused", "error": e.to_string() }));
             }
             Err(e) => {
-                line(
-                    &raw_key,
-                    e.code.status(),
-                    Some(e.code.as_str()),
-                    &Record::default(),
-                );
+                log(&raw_key, Err(&e));
                 return Err(e.into());
             }
         }

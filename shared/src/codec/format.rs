@@ -42,6 +42,13 @@ impl Format {
         })
     }
 
+    /// The format a key's or a file's extension names, as `format/<name>` spells it, in any case
+    /// (`a/photo.JPG`); `None` for an extension naming no format mogr reads.
+    pub fn of_key(key: &str) -> Option<Format> {
+        let (_, ext) = key.rsplit_once('.')?;
+        Format::from_name(&ext.to_ascii_lowercase())
+    }
+
     /// Lower-case name as COS reports it (`<Format>heif</Format>`, `"format":"jpeg"`).
     pub fn name(self) -> &'static str {
         match self {

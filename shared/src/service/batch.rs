@@ -9,7 +9,7 @@
 //! object, as COS resolves it). A fileid without `{barename}` or `{basename}` would name one output
 //! for every object, and is refused.
 
-use super::record::{Line, Record};
+use super::record::{log_event, Record};
 use super::{Post, Service};
 use crate::cos::{PicOperations, ProcessResult};
 use crate::store;
@@ -62,12 +62,6 @@ pub fn parse_rules(json: &str) -> Result<PicOperations> {
     Ok(ops)
 }
 
-/// Whether `key` names an image by its extension (what a batch looks at).
-pub fn is_image_key(key: &str) -> bool {
-    key.rsplit_once('.')
-        .is_some_and(|(_, ext)| Format::from_name(&ext.to_ascii_lowercase()).is_some())
-}
-
 /// `ops` with each fileid's placeholders filled in for `key`.
 pub fn for_object(ops: &PicOperations, key: &str) -> PicOperations {
     let (dirname, basename) = key.rsplit_once('/').unwrap_or(("", key));
@@ -95,7 +89,7 @@ impl Service {
     /// is one of mogr's outputs, or when every rule's output is current; otherwise its remaining
     /// rules run as a POST would run them (with `dry_run`, only counted).
     pub async fn batch_one(&self, key: &str, ops: &PicOperations, dry_run: bool) -> Outcome {
-        if !is_image_key(key) {
+        if Format::of_key(key).is_none() {
             return Outcome::Skipped("not an image (by its extension)");
         }
         let ops = &for_object(ops, key);
@@ -281,26 +275,13 @@ impl Service {
                 (Ok(ops), Ok(key)) => self.batch_one(key, ops, false).await,
             };
             let none = Record::default();
-            let (status, code, record) = match &outcome {
-                Outcome::Failed(e) => (e.code.status(), Some(e.code.as_str()), &none),
-                Outcome::Converted { record, .. } => (200, None, record),
-                _ => (200, None, &none),
+            let done = match &outcome {
+                Outcome::Failed(e) => Err(e),
+                Outcome::Converted { record, .. } => Ok(record),
+                _ => Ok(&none),
             };
             let key = key.as_deref().unwrap_or(&task.s3_key);
-            Line {
-                request_id,
-                entry: "upload",
-                route: "batch",
-                method: "LambdaInvoke",
-                key: &super::record::escape_controls(key),
-                rule: "",
-                status,
-                bytes: 0,
-                code,
-                ms: started.elapsed().as_secs_f64() * 1e3,
-                record,
-            }
-            .log();
+            log_event(request_id, "batch", "LambdaInvoke", key, started, done);
             results.push(TaskResult::of(task, &outcome));
         }
         BatchResponse {

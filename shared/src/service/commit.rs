@@ -18,8 +18,6 @@ pub(super) struct Target {
     pub before: Restore,
     /// The rule the output was made by, as written (its tag recorded as [`store::RULE`]).
     pub rule: String,
-    /// The key of the object it was made from (its tag recorded as [`store::SOURCE_KEY`]).
-    pub source: String,
 }
 
 /// How to undo one write.
@@ -92,12 +90,14 @@ impl Service {
         }
     }
 
-    /// Writes the outputs, then the upload (unless an output took its key); when a write fails or the
-    /// deadline passes, puts back what the writes so far replaced — the failed one's included, as its
-    /// answer may have been lost after the store kept it — and answers the failure.
+    /// Writes the outputs of the object `source_key` whose ETag is `source_etag`, then the upload
+    /// (unless an output took its key); when a write fails or the deadline passes, puts back what the
+    /// writes so far replaced — the failed one's included, as its answer may have been lost after the
+    /// store kept it — and answers the failure.
     pub(super) async fn store_outputs(
         &self,
         targets: Vec<Target>,
+        source_key: &str,
         source_etag: &str,
         upload: Option<OwnObject<'_>>,
         limits: Limits,
@@ -105,13 +105,13 @@ impl Service {
         let mut results = Vec::with_capacity(targets.len());
         let mut done = Vec::with_capacity(targets.len() + 1);
         let mut replaced = false;
+        let source_tag = store::key_tag(source_key);
         for Target {
             bucket,
             key,
             output,
             before,
             rule,
-            source,
         } in targets
         {
             let served = bucket.name() == self.default_bucket.name();
@@ -126,7 +126,7 @@ impl Service {
             let mime = output.format.mime();
             let mut meta = output_metadata(source_etag, output.stored_quality());
             meta.insert(store::RULE.to_string(), store::rule_tag(&rule));
-            meta.insert(store::SOURCE_KEY.to_string(), store::key_tag(&source));
+            meta.insert(store::SOURCE_KEY.to_string(), source_tag.clone());
             let etag = self
                 .write_one(undo, &mut done, output.bytes, mime, &meta, limits)
                 .await?;

@@ -63,7 +63,8 @@ impl Service {
         // A rule whose fileid is the input key would overwrite it and trigger another notification for
         // an object marked as output: ignored, as intended.
         let storing = Instant::now();
-        let results = (self.store_outputs(prepared.outputs, &obj.head.etag, None, limits)).await?;
+        let results =
+            (self.store_outputs(prepared.outputs, key, &obj.head.etag, None, limits)).await?;
         let record = (prepared.record).stored(Some(fetched), storing.elapsed());
         Ok(HookOutcome::Processed(results, record))
     }

@@ -93,7 +93,7 @@ impl Service {
             .await?;
         let storing = Instant::now();
         let results = self
-            .store_outputs(prepared.outputs, &obj.head.etag, None, limits)
+            .store_outputs(prepared.outputs, &post.key, &obj.head.etag, None, limits)
             .await?;
         let record = (prepared.record).stored(Some(fetched), storing.elapsed());
         let original = self.original(&post.key, &obj.head.etag, prepared.info, &results);
@@ -146,7 +146,7 @@ impl Service {
                 metadata: &put.metadata,
                 before: prepared.upload_before.unwrap_or(Restore::Delete),
             };
-            self.store_outputs(prepared.outputs, &etag, Some(upload), limits)
+            self.store_outputs(prepared.outputs, &put.key, &etag, Some(upload), limits)
                 .await?
         };
         let record = (prepared.record).stored(None, storing.elapsed());
@@ -341,7 +341,6 @@ impl Service {
                 output,
                 before,
                 rule: r.rule.clone(),
-                source: key.to_string(),
             })
             .collect();
         Ok(Prepared {

@@ -5,8 +5,8 @@
 use crate::codec::Probe;
 use crate::convert::Output;
 use crate::timing::Timings;
-use crate::Format;
-use std::time::Duration;
+use crate::{Error, Format};
+use std::time::{Duration, Instant};
 
 /// What one request did with images. Empty for a request that read or made none (the object itself,
 /// a listing, a plain PUT).
@@ -111,7 +111,8 @@ pub struct Line<'a> {
     /// The entry point: `download`, `process`, `upload` (the Lambda functions) or `serve`.
     pub entry: &'static str,
     /// The operation: `download`, `list`, `put`, `post`, `copy`, `delete`, `multipart`, `index`,
-    /// `metrics`, `event`, or `-` when the request was refused before it was read.
+    /// `metrics`, `event` (an S3 notification), `batch` (an S3 Batch Operations task), or `-` when the
+    /// request was refused before it was read.
     pub route: &'static str,
     pub method: &'a str,
     pub key: &'a str,
@@ -125,17 +126,6 @@ pub struct Line<'a> {
     pub ms: f64,
     pub record: &'a Record,
 }
-
-/// The stages a [`Line`] names, each its own field (`fetch_ms`, …) of the log line.
-pub const STAGES: [&str; 7] = [
-    "fetch",
-    "cache",
-    "queue",
-    "decode",
-    "transform",
-    "encode",
-    "store",
-];
 
 impl Line<'_> {
     /// Writes the line: one `tracing` event (a JSON line on Lambda, text locally), then the metrics.
@@ -177,6 +167,38 @@ impl Line<'_> {
         );
         crate::metrics::observe(self);
     }
+}
+
+/// Logs an event the upload function handled — an S3 notification's record (`route` `event`) or an S3
+/// Batch Operations task (`batch`): not an HTTP request, so no rule and no answer body; status 200
+/// with what the work did, or the failure's status and code. `key` is escaped here.
+pub fn log_event(
+    request_id: &str,
+    route: &'static str,
+    method: &str,
+    key: &str,
+    started: Instant,
+    done: std::result::Result<&Record, &Error>,
+) {
+    let none = Record::default();
+    let (status, code, record) = match done {
+        Ok(record) => (200, None, record),
+        Err(e) => (e.code.status(), Some(e.code.as_str()), &none),
+    };
+    Line {
+        request_id,
+        entry: "upload",
+        route,
+        method,
+        key: &escape_controls(key),
+        rule: "",
+        status,
+        bytes: 0,
+        code,
+        ms: started.elapsed().as_secs_f64() * 1e3,
+        record,
+    }
+    .log()
 }
 
 /// Milliseconds to a tenth.
