@@ -1,7 +1,8 @@
 //! `mogr batch --bucket s3://…` against a real S3-protocol server: ~50 mixed objects (images, text,
-//! broken images, mogr's own outputs), converted once, counted right, skipped the second time.
+//! broken images, mogr's own outputs), converted once, counted right, skipped the second time; a
+//! run killed midway, continued with nothing done twice; the S3 Batch Operations job it writes.
 
-use mogr_e2e::{binary, example, S3Server, BUCKET};
+use mogr_e2e::{binary, example, image_facts, S3Server, BUCKET};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -33,11 +34,24 @@ async fn objects(server: &S3Server) -> BTreeMap<String, (String, i64, String)> {
 
 /// Runs `mogr batch` against `server` with `args`: (exit code, stdout, stderr).
 async fn batch(server: &S3Server, args: &[&str]) -> (i32, String, String) {
-    let rules = std::env::temp_dir().join(format!("mogr-batch-s3-{}.json", std::process::id()));
-    std::fs::write(&rules, RULES).unwrap();
+    let cmd = batch_command(server, RULES, args);
+    run(cmd).await
+}
+
+/// `mogr batch --rules <rules> <args>`, reaching `server`.
+fn batch_command(server: &S3Server, rules: &str, args: &[&str]) -> std::process::Command {
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = std::env::temp_dir().join(format!("mogr-batch-s3-{}-{n}.json", std::process::id()));
+    std::fs::write(&file, rules).unwrap();
     let mut cmd = std::process::Command::new(binary("mogr"));
-    cmd.args(["batch", "--rules"]).arg(&rules).args(args);
+    cmd.args(["batch", "--rules"]).arg(&file).args(args);
     cmd.envs(server.env());
+    cmd
+}
+
+/// Runs `cmd` to its end: (exit code, stdout, stderr).
+async fn run(mut cmd: std::process::Command) -> (i32, String, String) {
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap();
@@ -360,4 +374,64 @@ fn with_input(cmd: &mut std::process::Command, input: &str) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_over_a_bucket_killed_midway_is_continued_with_nothing_done_twice() {
+    let server = S3Server::start("batch-killed").await;
+    server.create_bucket(BUCKET).await;
+    let jpg = example("photo.jpg");
+    for i in 0..20 {
+        server
+            .put(BUCKET, &format!("in/{i:02}.jpg"), jpg.clone(), &[])
+            .await;
+    }
+    // a whole-size HEIF each: long enough to kill the run midway
+    let rules = r#"{"rules":[{"fileid":"/heif/{dirname}/{barename}.heic","rule":"imageMogr2/format/heif"}]}"#;
+    let url = format!("s3://{BUCKET}/in/");
+    let args = ["--bucket", url.as_str(), "--jobs", "1"];
+    let made = |all: &BTreeMap<String, (String, i64, String)>| {
+        all.keys().filter(|k| k.starts_with("heif/")).count()
+    };
+    let mut child = batch_command(&server, rules, &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while made(&objects(&server).await) < 3 {
+        assert!(waited.elapsed().as_secs() < 60, "no outputs after a minute");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to finish anything
+    child.wait().unwrap();
+
+    // what the killed run stored is whole, and stays as it is
+    let file = |key: &str| server.root.join(BUCKET).join(key);
+    let kept: Vec<(String, std::time::SystemTime)> = (objects(&server).await.into_keys())
+        .filter(|k| k.starts_with("heif/"))
+        .map(|k| {
+            let at = std::fs::metadata(file(&k)).unwrap().modified().unwrap();
+            (k, at)
+        })
+        .collect();
+    assert!((3..20).contains(&kept.len()), "{} made", kept.len());
+    for (key, _) in &kept {
+        let (body, _) = server.get(BUCKET, key).await.unwrap();
+        assert_eq!(image_facts(&body).0, mogr::Format::Heif, "{key} is whole");
+    }
+    let (code, out, err) = run(batch_command(&server, rules, &args)).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (left, done) = (20 - kept.len(), kept.len());
+    assert!(
+        out.starts_with(&format!(
+            "20 objects: {left} converted, {done} skipped, 0 failed;"
+        )),
+        "{out}"
+    );
+    assert_eq!(made(&objects(&server).await), 20);
+    for (key, at) in &kept {
+        let now = std::fs::metadata(file(key)).unwrap().modified().unwrap();
+        assert_eq!(now, *at, "{key} was made again");
+    }
 }
