@@ -3,6 +3,7 @@
 mod batch;
 mod index;
 mod listen;
+mod progress;
 mod serve;
 
 use anyhow::{Context, Result};
@@ -182,14 +183,18 @@ fn main() {
     // as the server and the functions do, so a conversion here costs the memory it costs there
     mogr::bootstrap::tune_malloc();
     let cli = Cli::parse();
-    mogr::bootstrap::init_tracing(false);
+    // a long conversion shows what it is doing, to a person at a terminal
+    let progress =
+        matches!(cli.command, Command::Convert { .. } if std::io::stderr().is_terminal())
+            .then(progress::Progress::start);
+    mogr::bootstrap::init_tracing_with(false, progress.as_ref().map(progress::Progress::layer));
     let result = match cli.command {
         Command::Convert {
             input,
             rule,
             output,
             profile,
-        } => convert(&input, &rule, &output, profile),
+        } => convert(&input, &rule, &output, profile, progress),
         Command::Info { input } => info(&input),
         Command::Demo { dir, out } => demo(&dir, out.as_deref()),
         Command::Batch {
@@ -303,7 +308,13 @@ fn read_input(input: &str) -> Result<Vec<u8>> {
     }
 }
 
-fn convert(input: &str, rule: &str, output: &str, profile: Profile) -> Result<()> {
+fn convert(
+    input: &str,
+    rule: &str,
+    output: &str,
+    profile: Profile,
+    progress: Option<progress::Progress>,
+) -> Result<()> {
     let mut rule = mogr::parse(rule.strip_prefix('?').unwrap_or(rule))?;
     let to_stdout = output == "-";
     if to_stdout && std::io::stdout().is_terminal() {
@@ -340,7 +351,9 @@ fn convert(input: &str, rule: &str, output: &str, profile: Profile) -> Result<()
         }
     }
     let bytes = read_input(input)?;
-    let out = mogr::convert(&bytes, &rule, &Limits::default(), profile)?;
+    let out = mogr::convert(&bytes, &rule, &Limits::default(), profile);
+    drop(progress); // cleared before anything else is printed
+    let out = out?;
     if let Some(w) = out.warning() {
         eprintln!("mogr: warning: {w}");
     }
@@ -391,15 +404,28 @@ fn format_of_path(path: &str) -> Option<Format> {
     }
 }
 
-/// `wrote small.webp: 640×427, 27.9 KB, −75 %`: what a conversion wrote, for a person at a terminal.
+/// `wrote small.webp: 640×427, 3.2 KB, −97 %, quality 62, score 71.4 (2 tries)`: what a conversion
+/// wrote, for a person at a terminal — the quality of a lossy output, and the score `quality/auto`
+/// chose it by.
 fn summary(name: &str, input_len: usize, out: &mogr::Output) -> String {
-    format!(
+    let mut line = format!(
         "wrote {name}: {}\u{d7}{}, {}, {}",
         out.width,
         out.height,
         human_bytes(out.bytes.len() as u64),
         change(input_len as u64, out.bytes.len() as u64)
-    )
+    );
+    if let Some(q) = out.stored_quality().filter(|_| !out.is_original) {
+        line += &format!(", quality {q}");
+    }
+    if let Some(score) = out.score {
+        let tries = match out.tries {
+            1 => "1 try".to_string(),
+            n => format!("{n} tries"),
+        };
+        line += &format!(", score {score:.1} ({tries})");
+    }
+    line
 }
 
 /// How much `after` differs from `before`, in whole per cent (`−96 %`), with as many decimals as it

@@ -305,6 +305,55 @@ fn at_a_terminal_a_summary_line_and_no_binary() {
     assert!(!shown.contains("RIFF"), "no image bytes: {shown:?}");
 }
 
+#[test]
+fn a_long_conversion_shows_what_it_is_doing_at_a_terminal_only() {
+    // enlarged to 2.7 MP and stored as HEIF (the persistent profile): quality/auto on a sample of the
+    // picture, then at full size — seconds, so the spinner shows
+    let photo = repo("examples/photo.png");
+    let path = tmp("long.heic");
+    let args = [
+        "convert",
+        photo.to_str().unwrap(),
+        "-r",
+        "imageMogr2/thumbnail/2000x/format/heif",
+        "-o",
+        path.to_str().unwrap(),
+    ];
+    let shown = in_terminal(&args);
+    assert!(
+        shown.contains("quality/auto 70, try 1 at quality "),
+        "{shown:?}"
+    );
+    assert!(shown.contains(": scoring"), "{shown:?}");
+    // the spinner's line is cleared; the summary names the quality and the score it reached
+    let wrote = shown
+        .split(['\r', '\n'])
+        .find(|l| l.contains("wrote "))
+        .unwrap_or_else(|| panic!("a wrote line in {shown:?}"));
+    let expect = format!("wrote {}: 2000\u{d7}1333, ", path.display());
+    assert!(wrote.contains(&expect), "{wrote:?}");
+    let after = |label: &str| -> f64 {
+        let rest = &wrote[wrote
+            .find(label)
+            .unwrap_or_else(|| panic!("{label} in {wrote:?}"))
+            + label.len()..];
+        rest.split([',', ' ']).next().unwrap().parse().unwrap()
+    };
+    let (quality, score) = (after(", quality "), after(", score "));
+    assert!((1.0..=100.0).contains(&quality), "{wrote:?}");
+    assert!(score >= 70.0, "quality/auto's target is 70: {wrote:?}");
+    assert!(
+        wrote.contains(" try)") || wrote.contains(" tries)"),
+        "{wrote:?}"
+    );
+    // not at a terminal: nothing on stderr, the same file
+    let before = std::fs::read(&path).unwrap();
+    let out = mogr().args(args).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
 /// A small sample converted by the library, as `format`.
 fn sample(format: &str, width: u32) -> Vec<u8> {
     let rule = mogr::parse(&format!("imageMogr2/thumbnail/{width}x/format/{format}")).unwrap();

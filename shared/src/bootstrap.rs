@@ -23,19 +23,35 @@ use std::sync::Arc;
 /// otherwise (coloured only when standard error is a terminal, so a log file holds plain text).
 /// The level comes from `RUST_LOG` (default `info`; `RUST_LOG=mogr=debug` adds per-step timings).
 pub fn init_tracing(json: bool) {
+    init_tracing_with(json, None);
+}
+
+/// A layer beside the logs (the CLI's progress display), with its own filter: it sees the spans and
+/// events it asks for whatever `RUST_LOG` keeps in the logs.
+pub type ExtraLayer =
+    Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// [`init_tracing`], with `extra` beside the logs.
+pub fn init_tracing_with(json: bool, extra: Option<ExtraLayer>) {
     use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(!json && std::io::stderr().is_terminal())
         .with_target(false);
-    let _ = if json {
-        builder.json().flatten_event(true).without_time().try_init()
+    let logs = if json {
+        logs.json().flatten_event(true).without_time().boxed()
     } else {
-        builder.try_init()
+        logs.boxed()
     };
+    let _ = tracing_subscriber::registry()
+        .with(extra)
+        .with(logs.with_filter(filter))
+        .try_init();
 }
 
 /// A Lambda function's logs and metrics: JSON log lines, and CloudWatch embedded-metric-format lines

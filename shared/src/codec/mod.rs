@@ -81,6 +81,13 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe> {
 /// A decoder that panics on malformed data (fuzzing found one in image-webp 0.2.4's animated frames) is
 /// the input's fault, not the service's: the panic becomes the same 400 as any undecodable input.
 pub fn decode(bytes: &[u8], probe: &Probe, limits: &Limits, frames: Frames) -> Result<Picture> {
+    let _span = tracing::debug_span!(
+        "decode",
+        format = probe.format.name(),
+        width = probe.width,
+        height = probe.height
+    )
+    .entered();
     let run = || match probe.format {
         Format::Jpeg => jpeg::decode(bytes, limits),
         Format::Png => png::decode(bytes, limits),
@@ -189,6 +196,14 @@ pub struct EncodeOptions {
 
 /// Encodes `pic` (all its frames where the format animates, otherwise the first).
 pub fn encode(pic: &Picture, opts: &EncodeOptions) -> Result<Vec<u8>> {
+    let _span = tracing::debug_span!(
+        "encode",
+        format = opts.format.name(),
+        quality = opts.format.is_lossy().then_some(opts.quality),
+        width = pic.width(),
+        height = pic.height()
+    )
+    .entered();
     let meta = pic.metadata(opts.strip);
     match opts.format {
         Format::Jpeg => jpeg::encode(pic, opts, meta),

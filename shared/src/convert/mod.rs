@@ -37,6 +37,9 @@ pub struct Output {
     pub timings: Timings,
     /// `quality/auto`'s full-size tries (0 without a search).
     pub tries: u32,
+    /// The SSIMULACRA2 score `quality/auto` measured for the output it chose (`None` without a
+    /// search, or when a `size-limit` encoded again after it).
+    pub score: Option<f64>,
 }
 
 impl Output {
@@ -204,6 +207,7 @@ fn original(input: &[u8], limits: &Limits) -> Result<Output> {
         slim_flag: None,
         timings: Timings::default(),
         tries: 0,
+        score: None,
     })
 }
 
@@ -261,13 +265,18 @@ fn convert_picture(
         // imageSlim's JPEGs: mozjpeg's trellis quantisation and optimised scans, as yjpeg
         optimized: rule.yjpeg || (rule.slim && format == Format::Jpeg),
     };
-    let Searched { mut bytes, tries } = match auto {
+    let Searched {
+        mut bytes,
+        tries,
+        mut score,
+    } = match auto {
         Some(target) => auto_quality(&pic, &mut opts, target, limits)?,
         None => {
             limits.check_deadline()?;
             Searched {
                 bytes: codec::encode(&pic, &opts)?,
                 tries: 0,
+                score: None,
             }
         }
     };
@@ -279,6 +288,7 @@ fn convert_picture(
     if let Some(limit) = rule.size_limit {
         if bytes.len() as u64 > limit.bytes && format.is_lossy() {
             bytes = fit::within(&pic, &mut opts, bytes, limit.bytes, limits)?;
+            score = None; // the search's score was of a larger file
         }
         if limit.keep_smaller_original && bytes.len() > input.len() {
             return original(input, limits);
@@ -313,6 +323,7 @@ fn convert_picture(
         slim_flag: rule.slim.then_some(1),
         timings,
         tries,
+        score,
     })
 }
 

@@ -113,6 +113,8 @@ pub(super) fn auto_quality(
             let middle = target + BAND / 2.0 + SAMPLE_OPTIMISM + caution;
             let on_target = middle - CLOSE_ON_SAMPLE / 2.0;
             let mut on_sample = opts.clone();
+            let _span =
+                tracing::debug_span!("quality/auto sample", target, aim = on_target).entered();
             let guess = search(
                 &sample,
                 &mut on_sample,
@@ -127,7 +129,8 @@ pub(super) fn auto_quality(
     };
     let close = if guess.is_some() { BAND } else { CLOSE_ENOUGH };
     let slope = guess.as_ref().and_then(|g| g.slope);
-    let found = search(pic, opts, target, close, slope, limits)?;
+    let found = tracing::debug_span!("quality/auto", target)
+        .in_scope(|| search(pic, opts, target, close, slope, limits))?;
     tracing::debug!(
         target,
         quality = opts.quality,
@@ -141,13 +144,16 @@ pub(super) fn auto_quality(
     Ok(Searched {
         bytes: found.bytes,
         tries: found.tries,
+        score: Some(found.score),
     })
 }
 
-/// An output and the full-size encodes that made it: [`auto_quality`]'s tries (0 for one plain encode).
+/// An output and the full-size encodes that made it: [`auto_quality`]'s tries and the SSIMULACRA2
+/// score of the one kept (0 and `None` for one plain encode).
 pub(super) struct Searched {
     pub bytes: Vec<u8>,
     pub tries: u32,
+    pub score: Option<f64>,
 }
 
 /// How far above its target a stored output may score (issue 35: "70–73"): the first full-size try
@@ -209,8 +215,9 @@ fn search(
         let bytes = codec::encode(pic, opts)?;
         tries += 1;
         tried.push(step(q));
-        let s = score(&bytes)?;
+        let s = tracing::debug_span!("score").in_scope(|| score(&bytes))?;
         tracing::trace!(
+            tries,
             quality = q,
             score = s,
             ms = started.elapsed().as_millis() as u64,
