@@ -874,6 +874,113 @@ fn a_browser_gets_an_html_index_with_thumbnails_and_links() {
 }
 
 #[test]
+fn the_index_weighs_every_image_in_each_format_and_explains_itself() {
+    let s = start("weigh", &[]);
+    std::fs::create_dir_all(s.root.join("sub")).unwrap();
+    std::fs::copy(s.root.join("photo.png"), s.root.join("sub/a.png")).unwrap();
+    std::fs::write(s.root.join("notes.txt"), "not an image").unwrap();
+    let (_, _, html) = get_text(&s.base, "/", "text/html");
+    // a folder is drawn, not an emoji many systems have no font for; the heading is explained
+    assert!(!html.contains('\u{1F4C1}'), "{html}");
+    assert!(html.contains("aria-label=\"folder\""), "{html}");
+    assert!(html.contains("served as the bucket <b>local</b>"), "{html}");
+    assert!(html.contains("HEIF shows in Safari 17 and later"), "{html}");
+    // the samples are 640 px wide at most: the size link never enlarges them
+    let (_, w, _) = facts(&std::fs::read(s.root.join("photo.jpg")).unwrap());
+    assert!(w < 800);
+    let small = client()
+        .get(format!(
+            "{}/photo.jpg?imageMogr2/thumbnail/800x800>",
+            s.base
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(facts(&small.bytes().unwrap()).1, w);
+    assert!(
+        html.contains("thumbnail/800x800&gt;\">\u{2264} 800 px"),
+        "{html}"
+    );
+    // one cell per image and format, naming the conversion and the original's size
+    let cells: Vec<(String, u64)> = html
+        .split("data-conv=\"")
+        .skip(1)
+        .map(|c| {
+            let conv = c.split('"').next().unwrap().to_string();
+            let size = c
+                .split("data-size=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            (conv, size.parse().unwrap())
+        })
+        .collect();
+    let images: Vec<String> = std::fs::read_dir(&s.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| mogr::Format::of_key(n).is_some())
+        .collect();
+    assert!(images.len() >= 2, "{images:?}");
+    assert_eq!(cells.len(), 3 * images.len(), "{cells:?}");
+    for image in &images {
+        let size = std::fs::metadata(s.root.join(image)).unwrap().len();
+        for format in ["avif", "heif", "webp"] {
+            let conv = format!("/{image}?imageMogr2/format/{format}");
+            assert!(cells.contains(&(conv.clone(), size)), "{conv} in {cells:?}");
+        }
+    }
+    // the page's own script, run by node against the server: each cell says what the format
+    // weighs and saves, two conversions at a time
+    let script = html
+        .split("<script>")
+        .nth(1)
+        .and_then(|s| s.split("</script>").next())
+        .unwrap();
+    let script_path = s.root.with_extension("index.js");
+    std::fs::write(&script_path, script).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/index_page.js"))
+        .arg(&script_path)
+        .arg(&s.base)
+        .arg(serde_json::to_string(&cells).unwrap())
+        .output()
+        .expect("node runs (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+    let filled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(filled["most"].as_u64().unwrap() <= 2, "{filled}");
+    let filled = filled["cells"].as_array().unwrap();
+    assert_eq!(filled.len(), cells.len());
+    for (cell, (conv, size)) in filled.iter().zip(&cells) {
+        let r = client().get(format!("{}{conv}", s.base)).send().unwrap();
+        assert_eq!(r.status(), 200, "{conv}");
+        let n = r.bytes().unwrap().len() as f64;
+        let change = 100.0 * (n / *size as f64 - 1.0);
+        let decimals = usize::from(change.abs() >= 99.5);
+        let expect = format!(
+            "{} {}{:.*} %",
+            if n < 1e3 {
+                format!("{n} B")
+            } else if n < 1e6 {
+                format!("{:.1} KB", n / 1e3)
+            } else {
+                format!("{:.1} MB", n / 1e6)
+            },
+            if change < 0.0 { '\u{2212}' } else { '+' },
+            decimals,
+            change.abs()
+        );
+        assert_eq!(cell["text"], expect.as_str(), "{conv}: {cell}");
+    }
+    // each conversion was made once and kept: the result cache holds one per cell (and the 800-px
+    // thumbnail's)
+    let cached = std::fs::read_dir(s.root.join("_mogr/cache"))
+        .unwrap()
+        .count();
+    assert_eq!(cached, cells.len() + 1);
+}
+
+#[test]
 fn every_request_is_one_plain_access_log_line() {
     let log_path = std::env::temp_dir().join(format!("mogr-access-{}.log", std::process::id()));
     let log = std::fs::File::create(&log_path).unwrap();
