@@ -73,7 +73,7 @@ enum Command {
         mogr serve --root photos --addr 8081\n  \
         curl -o photo.heic 'http://127.0.0.1:8080/photo.png?imageMogr2/format/heif'\n  \
         curl 'http://127.0.0.1:8080/?list-type=2'   (or open http://127.0.0.1:8080/ in a browser)\n\n\
-        Settings (MOGR_WORKERS, MOGR_DOWNLOAD_DEADLINE_MS, ...) come from the environment: see the README.")]
+        Settings (MOGR_WORKERS, MOGR_DOWNLOAD_DEADLINE_MS, ...) come from the environment: docs/api.md, \"Settings\".")]
     Serve {
         /// The folder that acts as the bucket; it must exist. Without it: a copy of the shipped
         /// samples, made in ~/.cache/mogr/samples ($XDG_CACHE_HOME/mogr/samples) — writes land
@@ -162,7 +162,7 @@ enum Command {
         --base http://127.0.0.1:8080\n  \
         http://127.0.0.1:8080/photo.png?imageMogr2/format/heif&mogr-expires=1798761600&mogr-signature=...\n\n\
         The signature is HMAC-SHA256 over <key>\\n<processor>\\n<expires> with the first of\n\
-        MOGR_SIGNING_KEYS (README: Signed downloads).")]
+        MOGR_SIGNING_KEYS (docs/api.md: Signed downloads).")]
     Sign {
         /// The object's key, e.g. photo.png or in/photo.png.
         key: String,

@@ -41,7 +41,7 @@ pub fn local_on() -> &'static Local {
 
 /// CloudWatch embedded metric format: per request, one line of the request's metrics by `Function`
 /// (and by `Function` and `ErrorCode` when it was refused), and one line per output made by
-/// `Function` and by `Function` and `Format`. See the README's "Metrics".
+/// `Function` and by `Function` and `Format`. See docs/observability.md.
 pub struct Emf {
     namespace: String,
 }
