@@ -44,13 +44,34 @@ pub enum Source {
 /// Why a dry run counts an object skipped.
 const WOULD: &str = "would be converted (--dry-run)";
 
+/// A failure in plain words, for the printed summary: COS's error codes are for HTTP answers (the
+/// report keeps them). Each failure's own message is printed with its key as it happens.
+fn failure_kind(code: mogr::Code) -> &'static str {
+    use mogr::Code::*;
+    match code {
+        InvalidArgument | BadDigest | IncompleteBody => {
+            "could not be converted: a broken image, or a rule it cannot take (each named above)"
+        }
+        EntityTooLarge => "larger than the input limit (MOGR_MAX_INPUT_BYTES)",
+        AccessDenied => "an output would replace an object that is not mogr's (each named above)",
+        NoSuchKey => "gone before it was read",
+        BadGateway | GatewayTimeout | SlowDown | ServiceUnavailable | RequestTimeout => {
+            "the storage failed or was too slow: run the same command again to retry them"
+        }
+        _ => "failed inside mogr (each named above)",
+    }
+}
+
 /// The run's totals.
 #[derive(Default)]
 pub struct Summary {
     pub objects: u64,
     pub converted: u64,
     pub skipped: BTreeMap<&'static str, u64>,
+    /// Failures by COS error code, for `--report`.
     pub failed: BTreeMap<&'static str, u64>,
+    /// Failures by [`failure_kind`], for the printed summary.
+    pub failed_kinds: BTreeMap<&'static str, u64>,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -68,7 +89,10 @@ impl Summary {
             }
             Outcome::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
             Outcome::Would { .. } => *self.skipped.entry(WOULD).or_default() += 1,
-            Outcome::Failed(e) => *self.failed.entry(e.code.as_str()).or_default() += 1,
+            Outcome::Failed(e) => {
+                *self.failed.entry(e.code.as_str()).or_default() += 1;
+                *self.failed_kinds.entry(failure_kind(e.code)).or_default() += 1;
+            }
         }
     }
 
@@ -100,7 +124,7 @@ impl Summary {
         for (why, n) in &self.skipped {
             text.push_str(&format!("\n  skipped {n}: {why}"));
         }
-        for (why, n) in &self.failed {
+        for (why, n) in &self.failed_kinds {
             text.push_str(&format!("\n  failed {n}: {why}"));
         }
         text

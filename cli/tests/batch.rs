@@ -102,7 +102,10 @@ fn a_batch_converts_each_image_once_and_counts_what_it_could_not() {
         "{out}"
     );
     assert!(out.contains("skipped 1: not an image"), "{out}");
-    assert!(out.contains("failed 1: InvalidArgument"), "{out}");
+    assert!(
+        out.contains("failed 1: could not be converted: a broken image"),
+        "{out}"
+    );
     assert!(
         err.contains("in/broken.jpg"),
         "the failure names its object: {err}"

@@ -131,7 +131,11 @@ async fn a_bucket_is_converted_once_with_a_report_of_every_object() {
         "{out}"
     );
     assert!(out.contains("skipped 3: one of mogr's outputs"), "{out}");
-    assert!(out.contains("failed 2: InvalidArgument"), "{out}");
+    assert!(
+        out.contains("failed 2: could not be converted: a broken image"),
+        "{out}"
+    );
+    assert!(!out.contains("InvalidArgument"), "plain words: {out}");
     assert!(err.contains("in/broken/0.jpg") && err.contains("in/broken/1.jpg"));
 
     let after = objects(&server).await;
