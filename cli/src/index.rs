@@ -108,7 +108,7 @@ Each object is at <code>/&lt;key&gt;</code>; add a rule to convert it on downloa
 <p>The AVIF, HEIF and WebP columns are what each image weighs in that format and how much smaller \
 (\u{2212}) or larger (+) that is than the original: the download conversion, made when its row \
 comes into view and kept in the result cache (<code>_mogr/cache/</code>), so it is made once. Stored \
-outputs (<code>POST ?image_process</code>, <code>mogr convert</code>) search their quality and come \
+outputs (<code>POST ?image_process</code>, <code>mogr convert</code>) search their quality and usually come \
 out smaller still. AVIF and WebP show in every current browser; HEIF shows in Safari 17 and later \
 only — Chrome, Firefox and Edge download the <code>.heic</code> file instead (open it in an image \
 viewer, or ask <code>?imageInfo</code>).</p>",
