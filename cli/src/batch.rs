@@ -68,10 +68,8 @@ pub struct Summary {
     pub objects: u64,
     pub converted: u64,
     pub skipped: BTreeMap<&'static str, u64>,
-    /// Failures by COS error code, for `--report`.
-    pub failed: BTreeMap<&'static str, u64>,
-    /// Failures by [`failure_kind`], for the printed summary.
-    pub failed_kinds: BTreeMap<&'static str, u64>,
+    /// Failures by COS error code (the report's; the printed summary says [`failure_kind`]).
+    pub failed: BTreeMap<mogr::Code, u64>,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -89,10 +87,7 @@ impl Summary {
             }
             Outcome::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
             Outcome::Would { .. } => *self.skipped.entry(WOULD).or_default() += 1,
-            Outcome::Failed(e) => {
-                *self.failed.entry(e.code.as_str()).or_default() += 1;
-                *self.failed_kinds.entry(failure_kind(e.code)).or_default() += 1;
-            }
+            Outcome::Failed(e) => *self.failed.entry(e.code).or_default() += 1,
         }
     }
 
@@ -124,7 +119,11 @@ impl Summary {
         for (why, n) in &self.skipped {
             text.push_str(&format!("\n  skipped {n}: {why}"));
         }
-        for (why, n) in &self.failed_kinds {
+        let mut kinds = BTreeMap::<&str, u64>::new();
+        for (code, n) in &self.failed {
+            *kinds.entry(failure_kind(*code)).or_default() += n;
+        }
+        for (why, n) in kinds {
             text.push_str(&format!("\n  failed {n}: {why}"));
         }
         text
@@ -136,7 +135,9 @@ impl Summary {
             "objects": self.objects,
             "converted": self.converted,
             "skipped": self.skipped,
-            "failed": self.failed,
+            "failed": (self.failed.iter())
+                .map(|(code, n)| (code.as_str(), n))
+                .collect::<BTreeMap<_, _>>(),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "saved_percent": (self.saved() * 10.0).round() / 10.0,

@@ -21,7 +21,7 @@ const SHOW_AFTER: Duration = Duration::from_millis(500);
 /// The spinner and what the conversion is doing; [`Progress::layer`] feeds it.
 pub struct Progress {
     bar: ProgressBar,
-    state: Arc<Mutex<State>>,
+    search: Arc<Mutex<Option<Search>>>,
     shown: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
@@ -42,7 +42,7 @@ impl Progress {
         });
         Progress {
             bar,
-            state: Arc::default(),
+            search: Arc::default(),
             shown: Some((done, shown)),
         }
     }
@@ -52,7 +52,7 @@ impl Progress {
         Box::new(
             Feed {
                 bar: self.bar.clone(),
-                state: self.state.clone(),
+                search: self.search.clone(),
             }
             .with_filter(OnlyMogr),
         )
@@ -79,12 +79,7 @@ impl<S> Filter<S> for OnlyMogr {
     }
 }
 
-#[derive(Default)]
-struct State {
-    /// The `quality/auto` search under way: its target, whether on a sample, and its tries so far.
-    search: Option<Search>,
-}
-
+/// The `quality/auto` search under way: its target, whether on a sample, and its tries so far.
 struct Search {
     target: f64,
     sample: bool,
@@ -136,7 +131,7 @@ impl Visit for Fields {
 
 struct Feed {
     bar: ProgressBar,
-    state: Arc<Mutex<State>>,
+    search: Arc<Mutex<Option<Search>>>,
 }
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Feed {
@@ -155,10 +150,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Feed {
             .get::<Fields>()
             .cloned()
             .unwrap_or_default();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut search = self.search.lock().unwrap_or_else(|e| e.into_inner());
         let message = match span.name() {
             "quality/auto" | "quality/auto sample" => {
-                state.search = Some(Search {
+                *search = Some(Search {
                     target: fields.target.unwrap_or_default(),
                     sample: span.name() == "quality/auto sample",
                     tries: 0,
@@ -168,9 +163,9 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Feed {
                 return;
             }
             // a search's tries are decoded to be scored: that is part of "scoring"
-            "decode" if state.search.is_some() => return,
+            "decode" if search.is_some() => return,
             "decode" => format!("decoding {}", picture(&fields)),
-            "encode" => match state.search.as_mut() {
+            "encode" => match search.as_mut() {
                 Some(search) => {
                     search.tries += 1;
                     search.quality = fields.quality;
@@ -181,7 +176,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Feed {
                     None => format!("encoding {}", picture(&fields)),
                 },
             },
-            "score" => match state.search.as_ref() {
+            "score" => match search.as_ref() {
                 Some(search) => format!("{}: scoring", search.describe()),
                 None => return,
             },
@@ -195,38 +190,22 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Feed {
             .span(id)
             .is_some_and(|s| s.name().starts_with("quality/auto"))
         {
-            self.state.lock().unwrap_or_else(|e| e.into_inner()).search = None;
+            *self.search.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
 
+    /// A search's `quality/auto try` event: the only one inside a search with a quality and a score
+    /// (the search's closing summary comes after its span).
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        if !is_try(event) {
-            return;
-        }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut search = self.search.lock().unwrap_or_else(|e| e.into_inner());
         if let (Some(search), Some(q), Some(score)) =
-            (state.search.as_mut(), fields.quality, fields.score)
+            (search.as_mut(), fields.quality, fields.score)
         {
             search.last = Some((q, score));
         }
     }
-}
-
-/// Whether `event` is a `quality/auto` try (its message says so).
-fn is_try(event: &Event<'_>) -> bool {
-    struct Message(bool);
-    impl Visit for Message {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            if field.name() == "message" {
-                self.0 = format!("{value:?}") == "quality/auto try";
-            }
-        }
-    }
-    let mut m = Message(false);
-    event.record(&mut m);
-    m.0
 }
 
 impl Search {

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// COS error codes mogr answers with (cos-api.md, "Errors").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Code {
     /// 400: a rule, a parameter or the input image is not acceptable.
     InvalidArgument,

@@ -10,7 +10,7 @@
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use mogr::service::batch::BatchInvocation;
-use mogr::service::record::{log_event, Record};
+use mogr::service::record::log_event;
 use mogr::service::{HookOutcome, Service};
 use serde_json::{json, Value};
 
@@ -55,10 +55,9 @@ async fn notifications(service: &Service, id: &str, event: S3Event) -> Result<Va
         let log = |key: &str, done| log_event(id, "event", method, key, started, done);
         match result {
             Ok((key, outcome)) => {
-                let none = Record::default();
                 let record = match &outcome {
-                    HookOutcome::Processed(_, record) => record,
-                    _ => &none,
+                    HookOutcome::Processed(_, record) => Some(record),
+                    _ => None,
                 };
                 log(&key, Ok(record));
                 done.push(json!({ "key": key, "outcome": format!("{outcome:?}") }));

@@ -274,11 +274,10 @@ impl Service {
                 }
                 (Ok(ops), Ok(key)) => self.batch_one(key, ops, false).await,
             };
-            let none = Record::default();
             let done = match &outcome {
                 Outcome::Failed(e) => Err(e),
-                Outcome::Converted { record, .. } => Ok(record),
-                _ => Ok(&none),
+                Outcome::Converted { record, .. } => Ok(Some(record)),
+                _ => Ok(None),
             };
             let key = key.as_deref().unwrap_or(&task.s3_key);
             log_event(request_id, "batch", "LambdaInvoke", key, started, done);

@@ -171,18 +171,19 @@ impl Line<'_> {
 
 /// Logs an event the upload function handled — an S3 notification's record (`route` `event`) or an S3
 /// Batch Operations task (`batch`): not an HTTP request, so no rule and no answer body; status 200
-/// with what the work did, or the failure's status and code. `key` is escaped here.
+/// with what the work did (`None`: it made nothing), or the failure's status and code. `key` is
+/// escaped here.
 pub fn log_event(
     request_id: &str,
     route: &'static str,
     method: &str,
     key: &str,
     started: Instant,
-    done: std::result::Result<&Record, &Error>,
+    done: std::result::Result<Option<&Record>, &Error>,
 ) {
     let none = Record::default();
     let (status, code, record) = match done {
-        Ok(record) => (200, None, record),
+        Ok(record) => (200, None, record.unwrap_or(&none)),
         Err(e) => (e.code.status(), Some(e.code.as_str()), &none),
     };
     Line {
